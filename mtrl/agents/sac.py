@@ -1,0 +1,160 @@
+"""Multi-task SAC (Yu et al. 2020; the study's Sec. 4.3): tanh-Gaussian actor, clipped double Q with
+the two critics as one batched ensemble, Polyak targets, and one learned temperature per task.
+
+`update` returns its metrics as device tensors so that the loop never waits on the device.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mtrl.buffers import Batch
+from mtrl.config import TrainConfig
+from mtrl.nets import build_network
+from mtrl.nets.layers import count_parameters
+
+METRICS = ("critic_loss", "actor_loss", "alpha_loss", "q_mean", "entropy")
+
+
+def squashed_gaussian(mean: Tensor, log_std: Tensor, noise: Tensor | None) -> tuple[Tensor, Tensor]:
+    """tanh(mean + std * noise) and its log-probability (with the tanh change of variables)."""
+    if noise is None:
+        return torch.tanh(mean), torch.zeros(mean.shape[:-1], device=mean.device)
+    std = log_std.exp()
+    pre_tanh = mean + std * noise
+    log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    # log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u)), stable for large |u|
+    log_prob = log_prob - (2 * (math.log(2) - pre_tanh - F.softplus(-2 * pre_tanh))).sum(-1)
+    return torch.tanh(pre_tanh), log_prob
+
+
+class MultiTaskSAC(nn.Module):
+    """Actor, critic ensemble (E=2), target critics, per-task log-alpha and their optimisers."""
+
+    def __init__(self, config: TrainConfig, obs_dim: int, action_dim: int, device: torch.device) -> None:
+        super().__init__()
+        config = config.resolved()
+        self.config, self.action_dim, self.num_tasks = config, action_dim, config.num_tasks
+        self.actor = build_network(config, "actor", obs_dim, 2 * action_dim, ensemble=1)
+        self.critic = build_network(config, "critic", obs_dim + action_dim, 1, ensemble=2)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = nn.Parameter(torch.full((self.num_tasks,), math.log(config.initial_alpha)))
+        self.to(device)
+        self.device = device
+        self.target_entropy = float(config.target_entropy)  # resolved: -|A| by default
+        # Parameter lists are cached: walking the module tree every update costs more than a tiny net's maths.
+        self._actor_params = list(self.actor.parameters())
+        self._critic_params = list(self.critic.parameters())
+        self._target_params = list(self.target_critic.parameters())
+        adam = {"lr": config.lr, "eps": config.adam_eps, "fused": True}
+        self.actor_optim = torch.optim.Adam(self._actor_params, **adam)
+        self.critic_optim = torch.optim.Adam(self._critic_params, **adam)
+        self.alpha_optim = torch.optim.Adam([self.log_alpha], **{**adam, "lr": config.alpha_lr})
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(config.seed)
+
+    # ----------------------------------------------------------------- acting
+    def _policy(self, obs: Tensor, task: Tensor, deterministic: bool) -> tuple[Tensor, Tensor]:
+        mean, raw_log_std = self.actor(obs, task)[0].chunk(2, dim=-1)
+        log_std = raw_log_std.clamp(self.config.log_std_min, self.config.log_std_max)
+        noise = (
+            None if deterministic else torch.randn(mean.shape, device=mean.device, generator=self.generator)
+        )
+        return squashed_gaussian(mean, log_std, noise)
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        """Actions for one observation per task; obs (N, obs_dim + N) with the one-hot at the end."""
+        task = obs[:, -self.num_tasks :].argmax(dim=1)
+        return self._policy(obs, task, deterministic)[0]
+
+    def q_values(self, obs: Tensor, action: Tensor, task: Tensor, target: bool = False) -> Tensor:
+        """(2, B) Q-values of both critics (or target critics)."""
+        net = self.target_critic if target else self.critic
+        return net(torch.cat([obs, action], dim=-1), task).squeeze(-1)
+
+    # ----------------------------------------------------------------- learning
+    def task_weights(self) -> Tensor:
+        """N * softmax(-log_alpha) per task (the code's `use_task_weights`); ones when disabled."""
+        if not self.config.use_task_weights:
+            return torch.ones(self.num_tasks, device=self.log_alpha.device)
+        return self.num_tasks * torch.softmax(-self.log_alpha.detach(), dim=0)
+
+    def critic_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Clipped double-Q TD loss (sum of both critics' MSE) and the mean Q for logging."""
+        alpha = self.log_alpha.detach().exp()[batch.task]
+        with torch.no_grad():
+            next_action, next_log_prob = self._policy(batch.next_obs, batch.task, deterministic=False)
+            next_q = self.q_values(batch.next_obs, next_action, batch.task, target=True).min(dim=0).values
+            target = batch.reward + self.config.gamma * (1 - batch.done) * (next_q - alpha * next_log_prob)
+        q = self.q_values(batch.obs, batch.action, batch.task)
+        per_sample = 0.5 * (q - target).pow(2).sum(dim=0)
+        return (self.task_weights()[batch.task] * per_sample).mean(), q.mean().detach()
+
+    def actor_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """E[alpha * log pi - min Q] and the policy's log-probabilities (for the temperature)."""
+        alpha = self.log_alpha.detach().exp()[batch.task]
+        action, log_prob = self._policy(batch.obs, batch.task, deterministic=False)
+        q = self.q_values(batch.obs, action, batch.task).min(dim=0).values
+        loss = (self.task_weights()[batch.task] * (alpha * log_prob - q)).mean()
+        return loss, log_prob.detach()
+
+    def alpha_loss(self, log_prob: Tensor, task: Tensor) -> Tensor:
+        """Per-task temperature loss: alpha_i rises when task i's entropy is below the target."""
+        return -(self.log_alpha[task] * (log_prob + self.target_entropy)).mean()
+
+    def _step(self, optim: torch.optim.Optimizer, loss: Tensor, params) -> None:
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(params, self.config.grad_clip, foreach=True)
+        optim.step()
+
+    def update(self, batch: Batch) -> Tensor:
+        """One SAC gradient step for critics, actor and temperatures; returns METRICS as a tensor."""
+        critic_loss, q_mean = self.critic_loss(batch)
+        self._step(self.critic_optim, critic_loss, self._critic_params)
+
+        for p in self._critic_params:  # the actor's loss must not build gradients for the critics
+            p.requires_grad_(False)
+        actor_loss, log_prob = self.actor_loss(batch)
+        self._step(self.actor_optim, actor_loss, self._actor_params)
+        for p in self._critic_params:
+            p.requires_grad_(True)
+
+        alpha_loss = self.alpha_loss(log_prob, batch.task)
+        self.alpha_optim.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_optim.step()
+
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._critic_params, self.config.tau)
+        return torch.stack(
+            [critic_loss.detach(), actor_loss.detach(), alpha_loss.detach(), q_mean, -log_prob.mean()]
+        )
+
+    # ----------------------------------------------------------------- bookkeeping
+    def parameter_counts(self) -> tuple[int, int]:
+        """(actor, one critic) trainable parameter counts."""
+        return count_parameters(self.actor), count_parameters(self.critic) // self.critic.ensemble
+
+    def training_state(self) -> dict:
+        return {
+            "model": self.state_dict(),
+            "actor_optim": self.actor_optim.state_dict(),
+            "critic_optim": self.critic_optim.state_dict(),
+            "alpha_optim": self.alpha_optim.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_training_state(self, state: dict) -> None:
+        self.load_state_dict(state["model"])
+        self.actor_optim.load_state_dict(state["actor_optim"])
+        self.critic_optim.load_state_dict(state["critic_optim"])
+        self.alpha_optim.load_state_dict(state["alpha_optim"])
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,117 @@
+"""`mtrl` command line: train, probe, params, aggregate, plot.
+
+Every TrainConfig field is a typed `mtrl train` flag (`--actor-width 1024`); values given on the
+command line override the YAML file. Bad input stops with one line naming the key, before any
+env or network is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mtrl.config import ConfigError, TrainConfig
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("run settings (override the config file)")
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default
+        group.add_argument(
+            _flag(f.name),
+            dest=f"cfg_{f.name}",
+            metavar=str(f.type).replace(" | None", "?").upper(),
+            default=None,
+            help=f"{f.metadata.get('help', '')} (default: {default})",
+        )
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    overrides = {
+        key.removeprefix("cfg_"): value
+        for key, value in vars(args).items()
+        if key.startswith("cfg_") and value is not None
+    }
+    if args.config is None:
+        return TrainConfig.from_dict(overrides)
+    return TrainConfig.from_yaml(args.config, overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    from mtrl.train import train  # heavy imports only after the config is known to be good
+
+    path = train(config, args.out, quiet=args.quiet)
+    print(path)
+    return 0
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    from mtrl.nets.matching import format_param_table, param_table
+
+    print(format_param_table(param_table(tuple(args.task_sets), tuple(args.depths))))
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from mtrl.probe import probe_run
+
+    print(
+        probe_run(
+            Path(args.run_dir), Path(args.out) if args.out else None, batch_per_task=args.batch_per_task
+        )
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtrl", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train one run (resumes from its checkpoint if present)")
+    train.add_argument("--config", type=Path, help="YAML file of run settings (keys as the flags below)")
+    train.add_argument("--out", type=Path, required=True, help="run directory (train.h5, checkpoints/)")
+    train.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_config_flags(train)
+    train.set_defaults(func=cmd_train)
+
+    params = sub.add_parser("params", help="parameter counts of SM/PaCo/MOORE and the matched MLP widths")
+    params.add_argument("--task-sets", nargs="+", default=["mt10", "mt50"], choices=["mt10", "mt25", "mt50"])
+    params.add_argument("--depths", nargs="+", type=int, default=[3, 4])
+    params.set_defaults(func=cmd_params)
+
+    probe = sub.add_parser("probe", help="plasticity metrics of every checkpoint of a run -> plasticity.h5")
+    probe.add_argument("run_dir", help="run directory holding checkpoints/probe and replay_sample.pt")
+    probe.add_argument("--out", help="output file (default: RUN_DIR/plasticity.h5)")
+    probe.add_argument("--batch-per-task", type=int, default=128, help="probe batch size per task")
+    probe.set_defaults(func=cmd_probe)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="[%(name)s] %(message)s"
+    )
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"mtrl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mtrl: interrupted (a resumable checkpoint is kept if one was written)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

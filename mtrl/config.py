@@ -1,0 +1,242 @@
+"""Run configuration: one frozen dataclass, validated at the edge with errors that name the key.
+
+A `TrainConfig` is one grid point of the study (architecture x widths x depth x task set x seed x
+steps) plus the SAC hyper-parameters. Step counts are *total* environment transitions summed over
+all tasks, as in the paper (MT10: 2e7); the loop itself advances one vector step (= N transitions)
+at a time, so interval settings must be multiples of N x episode length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mtrl.envs.benchmarks import EPISODE_LENGTH, TASK_SETS, num_tasks_of
+
+ARCHS = ("mtmhsac", "sm", "paco", "moore")
+DEVICES = ("auto", "cpu", "cuda")
+VECTOR_STRATEGIES = ("sync", "async")
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the key and says what is allowed."""
+
+
+def _meta(help_text: str, **kw: Any) -> dict[str, Any]:
+    return {"help": help_text, **kw}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines one training run; defaults are the paper's MT10 MTMHSAC baseline."""
+
+    # --- the grid point
+    task_set: str = field(default="mt10", metadata=_meta(f"benchmark: one of {', '.join(TASK_SETS)}"))
+    mt1_task: str = field(default="reach-v3", metadata=_meta("Meta-World task used when task_set is mt1"))
+    arch: str = field(default="mtmhsac", metadata=_meta(f"network architecture: one of {', '.join(ARCHS)}"))
+    actor_width: int = field(default=400, metadata=_meta("hidden width of the actor (mtmhsac)"))
+    critic_width: int = field(default=400, metadata=_meta("hidden width of each critic (mtmhsac)"))
+    depth: int = field(default=3, metadata=_meta("number of hidden layers (mtmhsac)"))
+    skip: bool = field(default=False, metadata=_meta("residual skip connections between hidden layers"))
+    layer_norm: bool = field(default=False, metadata=_meta("layer norm before each hidden ReLU"))
+    seed: int = field(default=0, metadata=_meta("seed for envs, networks, sampling"))
+    # --- architecture sizes (None: the paper's default for the task set)
+    sm_layers: int | None = field(default=None, metadata=_meta("Soft Modularization module layers"))
+    sm_modules: int | None = field(default=None, metadata=_meta("Soft Modularization modules per layer"))
+    sm_module_width: int = field(default=256, metadata=_meta("Soft Modularization module width"))
+    sm_embedding: int = field(default=400, metadata=_meta("Soft Modularization embedding width"))
+    paco_k: int | None = field(default=None, metadata=_meta("PaCo number of shared parameter sets"))
+    moore_experts: int | None = field(default=None, metadata=_meta("MOORE number of experts"))
+    # --- schedule (total transitions over all tasks)
+    total_steps: int = field(default=20_000_000, metadata=_meta("total env transitions (all tasks)"))
+    warmup_steps: int = field(default=4_000, metadata=_meta("random-action transitions before updates"))
+    eval_every: int = field(default=200_000, metadata=_meta("transitions between evaluations"))
+    eval_episodes: int = field(default=50, metadata=_meta("evaluation episodes per task"))
+    checkpoint_every: int = field(
+        default=1_000_000, metadata=_meta("transitions between resume checkpoints (full state)")
+    )
+    probe_checkpoints: int = field(
+        default=25, metadata=_meta("network-only checkpoints for probing, evenly spaced over the run")
+    )
+    log_every: int = field(default=50_000, metadata=_meta("transitions between training-log rows"))
+    # --- SAC
+    buffer_per_task: int = field(default=100_000, metadata=_meta("replay capacity per task"))
+    batch_per_task: int = field(default=128, metadata=_meta("transitions sampled per task per update"))
+    lr: float = field(default=3e-4, metadata=_meta("Adam learning rate (actor and critic)"))
+    alpha_lr: float = field(default=3e-4, metadata=_meta("Adam learning rate of log-alpha"))
+    adam_eps: float = field(default=1e-5, metadata=_meta("Adam epsilon"))
+    grad_clip: float = field(default=1.0, metadata=_meta("global grad-norm clip (<= 0: off)"))
+    gamma: float = field(default=0.99, metadata=_meta("discount"))
+    tau: float = field(default=0.005, metadata=_meta("Polyak factor of the target critics"))
+    initial_alpha: float = field(default=1.0, metadata=_meta("initial entropy temperature per task"))
+    target_entropy: float | None = field(default=None, metadata=_meta("target entropy (None: -|A|)"))
+    use_task_weights: bool = field(default=False, metadata=_meta("weight task losses by softmax(-log alpha)"))
+    log_std_min: float = field(default=-20.0, metadata=_meta("policy log-std lower bound"))
+    log_std_max: float = field(default=2.0, metadata=_meta("policy log-std upper bound"))
+    # --- execution
+    device: str = field(default="auto", metadata=_meta(f"torch device: one of {', '.join(DEVICES)}"))
+    vector_strategy: str = field(
+        default="async", metadata=_meta("env vectorisation: sync (one process) or async (one per task)")
+    )
+    torch_threads: int = field(default=0, metadata=_meta("torch CPU threads (0: torch's default)"))
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def num_tasks(self) -> int:
+        return num_tasks_of(self.task_set)
+
+    @property
+    def vector_steps(self) -> int:
+        """Number of vector-env steps (= transitions per task)."""
+        return self.total_steps // self.num_tasks
+
+    @property
+    def episode_transitions(self) -> int:
+        """Transitions in one episode of every env (N x 500): the granularity of all intervals."""
+        return self.num_tasks * EPISODE_LENGTH
+
+    def resolved(self) -> TrainConfig:
+        """The config with every architecture default filled in for its task set."""
+        large = self.num_tasks > 10
+        return dataclasses.replace(
+            self,
+            sm_layers=self.sm_layers or (4 if large else 2),
+            sm_modules=self.sm_modules or (4 if large else 2),
+            paco_k=self.paco_k or (20 if large else 5),
+            moore_experts=self.moore_experts or (6 if large else 4),
+            target_entropy=self.target_entropy if self.target_entropy is not None else -4.0,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Build and validate from a plain mapping (YAML, JSON, CLI); unknown keys are errors."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
+        coerced = {name: _coerce(name, value, known[name].type) for name, value in values.items()}
+        config = cls(**coerced)
+        config.validate()
+        return config
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+        return cls.from_dict({**data, **(overrides or {})})
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad key."""
+        if self.task_set not in TASK_SETS:
+            raise ConfigError(
+                f"task_set: unknown task set {self.task_set!r}; choose one of {list(TASK_SETS)}"
+            )
+        if self.arch not in ARCHS:
+            raise ConfigError(f"arch: unknown architecture {self.arch!r}; choose one of {list(ARCHS)}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device: {self.device!r} is not one of {list(DEVICES)}")
+        if self.vector_strategy not in VECTOR_STRATEGIES:
+            raise ConfigError(
+                f"vector_strategy: {self.vector_strategy!r} is not one of {list(VECTOR_STRATEGIES)}"
+            )
+        if self.task_set == "mt1":
+            from mtrl.envs.benchmarks import ALL_TASKS
+
+            if self.mt1_task not in ALL_TASKS:
+                raise ConfigError(f"mt1_task: unknown Meta-World task {self.mt1_task!r}")
+        positive = [
+            "actor_width",
+            "critic_width",
+            "depth",
+            "total_steps",
+            "eval_episodes",
+            "buffer_per_task",
+            "batch_per_task",
+            "sm_module_width",
+            "sm_embedding",
+            "probe_checkpoints",
+        ]
+        optional_positive = ["sm_layers", "sm_modules", "paco_k", "moore_experts"]
+        for name in positive + [n for n in optional_positive if getattr(self, n) is not None]:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: must be a positive integer, got {getattr(self, name)}")
+        for name in ["warmup_steps", "seed", "torch_threads"]:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        for name in ["lr", "alpha_lr", "adam_eps", "initial_alpha"]:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
+        for name in ["gamma", "tau"]:
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigError(f"{name}: must be in (0, 1], got {getattr(self, name)}")
+        if not self.log_std_min < self.log_std_max:
+            raise ConfigError("log_std_min: must be below log_std_max")
+        unit = self.episode_transitions
+        for name in ["total_steps", "eval_every", "checkpoint_every", "log_every"]:
+            value = getattr(self, name)
+            if value <= 0 or value % unit:
+                raise ConfigError(
+                    f"{name}: must be a positive multiple of {unit} (= {self.num_tasks} tasks x "
+                    f"{EPISODE_LENGTH}-step episodes), got {value}"
+                )
+        if self.total_steps < self.warmup_steps:
+            raise ConfigError(f"warmup_steps: {self.warmup_steps} exceeds total_steps {self.total_steps}")
+        if self.probe_checkpoints > self.total_steps // unit:
+            raise ConfigError(
+                f"probe_checkpoints: {self.probe_checkpoints} checkpoints need at least as many episodes; "
+                f"total_steps allows {self.total_steps // unit}"
+            )
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Convert a YAML/CLI value to the field's declared type, or raise ConfigError naming `name`."""
+    hint = typing.get_type_hints(TrainConfig)[name] if isinstance(annotation, str) else annotation
+    optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+    base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
+        if optional:
+            return None
+        raise ConfigError(f"{name}: a value is required")
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+                return value.lower() in ("true", "1", "yes")
+            raise ValueError
+        if base is int:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value) if isinstance(value, str) else value
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError
+            return int(number)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected {base.__name__}, got {value!r}") from None

@@ -1,0 +1,102 @@
+"""Vector envs over a benchmark's tasks: one env per task, one-hot task id appended to the observation.
+
+Auto-reset is disabled: every env's episode is exactly 500 steps, so all envs truncate on the same
+vector step and the training loop resets them together. That keeps the final transition of each
+episode intact and lets a checkpoint taken between episodes restore the envs' RNG state exactly.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM
+
+warnings.filterwarnings("ignore", message=".*precision lowered by casting.*")
+
+
+def env_seeds(seed: int, stream: int, num_tasks: int) -> list[int]:
+    """Independent per-task env seeds for a run seed; stream 0 trains, stream 1 evaluates."""
+    return [int(s) for s in np.random.SeedSequence([seed, stream]).generate_state(num_tasks)]
+
+
+def _make_one(name: str, index: int, num_tasks: int, seed: int) -> gym.Env:
+    import metaworld  # deferred: importing Meta-World registers envs and loads MuJoCo
+
+    warnings.filterwarnings("ignore", message=".*precision lowered by casting.*")
+    return metaworld.make_mt_envs(
+        name,
+        seed=seed,
+        num_tasks=num_tasks,
+        env_id=index,
+        use_one_hot=True,
+        max_episode_steps=EPISODE_LENGTH,
+        terminate_on_success=False,
+        reward_function_version="v2",
+    )
+
+
+def make_vector_env(
+    tasks: Sequence[str], seed: int, stream: int = 0, strategy: str = "sync"
+) -> gym.vector.VectorEnv:
+    """One Meta-World env per task (50 goal variations each, sampled on reset), no auto-reset."""
+    seeds = env_seeds(seed, stream, len(tasks))
+    makers = [partial(_make_one, name, i, len(tasks), seeds[i]) for i, name in enumerate(tasks)]
+    vector_cls = gym.vector.AsyncVectorEnv if strategy == "async" else gym.vector.SyncVectorEnv
+    kwargs: dict[str, Any] = {"autoreset_mode": gym.vector.AutoresetMode.DISABLED}
+    if strategy == "async":
+        kwargs["context"] = "spawn"
+    envs = vector_cls(makers, **kwargs)
+    expected = (len(tasks), OBS_DIM + len(tasks))
+    if envs.observation_space.shape != expected or envs.action_space.shape != (len(tasks), ACTION_DIM):
+        raise RuntimeError(f"unexpected Meta-World spaces {envs.observation_space.shape}, wanted {expected}")
+    return envs
+
+
+def env_state(envs: gym.vector.VectorEnv) -> list[Any]:
+    """The envs' RNG state (task sampler and MuJoCo init noise): restoring it replays the same episodes."""
+    return list(envs.call("get_checkpoint"))
+
+
+def load_env_state(envs: gym.vector.VectorEnv, state: list[Any]) -> None:
+    envs.call("load_checkpoint", [tuple(item) for item in state])
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Per-task success rate (fraction of episodes with `success` at any step) and mean return."""
+
+    success: np.ndarray  # (N,)
+    returns: np.ndarray  # (N,)
+
+    @property
+    def mean_success(self) -> float:
+        return float(self.success.mean())
+
+
+def evaluate(
+    envs: gym.vector.VectorEnv, policy: Callable[[np.ndarray], np.ndarray], episodes: int
+) -> EvalResult:
+    """Run `episodes` full episodes in every task's env with `policy` (obs batch -> action batch)."""
+    num_envs = envs.num_envs
+    successes = np.zeros(num_envs)
+    returns = np.zeros(num_envs)
+    for _ in range(episodes):
+        obs, _ = envs.reset()
+        solved = np.zeros(num_envs, dtype=bool)
+        episode_return = np.zeros(num_envs)
+        for _ in range(EPISODE_LENGTH):
+            obs, reward, _, truncated, info = envs.step(policy(obs))
+            solved |= np.asarray(info["success"], dtype=bool)
+            episode_return += reward
+        if not truncated.all():
+            raise RuntimeError("Meta-World episodes did not truncate after 500 steps")
+        successes += solved
+        returns += episode_return
+    return EvalResult(success=successes / episodes, returns=returns / episodes)

@@ -1,0 +1,55 @@
+"""Networks for multi-task SAC. Every network maps (x: (B, in) or (E, B, in), task: (B,) long)
+to (E, B, out), carries E ensemble members in batched weights, and names its hidden features via
+`hidden_layers()` (modules whose outputs, shaped (E, B, units), are what plasticity probes read)."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+from torch import Tensor, nn
+
+from mtrl.config import TrainConfig
+from mtrl.nets.mlp import MultiHeadMLP
+
+Role = Literal["actor", "critic"]
+
+
+class MultiTaskNetwork(Protocol):
+    ensemble: int
+
+    def __call__(self, x: Tensor, task: Tensor) -> Tensor: ...
+
+    def hidden_layers(self) -> dict[str, nn.Module]: ...
+
+
+def build_network(
+    config: TrainConfig, role: Role, in_features: int, out_features: int, ensemble: int = 1
+) -> nn.Module:
+    """The network of `config.arch` for the actor or the critic ensemble."""
+    config = config.resolved()
+    width = config.actor_width if role == "actor" else config.critic_width
+    num_tasks = config.num_tasks
+    if config.arch == "mtmhsac":
+        return MultiHeadMLP(
+            in_features,
+            out_features,
+            num_tasks,
+            width=width,
+            depth=config.depth,
+            ensemble=ensemble,
+            skip=config.skip,
+            layer_norm=config.layer_norm,
+        )
+    if config.arch == "sm":
+        from mtrl.nets.soft_modularization import SoftModularization
+
+        return SoftModularization.from_config(config, role, in_features, out_features, ensemble)
+    if config.arch == "paco":
+        from mtrl.nets.paco import PaCo
+
+        return PaCo.from_config(config, role, in_features, out_features, ensemble)
+    if config.arch == "moore":
+        from mtrl.nets.moore import Moore
+
+        return Moore.from_config(config, role, in_features, out_features, ensemble)
+    raise ValueError(f"unknown architecture {config.arch!r}")
