@@ -1,0 +1,29 @@
+# The two entry points of the README: `make smoke` (main job) and `make test` (test suite).
+# Both create the virtual environment .venv from the pinned lock file on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+SMOKE_CORES ?= 2
+
+.PHONY: install smoke test lint lock clean-smoke
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+smoke: install
+	$(BIN)/mtrl train --config config/smoke-run.yaml --out results/smoke/mt1-reach
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -q
+
+lock:
+	$(PY) -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements.lock.new
+	mv requirements.lock.new requirements.lock

@@ -1,0 +1,64 @@
+"""Meta-World benchmarks: task lists, one-hot observations, 500-step episodes, evaluation, RNG restore."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from metaworld import env_dict
+from metaworld.policies import SawyerReachV3Policy
+
+from mtrl.envs.benchmarks import MT10_TASKS, MT25_TASKS, task_names
+from mtrl.envs.vector import env_state, evaluate, load_env_state, make_vector_env
+
+
+def test_task_lists_match_metaworld():
+    assert MT10_TASKS == tuple(env_dict.MT10_V3)
+    assert (
+        MT25_TASKS[:10] == MT10_TASKS and set(MT25_TASKS) == set(env_dict.MT25_V3) and len(MT25_TASKS) == 25
+    )
+    assert len(task_names("mt50")) == 50 and set(task_names("mt50")) == set(env_dict.MT50_V3)
+    assert task_names("mt1", "push-v3") == ("push-v3",)
+
+
+@pytest.fixture(scope="module")
+def three_task_env():
+    envs = make_vector_env(["reach-v3", "push-v3", "drawer-close-v3"], seed=0)
+    yield envs
+    envs.close()
+
+
+def test_observation_has_one_hot_and_episodes_truncate_at_500(three_task_env):
+    envs = three_task_env
+    obs, _ = envs.reset()
+    assert obs.shape == (3, 42)
+    np.testing.assert_array_equal(obs[:, 39:], np.eye(3))
+    assert all(len(t) == 50 for t in envs.get_attr("tasks"))  # 50 goal variations per task
+    for t in range(500):
+        obs, reward, terminated, truncated, info = envs.step(np.zeros((3, 4), dtype=np.float32))
+        assert not terminated.any()
+        assert truncated.all() == (t == 499)
+        assert "success" in info
+    np.testing.assert_array_equal(obs[:, 39:], np.eye(3))
+
+
+def test_restored_rng_state_replays_the_same_episodes(three_task_env):
+    envs = three_task_env
+    state = env_state(envs)
+    first, _ = envs.reset()
+    other = make_vector_env(["reach-v3", "push-v3", "drawer-close-v3"], seed=123)
+    load_env_state(other, state)
+    again, _ = other.reset()
+    other.close()
+    np.testing.assert_array_equal(first, again)
+    different, _ = envs.reset()
+    assert not np.array_equal(first, different)  # a new goal variation / init noise each reset
+
+
+def test_evaluation_counts_success_at_any_step():
+    envs = make_vector_env(["reach-v3"], seed=1)
+    expert = SawyerReachV3Policy()
+    solved = evaluate(envs, lambda obs: np.stack([expert.get_action(o[:39]) for o in obs]), episodes=3)
+    idle = evaluate(envs, lambda obs: np.zeros((len(obs), 4), dtype=np.float32), episodes=2)
+    envs.close()
+    assert solved.success.tolist() == [1.0] and solved.returns[0] > idle.returns[0]
+    assert idle.success.shape == (1,) and 0.0 <= idle.mean_success <= 1.0

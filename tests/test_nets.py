@@ -1,0 +1,83 @@
+"""The plain multi-head MLP: parameter counts by hand, head routing, ensemble independence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mtrl.config import TrainConfig
+from mtrl.nets import build_network
+from mtrl.nets.layers import EnsembleLinear, count_parameters
+from mtrl.nets.mlp import MultiHeadMLP
+
+
+def mlp_count(inp: int, out: int, tasks: int, width: int, depth: int) -> int:
+    """Hand formula: first layer, depth-1 square layers, one (width x out) head per task."""
+    return inp * width + width + (depth - 1) * (width * width + width) + tasks * (width * out + out)
+
+
+def test_mt10_baseline_counts_match_hand_computation():
+    actor = MultiHeadMLP(49, 8, 10, width=400, depth=3)
+    critic = MultiHeadMLP(53, 1, 10, width=400, depth=3, ensemble=2)
+    assert count_parameters(actor) == mlp_count(49, 8, 10, 400, 3) == 372_880
+    assert count_parameters(critic) == 2 * mlp_count(53, 1, 10, 400, 3) == 2 * 346_410
+
+
+def test_build_network_uses_role_widths():
+    config = TrainConfig(actor_width=64, critic_width=128, depth=4)
+    actor = build_network(config, "actor", 49, 8)
+    critic = build_network(config, "critic", 53, 1, ensemble=2)
+    assert count_parameters(actor) == mlp_count(49, 8, 10, 64, 4)
+    assert count_parameters(critic) == 2 * mlp_count(53, 1, 10, 128, 4)
+
+
+def test_layer_norm_adds_two_vectors_per_layer():
+    plain = MultiHeadMLP(10, 2, 3, width=16, depth=3)
+    normed = MultiHeadMLP(10, 2, 3, width=16, depth=3, layer_norm=True)
+    assert count_parameters(normed) - count_parameters(plain) == 3 * 2 * 16
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_shapes_and_hidden_layers(skip):
+    net = MultiHeadMLP(12, 3, 4, width=16, depth=3, ensemble=2, skip=skip)
+    seen = {}
+    for name, module in net.hidden_layers().items():
+        module.register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, out.shape))
+    out = net(torch.randn(5, 12), torch.tensor([0, 1, 2, 3, 0]))
+    assert out.shape == (2, 5, 3)
+    assert seen == {f"act{i}": (2, 5, 16) for i in range(3)}
+
+
+def test_task_loss_only_touches_its_own_head():
+    torch.manual_seed(0)
+    net = MultiHeadMLP(6, 2, 3, width=8, depth=2)
+    x = torch.randn(4, 6)
+    net(x, torch.full((4,), 1)).sum().backward()
+    grad = net.head.linear.weight.grad.view(1, 8, 3, 2)
+    assert grad[:, :, 1].abs().sum() > 0
+    assert torch.equal(grad[:, :, 0], torch.zeros_like(grad[:, :, 0]))
+    assert torch.equal(grad[:, :, 2], torch.zeros_like(grad[:, :, 2]))
+
+
+def test_head_is_selected_by_task_index():
+    torch.manual_seed(0)
+    net = MultiHeadMLP(6, 2, 3, width=8, depth=2)
+    x = torch.randn(1, 6).repeat(3, 1)
+    out = net(x, torch.tensor([0, 1, 2]))[0]
+    with torch.no_grad():
+        h = x[:1]
+        for linear, act in zip(net.linears, net.acts.values(), strict=True):
+            h = act(linear(h.unsqueeze(0)))[0]
+        all_heads = (h @ net.head.linear.weight[0] + net.head.linear.bias[0]).view(3, 2)
+    torch.testing.assert_close(out, all_heads)
+
+
+def test_ensemble_members_are_independent():
+    torch.manual_seed(0)
+    layer = EnsembleLinear(5, 7, ensemble=2)
+    assert not torch.equal(layer.weight[0], layer.weight[1])
+    x = torch.randn(2, 3, 5)
+    out = layer(x)
+    torch.testing.assert_close(out[1], x[1] @ layer.weight[1])
+    bound = (6 / 5) ** 0.5  # He-uniform
+    assert layer.weight.abs().max() <= bound and torch.equal(layer.bias, torch.zeros_like(layer.bias))

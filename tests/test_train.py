@@ -1,0 +1,125 @@
+"""The training node end to end: result files, probe checkpoints, resume after a kill, clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from mtrl import checkpoints as ckpt
+from mtrl.config import TrainConfig
+from mtrl.train import train
+from tests.conftest import TINY
+
+TIMING_KEYS = {"sps"}  # wall-clock measurements legitimately differ between runs
+
+
+def h5_contents(path: Path) -> dict[str, object]:
+    """Every dataset and attribute of an HDF5 file except wall-clock timings."""
+    out: dict[str, object] = {}
+    with h5py.File(path, "r") as handle:
+        out.update({f"@{k}": v for k, v in handle.attrs.items() if k != "wall_time_s"})
+        handle.visititems(
+            lambda name, obj: (
+                out.__setitem__(name, obj[()])
+                if isinstance(obj, h5py.Dataset) and name.split("/")[-1] not in TIMING_KEYS
+                else None
+            )
+        )
+    return out
+
+
+def test_tiny_run_writes_complete_results(tmp_path, tiny_config):
+    path = train(tiny_config, tmp_path / "run", quiet=True)
+    with h5py.File(path, "r") as handle:
+        assert handle["eval/step"][()].tolist() == [1000, 2000]
+        assert handle["eval/success"].shape == (2, 1) and handle["eval/return"].shape == (2, 1)
+        assert handle["train/step"][()].tolist() == [500, 1000, 1500, 2000]
+        for key in ("critic_loss", "actor_loss", "alpha_loss", "q_mean", "entropy", "sps"):
+            assert handle[f"train/{key}"].shape == (4,)
+        assert np.isfinite(handle["train/critic_loss"][()][1:]).all()
+        assert handle["train/alpha"].shape == (4, 1)
+        config = json.loads(handle.attrs["config"])
+        assert config["actor_width"] == 32 and json.loads(handle.attrs["tasks"]) == ["reach-v3"]
+        assert handle.attrs["actor_params"] == 40 * 32 + 32 + 2 * (32 * 32 + 32) + 32 * 8 + 8
+    steps = [s for s, _ in ckpt.probe_checkpoints(tmp_path / "run")]
+    assert steps == [0, 1000, 2000]
+    probe = ckpt.load(ckpt.probe_checkpoints(tmp_path / "run")[-1][1])
+    assert set(probe) == {"step", "config", "actor", "critic", "log_alpha"}  # networks only, no buffer
+    sample = torch.load(ckpt.replay_sample_path(tmp_path / "run"))
+    assert sample["obs"].shape == (1000, 40)
+    assert not ckpt.resume_path(tmp_path / "run").exists()  # no stale multi-GB state once complete
+    assert train(tiny_config, tmp_path / "run", quiet=True) == path  # complete runs are not redone
+
+
+def test_same_seed_same_numbers_and_other_seed_differs(tmp_path, tiny_config):
+    short = dataclasses.replace(tiny_config, total_steps=1000, eval_every=500, probe_checkpoints=1)
+    a = h5_contents(train(short, tmp_path / "a", quiet=True))
+    b = h5_contents(train(short, tmp_path / "b", quiet=True))
+    c = h5_contents(train(dataclasses.replace(short, seed=1), tmp_path / "c", quiet=True))
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert not np.array_equal(a["train/critic_loss"], c["train/critic_loss"])
+
+
+def _train_command(run_dir: Path, config: dict) -> list[str]:
+    args = [sys.executable, "-m", "mtrl.cli", "train", "--out", str(run_dir)]
+    for key, value in config.items():
+        args += ["--" + key.replace("_", "-"), str(value)]
+    return args
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_identical_results(tmp_path):
+    config = {**TINY, "total_steps": 3000, "checkpoint_every": 1000}
+    reference = tmp_path / "reference"
+    subprocess.run(_train_command(reference, config), check=True, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_command(killed, config), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while not ckpt.resume_path(killed).exists():
+        assert proc.poll() is None, "run ended before its first resume checkpoint"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "train.h5").exists()  # the declared output appears only when complete
+
+    resumed = subprocess.run(_train_command(killed, config), check=True, capture_output=True, text=True)
+    assert "resumed" in resumed.stderr
+    want, got = h5_contents(reference / "train.h5"), h5_contents(killed / "train.h5")
+    assert want.keys() == got.keys()
+    for key in want:
+        np.testing.assert_array_equal(want[key], got[key], err_msg=key)
+    for (step_a, path_a), (step_b, path_b) in zip(
+        ckpt.probe_checkpoints(reference), ckpt.probe_checkpoints(killed), strict=True
+    ):
+        a, b = ckpt.load(path_a), ckpt.load(path_b)
+        assert step_a == step_b
+        for name in a["actor"]:
+            assert torch.equal(a["actor"][name], b["actor"][name]), (step_a, name)
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path, tiny_config):
+    run = tmp_path / "run"
+    ckpt.save_atomic({"config": {**tiny_config.to_dict(), "seed": 99}}, ckpt.resume_path(run))
+    with pytest.raises(RuntimeError, match="different config"):
+        train(tiny_config, run, quiet=True)
+
+
+def test_config_round_trips_through_train_h5(tmp_path, tiny_config):
+    short = dataclasses.replace(tiny_config, total_steps=1000, eval_every=500, probe_checkpoints=1)
+    with h5py.File(train(short, tmp_path / "run", quiet=True)) as handle:
+        assert TrainConfig.from_dict(json.loads(handle.attrs["config"])) == short.resolved()
