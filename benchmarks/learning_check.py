@@ -1,0 +1,120 @@
+"""Evidence that the agent learns: single-task reach (MT1) and a short MT10 run with fixed seeds.
+
+Writes each eval curve to benchmarks/results/learning_<name>.csv and appends a summary row
+(steps to >= 80% success, final success, machine) to benchmarks/results/learning_summary.csv.
+
+  python benchmarks/learning_check.py reach     # MT1 reach-v3, paper hyper-parameters
+  python benchmarks/learning_check.py mt10      # MT10, short
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import torch
+
+from mtrl.config import TrainConfig
+from mtrl.train import train
+
+RESULTS = Path(__file__).parent / "results"
+CHECKS = {
+    "reach": dict(
+        task_set="mt1",
+        mt1_task="reach-v3",
+        total_steps=60_000,
+        eval_every=5_000,
+        eval_episodes=20,
+        checkpoint_every=10_000,
+        log_every=5_000,
+        probe_checkpoints=4,
+        warmup_steps=4_000,
+    ),
+    "mt10": dict(
+        task_set="mt10",
+        total_steps=300_000,
+        eval_every=50_000,
+        eval_episodes=10,
+        checkpoint_every=50_000,
+        log_every=25_000,
+        probe_checkpoints=4,
+        warmup_steps=4_000,
+    ),
+}
+
+
+def machine() -> str:
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU x{torch.get_num_threads()}"
+    cpu = platform.processor() or platform.machine()
+    return f"{platform.node()} | {cpu} | {device} | torch {torch.__version__}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("check", choices=sorted(CHECKS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--workdir", type=Path, default=Path("benchmarks/tmp"))
+    args = parser.parse_args()
+    config = TrainConfig.from_dict(
+        {
+            **CHECKS[args.check],
+            "seed": args.seed,
+            "device": args.device,
+            "vector_strategy": "sync" if args.check == "reach" else "async",
+        }
+    )
+    run_dir = args.workdir / f"learning_{args.check}_s{args.seed}"
+    start = time.time()
+    path = train(config, run_dir)
+    minutes = (time.time() - start) / 60
+    with h5py.File(path) as handle:
+        steps, success = handle["eval/step"][()], handle["eval/success_mean"][()]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / f"learning_{args.check}.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", "success_mean"])
+        writer.writerows(zip(steps.tolist(), success.tolist(), strict=True))
+    reached = next((int(s) for s, v in zip(steps, success, strict=True) if v >= 0.8), None)
+    summary = RESULTS / "learning_summary.csv"
+    new = not summary.exists()
+    with open(summary, "a", newline="") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(
+                [
+                    "check",
+                    "seed",
+                    "total_steps",
+                    "steps_to_80pct",
+                    "final_success",
+                    "best_success",
+                    "wall_minutes",
+                    "machine",
+                ]
+            )
+        writer.writerow(
+            [
+                args.check,
+                args.seed,
+                config.total_steps,
+                reached if reached is not None else "not reached",
+                f"{success[-1]:.3f}",
+                f"{success.max():.3f}",
+                f"{minutes:.1f}",
+                machine(),
+            ]
+        )
+    print(f"{args.check}: final success {success[-1]:.2f}, >=80% at {reached} steps, {minutes:.1f} min")
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
