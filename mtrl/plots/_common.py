@@ -1,0 +1,260 @@
+"""Shared drawing helpers: style, consistent colours per series, curve grids with CI bands.
+
+Every helper draws only from a table produced by `mtrl.aggregate` (or the same table read back
+from CSV, where numeric-looking labels come back as numbers: labels are always turned into str).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+STEPS_LABEL = "Environment steps"
+SUCCESS_LABEL = "IQM success rate (%)"
+DORMANT_LABEL = "Dormant neurons (%)"
+PARAMS_LABEL = "Parameters (actor + critic)"
+NORM_LABEL = "Parameter norm (L2)"
+MARKERS = ("s", "^", "D", "v", "P", "X", "*", "p", "h", "<", ">")
+NETWORK_TITLES = {"actor": "Actor", "critic": "Critic", "critic0": "Critic 1", "critic1": "Critic 2"}
+PANEL_WIDTH, PANEL_HEIGHT = 5.0, 3.6
+
+
+def style() -> None:
+    """The common look of all figures."""
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.15)
+
+
+def ordered(values: Sequence[object]) -> list[object]:
+    """Unique values in first-appearance order."""
+    return list(dict.fromkeys(values))
+
+
+def labels_in_order(table: pd.DataFrame) -> list[str]:
+    """Series labels sorted by the `order` column (NaN last), then by first appearance."""
+    frame = table.assign(_label=table["label"].astype(str), _pos=np.arange(len(table)))
+    if "order" in frame:
+        frame["_order"] = pd.to_numeric(frame["order"], errors="coerce")
+    else:
+        frame["_order"] = np.nan
+    first = frame.groupby("_label", sort=False).agg(order=("_order", "min"), pos=("_pos", "min"))
+    first = first.sort_values(["order", "pos"], na_position="last")
+    return [str(x) for x in first.index]
+
+
+def palette(labels: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """One colour per series label, stable for a given label order (colour-blind safe up to 10)."""
+    colours = sns.color_palette("colorblind", max(len(labels), 1)) if len(labels) <= 10 else None
+    if colours is None:
+        colours = sns.color_palette("husl", len(labels))
+    return {label: tuple(colours[i]) for i, label in enumerate(labels)}
+
+
+def format_steps(value: float, _pos: int | None = None) -> str:
+    """Tick text for env steps: 20M, 500k, 0."""
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:g}M"
+    if abs(value) >= 1e3:
+        return f"{value / 1e3:g}k"
+    return f"{value:g}"
+
+
+def panel_title(panel: object, index: int, count: int) -> str:
+    """'(a) MT10' when a figure has several panels, the panel name alone otherwise."""
+    return f"({chr(ord('a') + index)}) {panel}" if count > 1 else str(panel)
+
+
+def grid(rows: int, cols: int) -> tuple[Figure, np.ndarray]:
+    style()
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(max(PANEL_WIDTH * cols, 7.0), PANEL_HEIGHT * rows + 0.6),
+        squeeze=False,
+        sharex="col",
+        sharey="row",
+    )
+    return fig, axes
+
+
+def finish(fig: Figure, title: str, handles: dict[str, object]) -> Figure:
+    """Suptitle and one legend for the whole figure, below the panels."""
+    fig.suptitle(title)
+    if handles:
+        entry_inches = 0.8 + 0.075 * max(len(label) for label in handles)
+        fit = max(1, min(len(handles), int(fig.get_figwidth() // entry_inches)))
+        legend_rows = int(np.ceil(len(handles) / fit))
+        ncol = int(np.ceil(len(handles) / legend_rows))
+        fig.legend(
+            list(handles.values()),
+            list(handles.keys()),
+            loc="lower center",
+            ncol=ncol,
+            frameon=False,
+            bbox_to_anchor=(0.5, 0.0),
+        )
+        legend_inches = 0.15 + 0.3 * legend_rows
+        fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
+    else:
+        fig.tight_layout()
+    return fig
+
+
+def require(table: pd.DataFrame, columns: Sequence[str], figure: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{figure}: table lacks columns {missing}")
+    if table.empty:
+        raise ValueError(f"{figure}: empty table")
+
+
+def whole_network(table: pd.DataFrame, figure: str) -> pd.DataFrame:
+    """The rows of a plasticity table that describe whole networks (layer == 'all')."""
+    if "layer" not in table.columns:
+        return table
+    whole = table[table["layer"].astype(str) == "all"]
+    if whole.empty:
+        raise ValueError(f"{figure}: the table has only per-layer rows; aggregate a whole-network metric")
+    return whole
+
+
+def draw_band(ax: Axes, x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray, colour, label: str):
+    """A line with its shaded CI band; returns the line handle."""
+    (line,) = ax.plot(x, y, color=colour, label=label, linewidth=1.8)
+    ax.fill_between(x, lo, hi, color=colour, alpha=0.2, linewidth=0)
+    return line
+
+
+def curve_figure(
+    table: pd.DataFrame,
+    *,
+    figure: str,
+    title: str,
+    y: str,
+    ylabel: str,
+    row: str | None = None,
+    row_titles: dict[str, str] | None = None,
+    ylim: tuple[float, float] | None = None,
+) -> Figure:
+    """Curves over env steps: one line + CI band per series label, panels as columns.
+
+    Args:
+        table: a curve table (`success_curve` / `plasticity_curve`): columns panel, label, step,
+            `y`, ci_low, ci_high (+ `row` if given).
+        y: the column plotted ('iqm' or 'mean').
+        row: optional column whose values become subplot rows (e.g. 'network').
+    """
+    require(table, ["panel", "label", "step", y, "ci_low", "ci_high"] + ([row] if row else []), figure)
+    table = table.assign(label=table["label"].astype(str))
+    labels = labels_in_order(table)
+    colours = palette(labels)
+    panels = ordered(table["panel"])
+    rows = ordered(table[row]) if row else [None]
+    fig, axes = grid(len(rows), len(panels))
+    handles: dict[str, object] = {}
+    for i, row_value in enumerate(rows):
+        for j, panel in enumerate(panels):
+            ax = axes[i, j]
+            sel = table[table["panel"] == panel]
+            if row:
+                sel = sel[sel[row] == row_value]
+            for label in labels:
+                part = sel[sel["label"] == label].sort_values("step")
+                if part.empty:
+                    continue
+                handles[label] = draw_band(
+                    ax,
+                    part["step"].to_numpy(float),
+                    part[y].to_numpy(float),
+                    part["ci_low"].to_numpy(float),
+                    part["ci_high"].to_numpy(float),
+                    colours[label],
+                    label,
+                )
+            ax.xaxis.set_major_formatter(FuncFormatter(format_steps))
+            if ylim:
+                ax.set_ylim(*ylim)
+            heading = panel_title(panel, j, len(panels))
+            if row:
+                name = (row_titles or {}).get(str(row_value), str(row_value))
+                heading = f"{heading}: {name}" if len(panels) > 1 else name
+            ax.set_title(heading)
+            ax.set_xlabel(STEPS_LABEL if i == len(rows) - 1 else "")
+            ax.set_ylabel(ylabel if j == 0 else "")
+    handles = {label: handles[label] for label in labels if label in handles}
+    return finish(fig, title, handles)
+
+
+def params_figure(
+    table: pd.DataFrame,
+    *,
+    figure: str,
+    title: str,
+    y: str,
+    ylabel: str,
+    col: str = "panel",
+    col_titles: dict[str, str] | None = None,
+    is_line: Callable[[pd.DataFrame], bool] = lambda part: True,
+    ylim: tuple[float, float] | None = None,
+) -> Figure:
+    """Values vs parameter count (log x): per subplot (values of `col`), one entry per series label.
+
+    A series for which `is_line(rows)` holds is drawn as a line through its points (sorted by
+    params) with a shaded CI band; any other series as markers with CI error bars, each with its
+    own marker shape.
+    """
+    require(table, [col, "label", "params", y, "ci_low", "ci_high"], figure)
+    table = table.assign(label=table["label"].astype(str))
+    labels = labels_in_order(table)
+    colours = palette(labels)
+    columns = ordered(table[col])
+    fig, axes = grid(1, len(columns))
+    handles: dict[str, object] = {}
+    markers = iter(MARKERS * 4)
+    marker_of: dict[str, str] = {}
+    for j, value in enumerate(columns):
+        ax = axes[0, j]
+        sel = table[table[col] == value]
+        for label in labels:
+            part = sel[sel["label"] == label].sort_values("params")
+            if part.empty:
+                continue
+            x = part["params"].to_numpy(float)
+            yv, lo, hi = (part[c].to_numpy(float) for c in (y, "ci_low", "ci_high"))
+            if is_line(part):
+                line = draw_band(ax, x, yv, lo, hi, colours[label], label)
+                ax.plot(x, yv, "o", color=colours[label], markersize=4)
+                handles[label] = line
+            else:
+                marker = marker_of.setdefault(label, next(markers))
+                handles[label] = ax.errorbar(
+                    x,
+                    yv,
+                    yerr=[yv - lo, hi - yv],
+                    fmt=marker,
+                    color=colours[label],
+                    markersize=8,
+                    markeredgecolor="black",
+                    capsize=4,
+                    linestyle="none",
+                    label=label,
+                )
+        ax.set_xscale("log")
+        if ylim:
+            ax.set_ylim(*ylim)
+        name = (col_titles or {}).get(str(value), str(value))
+        ax.set_title(panel_title(name, j, len(columns)))
+        ax.set_xlabel(PARAMS_LABEL)
+        ax.set_ylabel(ylabel if j == 0 else "")
+    handles = {label: handles[label] for label in labels if label in handles}
+    return finish(fig, title, handles)

@@ -1,0 +1,224 @@
+"""mtrl.aggregate tables from synthetic result files, and every figure drawn from its table."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mtrl.aggregate import (
+    FIGURES,
+    RunRef,
+    aggregate,
+    plasticity_curve,
+    plasticity_final,
+    success_curve,
+    success_final,
+    table1,
+    table1_markdown,
+)
+from mtrl.plots import FIGURE_MODULES, draw
+from tests.fixtures_results import fake_study, write_fake_plasticity, write_fake_train
+
+REPS = 100
+N_TASKS = 10
+
+
+def hand_iqm(scores: np.ndarray) -> float:
+    flat = np.sort(np.asarray(scores, dtype=float).ravel())
+    cut = int(0.25 * flat.size)
+    return float(flat[cut : flat.size - cut].mean())
+
+
+def final_scores(width: int, seed: int) -> np.ndarray:
+    """Distinct, known per-task final success rates for a (width, seed)."""
+    base = 0.3 if width == 256 else 0.6
+    return np.clip(base + 0.02 * seed + 0.03 * np.arange(N_TASKS) - 0.1, 0, 1)
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> list[RunRef]:
+    """3 seeds x 2 widths on MT10; the first two evaluations are zeros, the last is final_scores."""
+    runs = []
+    for width in (256, 1024):
+        for seed in range(3):
+            run_dir = tmp_path / f"w{width}" / f"s{seed}"
+            success = np.zeros((3, N_TASKS))
+            success[1] = 0.5 * final_scores(width, seed)
+            success[2] = final_scores(width, seed)
+            write_fake_train(
+                run_dir,
+                success,
+                actor_width=width,
+                critic_width=width,
+                seed=seed,
+                actor_params=width * 10,
+                critic_params=width * 20,
+            )
+            runs.append(RunRef("MT10", "FF", run_dir, label="feed-forward", order=1))
+    return runs
+
+
+def test_success_final(sweep: list[RunRef]) -> None:
+    df = success_final(sweep, reps=REPS, seed=0)
+    assert list(df["actor_width"]) == [256, 1024]
+    for width, row in zip((256, 1024), df.itertuples(), strict=True):
+        expected = 100 * hand_iqm(np.stack([final_scores(width, s) for s in range(3)]))
+        assert row.iqm == pytest.approx(expected)
+        assert row.ci_low <= row.iqm <= row.ci_high
+        assert row.n_runs == 3 and row.seeds == "0,1,2"
+        assert row.actor_params == width * 10 and row.critic_params == width * 20
+        assert row.params == width * 30
+        assert row.panel == "MT10" and row.series == "FF" and row.label == "feed-forward" and row.order == 1
+        assert row.step == 600_000 and row.arch == "mtmhsac" and row.depth == 3 and not row.skip
+
+
+def test_success_curve(sweep: list[RunRef], tmp_path: Path) -> None:
+    df = success_curve(sweep[:3], reps=REPS, seed=0)
+    assert list(df["step"]) == [200_000, 400_000, 600_000]
+    finals = np.stack([final_scores(256, s) for s in range(3)])
+    np.testing.assert_allclose(df["iqm"], [0.0, 100 * hand_iqm(0.5 * finals), 100 * hand_iqm(finals)])
+    assert (df["ci_low"] <= df["iqm"] + 1e-9).all() and (df["iqm"] <= df["ci_high"] + 1e-9).all()
+    assert set(df["n_runs"]) == {3} and set(df["label"]) == {"feed-forward"}
+    # a shorter run: cut to the common prefix with a warning
+    short = tmp_path / "short"
+    write_fake_train(short, np.full((2, N_TASKS), 0.5), actor_width=256, critic_width=256, seed=9)
+    with pytest.warns(UserWarning, match="truncating"):
+        cut = success_curve([*sweep[:3], RunRef("MT10", "FF", short)], reps=REPS)
+    assert list(cut["step"]) == [200_000, 400_000] and set(cut["n_runs"]) == {4}
+    # misaligned eval steps cannot be pooled
+    odd = tmp_path / "odd"
+    write_fake_train(odd, np.full((3, N_TASKS), 0.5), steps=[1, 2, 3], seed=8)
+    with pytest.raises(ValueError, match="different step values"):
+        success_curve([sweep[0], RunRef("MT10", "FF", odd)], reps=REPS)
+    # two series -> two curves
+    both = success_curve(sweep[:3] + [RunRef("MT10", "wide", r.run_dir) for r in sweep[3:]], reps=REPS)
+    assert list(dict.fromkeys(both["series"])) == ["FF", "wide"] and len(both) == 6
+
+
+def plasticity_runs(root: Path) -> list[RunRef]:
+    """Two seeds; dormant % total and param norms chosen so every expected mean is known."""
+    steps = [1000, 2000, 3000]
+    taus = (0.0, 0.025, 0.1)
+    runs = []
+    for seed in range(2):
+        values = {}
+        for k, net in enumerate(("actor", "critic0", "critic1")):
+            # value = 10*net + seed + tau_index/10 + step_index*100
+            total = np.array([[100 * i + 10 * k + seed + t / 10 for t in range(3)] for i in range(3)])
+            per_layer = np.repeat(total[:, :, None], 2, axis=2) + np.array([0.0, 1.0])
+            values[net] = {
+                "dormant_pct_total": total,
+                "dormant_pct": per_layer,
+                "param_norm": np.array([1.0, 2.0, 3.0]) * (k + 1) + seed,
+            }
+        run_dir = root / f"p{seed}"
+        write_fake_plasticity(run_dir, steps, values=values, taus=taus, layers=("l0", "l1"), seed=seed)
+        write_fake_train(run_dir, np.full((1, N_TASKS), 0.5), seed=seed, actor_params=7, critic_params=8)
+        runs.append(RunRef("MT10", "width 400", run_dir))
+    return runs
+
+
+def test_plasticity_curve(tmp_path: Path) -> None:
+    runs = plasticity_runs(tmp_path)
+    df = plasticity_curve(runs, metric="dormant_pct_total", tau=0.1, network=("actor", "critic"), reps=REPS)
+    actor = df[df["network"] == "actor"]
+    critic = df[df["network"] == "critic"]
+    assert list(actor["step"]) == [1000, 2000, 3000] and set(df["layer"]) == {"all"}
+    # actor: mean over seeds 0, 1 of 100*i + 0 + seed + 0.2 -> 100*i + 0.7
+    np.testing.assert_allclose(actor["mean"], [0.7, 100.7, 200.7])
+    # critic: mean of critic0 (k=1) and critic1 (k=2) -> 100*i + 15 + 0.5 + 0.2
+    np.testing.assert_allclose(critic["mean"], [15.7, 115.7, 215.7])
+    assert (df["ci_low"] <= df["mean"]).all() and (df["mean"] <= df["ci_high"]).all()
+    assert set(df["tau"]) == {0.1} and set(df["n_runs"]) == {2} and set(df["metric"]) == {"dormant_pct_total"}
+    low_tau = plasticity_curve(runs, tau=0.025, network="actor", reps=REPS)
+    np.testing.assert_allclose(low_tau["mean"], [0.6, 100.6, 200.6])
+    layers = plasticity_curve(runs, metric="dormant_pct", tau=0.1, network="critic0", reps=REPS)
+    assert set(layers["layer"]) == {"l0", "l1"}
+    np.testing.assert_allclose(layers[layers["layer"] == "l1"]["mean"], [11.7, 111.7, 211.7])
+    norms = plasticity_curve(runs, metric="param_norm", tau=None, network="critic", reps=REPS)
+    # critic0 (k=1): [1,2,3]*2 + seed ; critic1: [1,2,3]*3 + seed -> mean [2.5,5,7.5] + 0.5
+    np.testing.assert_allclose(norms["mean"], [3.0, 5.5, 8.0])
+    assert norms["tau"].isna().all()
+    with pytest.raises(ValueError, match="tau 0.5 not probed"):
+        plasticity_curve(runs, tau=0.5)
+    with pytest.raises(ValueError, match="unknown plasticity metric"):
+        plasticity_curve(runs, metric="nope")
+    with pytest.raises(ValueError, match="network"):
+        plasticity_curve(runs, network="policy")
+
+
+def test_plasticity_final(tmp_path: Path) -> None:
+    df = plasticity_final(plasticity_runs(tmp_path), reps=REPS)
+    assert list(df["network"]) == ["actor", "critic"]
+    np.testing.assert_allclose(df["mean"], [200.7, 215.7])
+    assert set(df["params"]) == {15} and set(df["step"]) == {3000} and set(df["n_runs"]) == {2}
+
+
+def test_table1(tmp_path: Path) -> None:
+    runs = []
+    for arch in ("paco", "moore"):
+        for seed in range(2):
+            run_dir = tmp_path / arch / str(seed)
+            write_fake_train(run_dir, np.full((2, N_TASKS), 0.4 + 0.1 * seed), arch=arch, seed=seed)
+            runs.append(RunRef("MT10", arch, run_dir))
+    ff = tmp_path / "ff"
+    write_fake_train(ff, np.ones((1, N_TASKS)))
+    df = table1([*runs, RunRef("MT10", "FF", ff)], reps=REPS)
+    assert len(df) == 6
+    row = df.set_index(["architecture", "task_set"])
+    assert row.loc[("PaCo", "MT10"), "ours"] == pytest.approx(45.0)
+    assert row.loc[("MOORE", "MT10"), "n_runs"] == 2
+    assert math.isnan(row.loc[("SM", "MT10"), "ours"]) and row.loc[("SM", "MT10"), "n_runs"] == 0
+    assert row.loc[("SM", "MT10"), "published"] == 71.8 and row.loc[("SM", "MT10"), "paper"] == 71.4
+    assert math.isnan(row.loc[("SM", "MT50"), "published"]) and math.isnan(row.loc[("SM", "MT50"), "paper"])
+    assert row.loc[("PaCo", "MT50"), "published"] == 57.3 and row.loc[("PaCo", "MT50"), "paper"] == 58.9
+    assert row.loc[("MOORE", "MT10"), "published"] == 88.7 and row.loc[("MOORE", "MT50"), "paper"] == 72.0
+    md = table1_markdown(df)
+    assert md.count("\n") == 5 and "| PaCo | 45.0 [" in md and "88.7" in md and "| SM |" in md
+    assert "NA" in md
+
+
+def test_missing_files_name_the_path(tmp_path: Path) -> None:
+    ref = RunRef("MT10", "FF", tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "nowhere" / "train.h5")):
+        aggregate("fig1", [ref])
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "nowhere" / "plasticity.h5")):
+        aggregate("fig6", [ref])
+    with pytest.raises(KeyError, match="unknown figure"):
+        aggregate("fig2", [ref])
+
+
+@pytest.fixture(scope="module")
+def study_tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
+    figs = fake_study(tmp_path_factory.mktemp("study"), seeds=2, evals=5, probes=4)
+    assert set(figs) == set(FIGURES)
+    return {fig: aggregate(fig, runs, reps=REPS, seed=0) for fig, runs in figs.items()}
+
+
+def test_registry_tables(study_tables: dict[str, pd.DataFrame]) -> None:
+    assert set(study_tables["fig6"]["network"]) == {"actor", "critic"}
+    assert set(study_tables["fig7"]["series"]) == {"MT10", "MT25", "MT50"}
+    assert set(study_tables["fig11"]["metric"]) == {"param_norm"}
+    assert set(study_tables["fig12"]["network"]) == {"critic"}
+    assert set(study_tables["fig1"]["panel"]) == {"MT10", "MT50"}
+    assert study_tables["table1"]["ours"].notna().sum() == 5  # no SM on MT50
+
+
+@pytest.mark.parametrize("figure", FIGURE_MODULES)
+def test_draw_every_figure(figure: str, study_tables: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    csv = tmp_path / f"{figure}.csv"  # figures are drawn from the CSV tables in the workflow
+    study_tables[figure].to_csv(csv, index=False)
+    pdf, png = draw(figure, pd.read_csv(csv), tmp_path / "out" / f"{figure}.pdf")
+    assert pdf == tmp_path / "out" / f"{figure}.pdf" and png == pdf.with_suffix(".png")
+    assert pdf.stat().st_size > 5_000 and png.stat().st_size > 20_000
+
+
+def test_draw_rejects_unknown_and_incomplete(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no plot"):
+        draw("table1", pd.DataFrame(), tmp_path / "t.pdf")
+    with pytest.raises(ValueError, match="lacks columns"):
+        draw("fig4", pd.DataFrame({"panel": ["MT10"]}), tmp_path / "f.pdf")

@@ -1,0 +1,101 @@
+"""mtrl.stats: IQM and CIs against hand computations; determinism; one-run edge cases."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from mtrl.stats import iqm, iqm_ci, iqm_curve, mean_ci
+
+
+def hand_iqm(scores: np.ndarray) -> float:
+    """Mean of the middle 50 % of all pooled scores (rliable: trim_mean 0.25 over the flat array)."""
+    flat = np.sort(np.asarray(scores, dtype=float).ravel())
+    cut = int(0.25 * flat.size)
+    return float(flat[cut : flat.size - cut].mean())
+
+
+def test_iqm_matches_hand_computation() -> None:
+    scores = np.array([[0.0, 0.1, 0.9, 1.0], [0.2, 0.3, 0.4, 0.5], [0.6, 0.7, 0.8, 0.05]])
+    # 12 values, cut 3 at each end: middle = 0.2 .. 0.7 -> 6 values
+    expected = np.mean([0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    assert hand_iqm(scores) == pytest.approx(expected)
+    point, lo, hi = iqm_ci(scores, reps=300, seed=0)
+    assert point == pytest.approx(expected)
+    assert iqm(scores) == pytest.approx(scipy.stats.trim_mean(scores.ravel(), 0.25))
+    assert lo <= point <= hi
+    assert lo < hi
+
+
+def test_iqm_ci_shrinks_with_more_runs_and_is_deterministic() -> None:
+    rng = np.random.default_rng(1)
+    few = rng.uniform(size=(3, 10))
+    many = rng.uniform(size=(30, 10))
+    p_few, lo_few, hi_few = iqm_ci(few, reps=400, seed=0)
+    p_many, lo_many, hi_many = iqm_ci(many, reps=400, seed=0)
+    assert p_few == pytest.approx(hand_iqm(few)) and p_many == pytest.approx(hand_iqm(many))
+    assert lo_few <= p_few <= hi_few and lo_many <= p_many <= hi_many
+    assert hi_many - lo_many < 0.6 * (hi_few - lo_few)
+    assert iqm_ci(few, reps=400, seed=0) == (p_few, lo_few, hi_few)
+    assert iqm_ci(few, reps=400, seed=1) != (p_few, lo_few, hi_few)
+
+
+def test_global_numpy_rng_is_left_alone() -> None:
+    np.random.seed(123)
+    expected = np.random.rand()
+    np.random.seed(123)
+    iqm_ci(np.random.default_rng(0).uniform(size=(4, 5)), reps=50, seed=7)
+    assert np.random.rand() == expected
+
+
+def test_single_run_collapses_without_warnings() -> None:
+    scores = np.array([[0.1, 0.5, 0.9, 0.3]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        point, lo, hi = iqm_ci(scores)
+        curve = iqm_curve(scores[:, :, None].repeat(3, axis=2))
+        m = mean_ci(np.array([2.5]))
+        mc = mean_ci(np.array([[1.0, 2.0]]))
+    assert point == lo == hi == pytest.approx(hand_iqm(scores))
+    for arr in curve:
+        np.testing.assert_allclose(arr, hand_iqm(scores))
+    assert m == (2.5, 2.5, 2.5)
+    for arr in mc:
+        np.testing.assert_allclose(arr, [1.0, 2.0])
+
+
+def test_iqm_curve_per_step() -> None:
+    rng = np.random.default_rng(2)
+    scores = rng.uniform(size=(5, 6, 4))  # runs, tasks, steps
+    point, lo, hi = iqm_curve(scores, reps=300, seed=0)
+    assert point.shape == lo.shape == hi.shape == (4,)
+    np.testing.assert_allclose(point, [hand_iqm(scores[:, :, k]) for k in range(4)])
+    assert np.all(lo <= point) and np.all(point <= hi) and np.all(lo < hi)
+    again = iqm_curve(scores, reps=300, seed=0)
+    for a, b in zip((point, lo, hi), again, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mean_ci() -> None:
+    values = np.array([1.0, 2.0, 3.0, 10.0])
+    mean, lo, hi = mean_ci(values, reps=500, seed=0)
+    assert mean == pytest.approx(4.0)
+    assert 1.0 <= lo < mean < hi <= 10.0
+    curves = np.array([[0.0, 10.0], [2.0, 10.0], [4.0, 10.0]])
+    m, lo2, hi2 = mean_ci(curves, reps=500, seed=0)
+    np.testing.assert_allclose(m, [2.0, 10.0])
+    assert lo2[0] < 2.0 < hi2[0]
+    np.testing.assert_allclose([lo2[1], hi2[1]], [10.0, 10.0])  # no spread, no interval
+    assert mean_ci(values, reps=500, seed=0) == (mean, lo, hi)
+
+
+def test_bad_shapes_raise() -> None:
+    with pytest.raises(ValueError, match="2-d"):
+        iqm_ci(np.zeros(3))
+    with pytest.raises(ValueError, match="3-d"):
+        iqm_curve(np.zeros((2, 3)))
+    with pytest.raises(ValueError):
+        mean_ci(np.zeros((2, 2, 2)))
