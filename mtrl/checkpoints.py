@@ -37,6 +37,16 @@ def replay_sample_path(run_dir: Path) -> Path:
     return run_dir / "replay_sample.pt"
 
 
+def clear_run(run_dir: Path) -> None:
+    """Remove every checkpoint and the replay sample of a run (before a fresh start)."""
+    for path in [
+        resume_path(run_dir),
+        replay_sample_path(run_dir),
+        *(p for _, p in probe_checkpoints(run_dir)),
+    ]:
+        path.unlink(missing_ok=True)
+
+
 def probe_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     """(step, path) of every probe checkpoint of a run, in step order."""
     folder = run_dir / "checkpoints" / "probe"

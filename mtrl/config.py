@@ -9,6 +9,7 @@ at a time, so interval settings must be multiples of N x episode length.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -210,9 +211,14 @@ class TrainConfig:
             )
 
 
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
     """Convert a YAML/CLI value to the field's declared type, or raise ConfigError naming `name`."""
-    hint = typing.get_type_hints(TrainConfig)[name] if isinstance(annotation, str) else annotation
+    hint = _field_types()[name] if isinstance(annotation, str) else annotation
     optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
     base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
     if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):

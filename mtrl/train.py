@@ -68,8 +68,18 @@ class Progress:
         print(line, file=sys.stderr, flush=True)
 
 
-def train(config: TrainConfig, run_dir: str | Path, quiet: bool = False) -> Path:
-    """Train one run into `run_dir`; resume if a checkpoint is there; return the path of train.h5."""
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    quiet: bool = False,
+    provenance: str = "",
+    restart_stale: bool = False,
+) -> Path:
+    """Train one run into `run_dir`; resume if a checkpoint is there; return the path of train.h5.
+
+    `provenance` (e.g. the workflow's code hash) is stored in the resume checkpoint; a checkpoint
+    written by another config or provenance is an error, or, with `restart_stale`, discarded.
+    """
     run_dir = Path(run_dir)
     result_path = run_dir / "train.h5"
     if result_path.exists():
@@ -91,26 +101,31 @@ def train(config: TrainConfig, run_dir: str | Path, quiet: bool = False) -> Path
     sample_gen = torch.Generator(device=device)
     sample_gen.manual_seed(config.seed + 1)
     warmup_rng = np.random.default_rng([config.seed, 2])
+    # Evaluation runs whole episodes on the training envs between training episodes: one set of
+    # envs (half the MuJoCo compiles and processes), and their RNG state still restores exactly.
     envs = make_vector_env(tasks, config.seed, stream=0, strategy=config.vector_strategy)
-    eval_envs = make_vector_env(tasks, config.seed, stream=1, strategy=config.vector_strategy)
     train_log = TrainLog()
     step = 0  # vector steps done
     wall_time = 0.0
 
     resume_file = ckpt.resume_path(run_dir)
-    if resume_file.exists():
-        state = ckpt.load(resume_file, device)
-        if state["config"] != config.to_dict():
+    state = ckpt.load(resume_file, device) if resume_file.exists() else None
+    if state is not None and (state["config"], state.get("provenance", "")) != (config.to_dict(), provenance):
+        if not restart_stale:
             raise RuntimeError(
                 f"{resume_file} was written by a different config; delete {run_dir} to start over"
             )
+        log.warning("%s is stale (config or code changed): starting over", resume_file)
+        state = None
+    if state is None:  # a fresh start: leftovers of an earlier, different run must not mix in
+        ckpt.clear_run(run_dir)
+    else:
         agent.load_training_state(state["agent"])
         buffer.load_state_dict(state["buffer"])
         sample_gen.set_state(state["sample_generator"])
         warmup_rng.bit_generator.state = state["warmup_rng"]
         torch.set_rng_state(state["torch_rng"])
         load_env_state(envs, state["envs"])
-        load_env_state(eval_envs, state["eval_envs"])
         train_log = TrainLog.from_state_dict(state["log"])
         step, wall_time = state["step"], state["wall_time"]
         log.info("resumed %s at step %d", run_dir, step * n)
@@ -135,9 +150,17 @@ def train(config: TrainConfig, run_dir: str | Path, quiet: bool = False) -> Path
             .numpy()
         )
 
+    def record_eval(at_step: int) -> float:
+        result = evaluate(envs, policy, config.eval_episodes)
+        train_log.eval_step.append(at_step * n)
+        train_log.eval_success.append(result.success.tolist())
+        train_log.eval_return.append(result.returns.tolist())
+        return result.mean_success
+
     wanted_probes = probe_episodes(config)
-    if step == 0:
+    if step == 0:  # the untrained networks: curves start at step 0, dormancy at initialisation
         save_probe(0)
+        record_eval(0)
     progress = Progress(config.total_steps, time.time(), step * n)
     metric_sum = torch.zeros(len(METRICS), device=device)
     metric_count = 0
@@ -168,11 +191,7 @@ def train(config: TrainConfig, run_dir: str | Path, quiet: bool = False) -> Path
         last = step == config.vector_steps
         success = None
         if transitions % config.eval_every == 0 or last:
-            result = evaluate(eval_envs, policy, config.eval_episodes)
-            train_log.eval_step.append(transitions)
-            train_log.eval_success.append(result.success.tolist())
-            train_log.eval_return.append(result.returns.tolist())
-            success = result.mean_success
+            success = record_eval(step)
         if transitions % config.log_every == 0 or last:
             sps = (step - segment_step) * n / max(time.time() - segment_start, 1e-9)
             means = (metric_sum / max(metric_count, 1)).tolist()
@@ -192,6 +211,7 @@ def train(config: TrainConfig, run_dir: str | Path, quiet: bool = False) -> Path
             ckpt.save_atomic(
                 {
                     "config": config.to_dict(),
+                    "provenance": provenance,
                     "step": step,
                     "wall_time": time.time() - run_start,
                     "agent": agent.training_state(),
@@ -200,7 +220,6 @@ def train(config: TrainConfig, run_dir: str | Path, quiet: bool = False) -> Path
                     "warmup_rng": warmup_rng.bit_generator.state,
                     "torch_rng": torch.get_rng_state(),
                     "envs": env_state(envs),
-                    "eval_envs": env_state(eval_envs),
                     "log": train_log.state_dict(),
                 },
                 resume_file,
@@ -208,7 +227,6 @@ def train(config: TrainConfig, run_dir: str | Path, quiet: bool = False) -> Path
         obs, _ = envs.reset()
 
     envs.close()
-    eval_envs.close()
     ckpt.save_atomic(replay_sample(buffer, config.seed), ckpt.replay_sample_path(run_dir))
     attrs = {
         "config": config.to_json(),

@@ -42,8 +42,8 @@ def h5_contents(path: Path) -> dict[str, object]:
 def test_tiny_run_writes_complete_results(tmp_path, tiny_config):
     path = train(tiny_config, tmp_path / "run", quiet=True)
     with h5py.File(path, "r") as handle:
-        assert handle["eval/step"][()].tolist() == [1000, 2000]
-        assert handle["eval/success"].shape == (2, 1) and handle["eval/return"].shape == (2, 1)
+        assert handle["eval/step"][()].tolist() == [0, 1000, 2000]
+        assert handle["eval/success"].shape == (3, 1) and handle["eval/return"].shape == (3, 1)
         assert handle["train/step"][()].tolist() == [500, 1000, 1500, 2000]
         for key in ("critic_loss", "actor_loss", "alpha_loss", "q_mean", "entropy", "sps"):
             assert handle[f"train/{key}"].shape == (4,)
@@ -112,11 +112,16 @@ def test_killed_run_resumes_to_identical_results(tmp_path):
             assert torch.equal(a["actor"][name], b["actor"][name]), (step_a, name)
 
 
-def test_resume_with_a_different_config_is_refused(tmp_path, tiny_config):
+def test_resume_with_a_different_config_is_refused_or_restarted(tmp_path, tiny_config):
     run = tmp_path / "run"
     ckpt.save_atomic({"config": {**tiny_config.to_dict(), "seed": 99}}, ckpt.resume_path(run))
+    ckpt.save_atomic({"stale": True}, ckpt.probe_path(run, 123_000))
     with pytest.raises(RuntimeError, match="different config"):
         train(tiny_config, run, quiet=True)
+    short = dataclasses.replace(tiny_config, total_steps=1000, eval_every=500, probe_checkpoints=1)
+    ckpt.save_atomic({"config": short.resolved().to_dict(), "provenance": "old-code"}, ckpt.resume_path(run))
+    train(short, run, quiet=True, provenance="new-code", restart_stale=True)
+    assert [s for s, _ in ckpt.probe_checkpoints(run)] == [0, 1000]  # the stale step-123000 file is gone
 
 
 def test_config_round_trips_through_train_h5(tmp_path, tiny_config):

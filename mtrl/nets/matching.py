@@ -30,6 +30,8 @@ for comparison only; nothing here uses them.
 
 from __future__ import annotations
 
+from functools import cache
+
 import torch
 
 from mtrl.config import TrainConfig
@@ -54,6 +56,7 @@ def io_features(num_tasks: int) -> dict[str, tuple[int, int]]:
     return {"actor": (OBS_DIM + num_tasks, 2 * ACTION_DIM), "critic": (OBS_DIM + num_tasks + ACTION_DIM, 1)}
 
 
+@cache
 def count_actor_critic(config: TrainConfig) -> tuple[int, int]:
     """(actor parameters, parameters of ONE critic Q network) of `config.arch` at its sizes."""
     from mtrl.nets import build_network
@@ -83,14 +86,21 @@ def mlp_counts(task_set: str, width: int, depth: int) -> tuple[int, int]:
 
 def matched_width(arch: str, task_set: str, depth: int = 3, arch_depth: int = 3) -> int:
     """Largest MTMHSAC width (at `depth`) whose actor and critic each have <= the arch's counts."""
-    limit_actor, limit_critic = count_actor_critic(arch_config(arch, task_set, arch_depth))
+    return matched_width_for(arch_config(arch, task_set, arch_depth), depth)
+
+
+@cache
+def matched_width_for(arch: TrainConfig, depth: int) -> int:
+    """`matched_width` for an architecture at any size (e.g. the toy sizes of the smoke pipeline)."""
+    limit_actor, limit_critic = count_actor_critic(arch)
+    task_set = arch.task_set
 
     def fits(width: int) -> bool:
         actor, critic = mlp_counts(task_set, width, depth)
         return actor <= limit_actor and critic <= limit_critic
 
     if not fits(1):
-        raise ValueError(f"no {depth}-layer MLP fits within {arch} on {task_set}")
+        raise ValueError(f"no {depth}-layer MLP fits within {arch.arch} on {task_set}")
     low, high = 1, 2
     while fits(high):  # counts grow monotonically with width
         low, high = high, 2 * high

@@ -1,0 +1,159 @@
+"""The study grid: run ids, sharing between figures, matched widths, errors naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mtrl.config import ConfigError
+from mtrl.grid import build_grid, run_id
+from mtrl.nets.matching import matched_width
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def study(**figures) -> dict:
+    return {
+        "seeds": [0, 1],
+        "task_set_defaults": {
+            "mt10": {
+                "total_steps": 10000,
+                "eval_every": 5000,
+                "checkpoint_every": 5000,
+                "log_every": 5000,
+                "probe_checkpoints": 1,
+            }
+        },
+        "figures": figures,
+    }
+
+
+def test_run_ids_are_readable_and_deterministic():
+    grid = build_grid(
+        study(fig4=[{"panel": "MT10", "series": "w", "task_set": "mt10", "width": [256, 1024]}])
+    )
+    assert list(grid.runs) == [
+        "mt10/mtmhsac/a256-c256-d3/s0",
+        "mt10/mtmhsac/a256-c256-d3/s1",
+        "mt10/mtmhsac/a1024-c1024-d3/s0",
+        "mt10/mtmhsac/a1024-c1024-d3/s1",
+    ]
+    config = grid.runs["mt10/mtmhsac/a1024-c1024-d3/s1"]
+    assert (config.actor_width, config.critic_width, config.seed, config.total_steps) == (
+        1024,
+        1024,
+        1,
+        10000,
+    )
+
+
+def test_figures_share_runs_and_series_keep_order():
+    sweep = {"panel": "MT10", "series": "w", "task_set": "mt10", "width": [256, 512]}
+    pair = {
+        "panel": "MT10",
+        "series": "a512/c256",
+        "task_set": "mt10",
+        "actor_width": 512,
+        "critic_width": 256,
+    }
+    grid = build_grid(study(fig4=[sweep], fig6=[sweep], fig5=[pair, {**sweep, "width": 512}]))
+    assert len(grid.runs) == 3 * 2
+    assert set(grid.runs_of("fig4")) == set(grid.runs_of("fig6"))
+    assert grid.runs_of("fig5") == [
+        "mt10/mtmhsac/a512-c256-d3/s0",
+        "mt10/mtmhsac/a512-c256-d3/s1",
+        "mt10/mtmhsac/a512-c512-d3/s0",
+        "mt10/mtmhsac/a512-c512-d3/s1",
+    ]
+    assert [r.order for r in grid.figures["fig5"]] == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_extra_keys_enter_the_run_id_and_skip_is_marked():
+    grid = build_grid(
+        study(
+            fig9=[
+                {
+                    "panel": "p",
+                    "series": "s",
+                    "task_set": "mt10",
+                    "depth": 4,
+                    "skip": True,
+                    "width": 64,
+                    "use_task_weights": True,
+                }
+            ]
+        )
+    )
+    assert "mt10/mtmhsac/a64-c64-d4-skip-use_task_weightsTrue/s0" in grid.runs
+
+
+def test_matched_width_is_computed_from_the_architecture():
+    grid = build_grid(
+        study(fig1=[{"panel": "MT10", "series": "m", "task_set": "mt10", "width": {"match": "moore"}}])
+    )
+    config = next(iter(grid.runs.values()))
+    assert config.actor_width == config.critic_width == matched_width("moore", "mt10", 3) == 798
+
+
+def test_bad_values_name_the_series_and_key():
+    with pytest.raises(ConfigError, match=r"figures.fig4\[0\].*actor_width"):
+        build_grid(study(fig4=[{"panel": "MT10", "series": "w", "task_set": "mt10", "width": 0}]))
+    with pytest.raises(ConfigError, match="unknown config key.*widht"):
+        build_grid(study(fig4=[{"panel": "MT10", "series": "w", "task_set": "mt10", "widht": 64}]))
+    with pytest.raises(ConfigError, match="match"):
+        build_grid(
+            study(fig1=[{"panel": "MT10", "series": "m", "task_set": "mt10", "width": {"match": "gpt"}}])
+        )
+
+
+def test_a_run_id_defined_twice_differently_is_refused():
+    base = study(fig4=[{"panel": "MT10", "series": "w", "task_set": "mt10", "width": 64}])
+    base["figures"]["fig5"] = [
+        {"panel": "MT10", "series": "w", "task_set": "mt10", "width": 64, "gamma": 0.9}
+    ]
+    # gamma is not an id key but the series set it, so it becomes part of the id: no clash
+    assert len(build_grid(base).runs) == 4
+    assert run_id(build_grid(base).runs["mt10/mtmhsac/a64-c64-d3/s0"]) == "mt10/mtmhsac/a64-c64-d3/s0"
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml"])
+def test_shipped_configs_build(name):
+    grid = build_grid(yaml.safe_load((ROOT / "config" / name).read_text()))
+    assert set(grid.figures) == {
+        "fig1",
+        "fig4",
+        "fig5",
+        "fig6",
+        "fig7",
+        "fig9",
+        "fig10",
+        "fig11",
+        "fig12",
+        "table1",
+    }
+
+
+def test_full_grid_uses_the_papers_settings():
+    grid = build_grid(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+    mt10 = grid.runs["mt10/mtmhsac/a4096-c4096-d3/s9"]
+    assert (mt10.total_steps, mt10.eval_every, mt10.eval_episodes, mt10.batch_per_task) == (
+        20_000_000,
+        200_000,
+        50,
+        128,
+    )
+    mt50 = grid.runs["mt50/mtmhsac/a8192-c8192-d3/s0"]
+    assert (mt50.total_steps, mt50.eval_every, mt50.buffer_per_task * 50) == (
+        100_000_000,
+        1_000_000,
+        5_000_000,
+    )
+    assert grid.runs["mt10/moore/a400-c400-d3/s0"].alpha_lr == 1e-4
+    assert grid.runs["mt10/sm/a400-c400-d3/s0"].use_task_weights
+    assert {
+        "mt25/mtmhsac/a4096-c4096-d3/s0",
+        "mt10/mtmhsac/a889-c889-d3/s0",
+        "mt10/mtmhsac/a656-c656-d4-skip/s0",
+    } <= set(grid.runs)

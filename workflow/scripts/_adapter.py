@@ -1,0 +1,50 @@
+"""Shared by the rule scripts: make `mtrl` importable and send logging and stderr to the rule's log."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@contextmanager
+def logged(log_path: str):
+    """Everything the job prints (logging, warnings, tracebacks) goes to its log file as well as stderr."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as handle:
+        logging.basicConfig(
+            level=logging.INFO,
+            format="[%(name)s] %(message)s",
+            force=True,
+            handlers=[logging.StreamHandler(handle), logging.StreamHandler(sys.stderr)],
+        )
+        logging.captureWarnings(True)
+        real_stderr = sys.stderr
+        sys.stderr = _Tee(real_stderr, handle)
+        try:
+            yield
+        except Exception:
+            logging.getLogger("mtrl").exception("job failed")
+            raise
+        finally:
+            sys.stderr = real_stderr
+
+
+class _Tee:
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+            stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
