@@ -62,3 +62,22 @@ def test_evaluation_counts_success_at_any_step():
     envs.close()
     assert solved.success.tolist() == [1.0] and solved.returns[0] > idle.returns[0]
     assert idle.success.shape == (1,) and 0.0 <= idle.mean_success <= 1.0
+
+
+def test_cached_goal_variations_build_the_same_env_as_metaworld(tmp_path, monkeypatch):
+    import metaworld
+
+    from mtrl.envs.vector import _make_one, goal_variations
+
+    monkeypatch.setenv("MTRL_CACHE_DIR", str(tmp_path))
+    fresh = goal_variations("push-v3", 7)
+    assert (tmp_path / next(tmp_path.iterdir()).name / "push-v3-seed7.pkl").exists()
+    assert goal_variations("push-v3", 7) == fresh and len(fresh) == 50
+    ours = _make_one("push-v3", 1, 3, 7)
+    theirs = metaworld.make_mt_envs("push-v3", seed=7, num_tasks=3, env_id=1, use_one_hot=True)
+    for _ in range(3):  # each reset samples a goal variation: the same ones, in the same order
+        a, _ = ours.reset()
+        b, _ = theirs.reset()
+        np.testing.assert_array_equal(a, b)
+    action = np.full(4, 0.3, dtype=np.float32)
+    np.testing.assert_array_equal(ours.step(action)[0], theirs.step(action)[0])

@@ -7,10 +7,14 @@ episode intact and lets a checkpoint taken between episodes restore the envs' RN
 
 from __future__ import annotations
 
+import os
+import pickle
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -19,6 +23,7 @@ import numpy as np
 from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM
 
 warnings.filterwarnings("ignore", message=".*precision lowered by casting.*")
+_METAWORLD_VERSION = version("metaworld")
 
 
 def env_seeds(seed: int, stream: int, num_tasks: int) -> list[int]:
@@ -26,12 +31,40 @@ def env_seeds(seed: int, stream: int, num_tasks: int) -> list[int]:
     return [int(s) for s in np.random.SeedSequence([seed, stream]).generate_state(num_tasks)]
 
 
+def task_cache_dir() -> Path:
+    """Where sampled goal variations are cached ($MTRL_CACHE_DIR, default ~/.cache/mtrl/metaworld)."""
+    root = os.environ.get("MTRL_CACHE_DIR") or Path.home() / ".cache" / "mtrl"
+    return Path(root) / f"metaworld-{_METAWORLD_VERSION}"
+
+
+def goal_variations(name: str, seed: int) -> list[Any]:
+    """Meta-World's 50 goal/object variations of a task for a seed (`metaworld.MT1(name, seed)`).
+
+    Sampling them costs 50 env resets and an extra MuJoCo compile, ~80% of building an env, and the
+    result depends only on (task, seed), so it is cached on disk (written atomically).
+    """
+    import metaworld
+
+    path = task_cache_dir() / f"{name}-seed{seed}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    tasks = list(metaworld.MT1(name, seed=seed).train_tasks)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(pickle.dumps(tasks))
+    os.replace(tmp, path)
+    return tasks
+
+
 def _make_one(name: str, index: int, num_tasks: int, seed: int) -> gym.Env:
+    """What `metaworld.make_mt_envs(name, ...)` builds, with the goal variations taken from the cache."""
     import metaworld  # deferred: importing Meta-World registers envs and loads MuJoCo
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
     warnings.filterwarnings("ignore", message=".*precision lowered by casting.*")
-    return metaworld.make_mt_envs(
-        name,
+    return metaworld._init_each_env(
+        env_cls=ALL_V3_ENVIRONMENTS[name],
+        tasks=goal_variations(name, seed),
         seed=seed,
         num_tasks=num_tasks,
         env_id=index,
