@@ -17,7 +17,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 smoke: install
-	$(BIN)/mtrl train --config config/smoke-run.yaml --out results/smoke/mt1-reach
+	$(BIN)/snakemake --profile profiles/local --configfile config/smoke.yaml --cores $(SMOKE_CORES)
+	@echo "figures written:" && ls figures/smoke
 
 test: install
 	$(BIN)/ruff check .

@@ -81,3 +81,11 @@ def test_cached_goal_variations_build_the_same_env_as_metaworld(tmp_path, monkey
         np.testing.assert_array_equal(a, b)
     action = np.full(4, 0.3, dtype=np.float32)
     np.testing.assert_array_equal(ours.step(action)[0], theirs.step(action)[0])
+
+
+def test_a_tasks_env_seed_does_not_depend_on_the_benchmark():
+    from mtrl.envs.vector import env_seeds
+
+    mt10, mt50 = env_seeds(3, 0, task_names("mt10")), env_seeds(3, 0, task_names("mt50"))
+    assert mt10[0] == mt50[task_names("mt50").index("reach-v3")]
+    assert len(set(mt50)) == 50 and env_seeds(4, 0, ["reach-v3"]) != env_seeds(3, 0, ["reach-v3"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +28,11 @@ def logged(log_path: str):
         logging.captureWarnings(True)
         real_stderr = sys.stderr
         sys.stderr = _Tee(real_stderr, handle)
+        job = os.environ.get("SLURM_JOB_ID")
+        where = (
+            f"SLURM job {job} on {socket.gethostname()}" if job else f"local job on {socket.gethostname()}"
+        )
+        logging.getLogger("mtrl.job").info("%s, pid %d", where, os.getpid())
         try:
             yield
         except Exception:
