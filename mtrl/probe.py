@@ -1,0 +1,337 @@
+"""Probe a finished run: plasticity metrics of every probe checkpoint on one fixed batch -> plasticity.h5.
+
+For each checkpoint `checkpoints/probe/step_*.pt` (in step order) the agent is rebuilt on the CPU
+from the checkpoint's config, and one fixed, task-balanced probe batch drawn from
+`replay_sample.pt` is fed through the actor (input: obs with one-hot) and the critic ensemble
+(input: [obs, one-hot, replay action]). Forward hooks on each network's `hidden_layers()` collect
+the hidden features, from which `mtrl.plasticity` computes per layer the dormant-unit percentage
+(one value per tau), srank and feature norm, plus the pooled dormant percentage over all hidden
+layers. Parameter norms are per network (the actor, and each member of the E=2 critic ensemble);
+gradient norms are those of the SAC critic loss w.r.t. each critic member and of the SAC actor loss
+w.r.t. the actor, on the probe batch, before any clipping.
+
+Probe checkpoints hold no target critic: the target critic is set to a copy of the critic, so the
+TD targets inside the critic loss (and thus its gradient norm) use the online critic's values.
+The policy noise of both losses comes from the agent's generator, re-seeded with `seed` before
+every checkpoint, so the numbers are a deterministic function of (run, batch_per_task, seed).
+
+File layout of plasticity.h5 (written to a temporary name, then renamed):
+  attrs:  taus (JSON list of T floats), config (JSON of the run's TrainConfig), definitions (JSON
+          dict metric -> one-line definition with units), batch_per_task, seed
+  step    (S,) int64, ascending total env steps of the probed checkpoints
+  actor/, critic0/, critic1/   attr layers (JSON list of the L hidden-layer names) and datasets
+          dormant_pct (S, T, L), dormant_pct_total (S, T), srank (S, L) int64, feature_norm (S, L),
+          param_norm (S,), grad_norm (S,); each dataset has attrs `units` and `definition`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mtrl import checkpoints as ckpt
+from mtrl.agents.sac import MultiTaskSAC
+from mtrl.buffers import Batch
+from mtrl.config import TrainConfig
+from mtrl.plasticity import (
+    DEFAULT_TAUS,
+    dormant_percent,
+    dormant_percent_total,
+    feature_norm,
+    grad_norm_per_member,
+    param_norm_per_member,
+    srank,
+)
+from mtrl.results import write_atomic_h5
+
+__all__ = ["NETWORKS", "METRICS", "probe_run", "probe_batch", "probe_agent", "capture_hidden"]
+
+log = logging.getLogger("mtrl.probe")
+CPU = torch.device("cpu")
+NETWORKS = ("actor", "critic0", "critic1")
+SRANK_DELTA = 0.01
+
+# metric -> (units, one-line definition); also stored as the file's `definitions` attribute.
+METRICS: dict[str, tuple[str, str]] = {
+    "dormant_pct": (
+        "percent (0-100)",
+        "per hidden layer and tau: % of units with score mean_batch|h_i| / mean_j mean_batch|h_j| <= tau "
+        "(Sokar et al. 2023); shape (S, T, L)",
+    ),
+    "dormant_pct_total": (
+        "percent (0-100)",
+        "per tau: dormant units of all hidden layers / all hidden units (pooled, not a mean of layer "
+        "percentages); shape (S, T)",
+    ),
+    "srank": (
+        "count of singular values",
+        f"per hidden layer: smallest k with sum_(i<=k) s_i / sum_i s_i >= 1 - delta, s the singular values "
+        f"of the (B, units) feature matrix, delta = {SRANK_DELTA} (Kumar et al. 2021); shape (S, L)",
+    ),
+    "feature_norm": (
+        "L2 norm (activation units)",
+        "per hidden layer: mean over the probe batch of each sample's feature-vector L2 norm; shape (S, L)",
+    ),
+    "param_norm": (
+        "L2 norm (parameter units)",
+        "global L2 norm of all parameters of the network (one critic = one ensemble member); shape (S,)",
+    ),
+    "grad_norm": (
+        "L2 norm (loss units per parameter unit)",
+        "global L2 norm of the gradient of the SAC loss on the probe batch (actor: actor loss; critic k: "
+        "critic loss w.r.t. member k), before clipping; shape (S,)",
+    ),
+}
+
+
+# ----------------------------------------------------------------------------------- probe batch
+def probe_batch(sample: Mapping[str, Tensor], num_tasks: int, batch_per_task: int, seed: int) -> Batch:
+    """`batch_per_task` rows per task of a replay sample, drawn without replacement, task by task.
+
+    Rows are drawn with a CPU generator seeded by `seed`, so the batch depends only on the sample,
+    `batch_per_task` and `seed`. Raises ValueError if some task has fewer rows than requested.
+    """
+    if batch_per_task < 1:
+        raise ValueError(f"batch_per_task must be positive, got {batch_per_task}")
+    missing = {"obs", "action", "reward", "next_obs", "done", "task"} - set(sample)
+    if missing:
+        raise ValueError(f"replay sample lacks {sorted(missing)}")
+    task = sample["task"].to(CPU)
+    generator = torch.Generator(device=CPU)
+    generator.manual_seed(seed)
+    chosen = []
+    for t in range(num_tasks):
+        rows = (task == t).nonzero().flatten()
+        if rows.numel() < batch_per_task:
+            raise ValueError(
+                f"replay sample has {rows.numel()} rows of task {t}, "
+                f"fewer than batch_per_task={batch_per_task}"
+            )
+        pick = torch.randperm(rows.numel(), generator=generator)[:batch_per_task]
+        chosen.append(rows[pick.sort().values])
+    index = torch.cat(chosen)
+    return Batch(
+        **{key: sample[key].to(CPU)[index] for key in ("obs", "action", "reward", "next_obs", "done")},
+        task=task[index],
+    )
+
+
+# ------------------------------------------------------------------------------ hidden features
+@contextmanager
+def capture_hidden(net: nn.Module) -> Iterator[dict[str, Tensor]]:
+    """Forward hooks on `net.hidden_layers()`: yields a dict name -> detached output, filled by a forward.
+
+    The hooks are removed on exit. A layer that runs twice within the block is an error (its
+    features would be ambiguous).
+    """
+    captured: dict[str, Tensor] = {}
+    handles = []
+
+    def make_hook(name: str):
+        def hook(_module: nn.Module, _inputs: Any, output: Tensor) -> None:
+            if name in captured:
+                raise RuntimeError(f"hidden layer {name!r} ran twice in one probe forward")
+            captured[name] = output.detach()
+
+        return hook
+
+    for name, module in net.hidden_layers().items():
+        handles.append(module.register_forward_hook(make_hook(name)))
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _features(net: nn.Module, x: Tensor, task: Tensor, ensemble: int) -> dict[str, Tensor]:
+    """Hidden features name -> (E, B, U) of one forward of `net`, in `hidden_layers()` order."""
+    names = list(net.hidden_layers())
+    with torch.no_grad(), capture_hidden(net) as captured:
+        net(x, task)
+    out = {}
+    for name in names:
+        if name not in captured:
+            raise RuntimeError(f"hidden layer {name!r} did not run in the probe forward")
+        h = captured[name]
+        if h.ndim != 3 or h.shape[0] != ensemble or h.shape[1] != x.shape[0]:
+            raise RuntimeError(
+                f"hidden layer {name!r} gave shape {tuple(h.shape)}, "
+                f"expected ({ensemble}, {x.shape[0]}, units)"
+            )
+        out[name] = h
+    return out
+
+
+def _layer_metrics(features: Mapping[str, Tensor], taus: Sequence[float]) -> dict[str, np.ndarray]:
+    """Activation metrics of one network, member axis first: (E, T, L), (E, T), (E, L), (E, L)."""
+    hs = list(features.values())
+    return {
+        "dormant_pct": torch.stack(
+            [torch.stack([dormant_percent(h, tau) for h in hs], dim=-1) for tau in taus], dim=1
+        ).numpy(),
+        "dormant_pct_total": torch.stack(
+            [dormant_percent_total(features, tau) for tau in taus], dim=1
+        ).numpy(),
+        "srank": torch.stack([srank(h, SRANK_DELTA) for h in hs], dim=-1).numpy(),
+        "feature_norm": torch.stack([feature_norm(h) for h in hs], dim=-1).numpy(),
+    }
+
+
+# ------------------------------------------------------------------------------------ one agent
+def probe_agent(
+    agent: MultiTaskSAC, batch: Batch, taus: Sequence[float] = DEFAULT_TAUS, seed: int = 0
+) -> dict[str, dict[str, np.ndarray]]:
+    """All metrics of one agent on `batch`: network ('actor', 'critic0', 'critic1') -> metric -> array.
+
+    Per network: dormant_pct (T, L), dormant_pct_total (T,), srank (L,), feature_norm (L,) and the
+    scalars param_norm and grad_norm (0-d arrays). Re-seeds `agent.generator` with `seed`; leaves
+    the parameters unchanged and their gradients cleared.
+    """
+    critic_e = agent.critic.ensemble
+    actor = _layer_metrics(_features(agent.actor, batch.obs, batch.task, 1), taus)
+    critic_in = torch.cat([batch.obs, batch.action], dim=-1)
+    critic = _layer_metrics(_features(agent.critic, critic_in, batch.task, critic_e), taus)
+
+    agent.generator.manual_seed(seed)
+    agent.zero_grad(set_to_none=True)
+    critic_loss, _ = agent.critic_loss(batch)
+    critic_loss.backward()
+    critic_grad = grad_norm_per_member(agent.critic, critic_e)
+    agent.zero_grad(set_to_none=True)
+    agent.critic.requires_grad_(False)  # as in training: the actor loss does not reach the critic
+    try:
+        actor_loss, _ = agent.actor_loss(batch)
+        actor_loss.backward()
+    finally:
+        agent.critic.requires_grad_(True)
+    actor_grad = grad_norm_per_member(agent.actor, 1)
+    agent.zero_grad(set_to_none=True)
+
+    actor_param = param_norm_per_member(agent.actor, 1)
+    critic_param = param_norm_per_member(agent.critic, critic_e)
+    out = {"actor": {key: value[0] for key, value in actor.items()}}
+    out["actor"]["param_norm"] = actor_param[0].numpy()
+    out["actor"]["grad_norm"] = actor_grad[0].numpy()
+    for member, net in enumerate(NETWORKS[1:]):
+        out[net] = {key: value[member] for key, value in critic.items()}
+        out[net]["param_norm"] = critic_param[member].numpy()
+        out[net]["grad_norm"] = critic_grad[member].numpy()
+    return out
+
+
+def _build_agent(config_dict: Mapping[str, Any], obs_dim: int, action_dim: int) -> MultiTaskSAC:
+    """A CPU agent for the config; the global torch RNG is left as it was (init is overwritten anyway)."""
+    config = TrainConfig.from_dict(dict(config_dict))
+    with torch.random.fork_rng(devices=[]):
+        return MultiTaskSAC(config, obs_dim, action_dim, CPU)
+
+
+def _load_agent(agent: MultiTaskSAC, state: Mapping[str, Any]) -> None:
+    """Load a probe checkpoint's actor, critic and log-alpha; the target critic := the critic."""
+    agent.actor.load_state_dict(state["actor"])
+    agent.critic.load_state_dict(state["critic"])
+    agent.target_critic.load_state_dict(state["critic"])
+    with torch.no_grad():
+        agent.log_alpha.copy_(torch.as_tensor(state["log_alpha"]).to(agent.log_alpha))
+
+
+# ----------------------------------------------------------------------------------------- a run
+def probe_run(
+    run_dir: Path,
+    out: Path | None = None,
+    batch_per_task: int = 128,
+    seed: int = 0,
+    taus: Sequence[float] = DEFAULT_TAUS,
+) -> Path:
+    """Probe every checkpoint of `run_dir` on one fixed batch and write `out` (default RUN_DIR/plasticity.h5).
+
+    Runs on the CPU whatever device trained the run. Raises FileNotFoundError (naming the path)
+    when the run has no probe checkpoints or no replay_sample.pt, ValueError on inconsistent
+    checkpoints (configs differ, step mismatch) or a too-small replay sample. Returns `out`.
+    """
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir / "plasticity.h5"
+    taus = [float(t) for t in taus]
+    if not taus or any(not np.isfinite(t) or t < 0 for t in taus):
+        raise ValueError(f"taus must be a non-empty list of finite values >= 0, got {taus}")
+    checkpoints = ckpt.probe_checkpoints(run_dir)
+    if not checkpoints:
+        raise FileNotFoundError(
+            f"no probe checkpoints (step_*.pt) in {run_dir / 'checkpoints' / 'probe'}; train the run first"
+        )
+    sample_path = ckpt.replay_sample_path(run_dir)
+    if not sample_path.is_file():
+        raise FileNotFoundError(f"missing replay sample {sample_path}; it is written when training finishes")
+    sample = ckpt.load(sample_path, CPU)
+    obs_dim, action_dim = int(sample["obs"].shape[-1]), int(sample["action"].shape[-1])
+
+    config_dict: dict[str, Any] | None = None
+    agent: MultiTaskSAC | None = None
+    batch: Batch | None = None
+    steps: list[int] = []
+    rows: list[dict[str, dict[str, np.ndarray]]] = []
+    for i, (step, path) in enumerate(checkpoints):
+        state = ckpt.load(path, CPU)
+        if int(state["step"]) != step:
+            raise ValueError(f"{path} holds step {state['step']}, its name says {step}")
+        if config_dict is None:
+            config_dict = dict(state["config"])
+            agent = _build_agent(config_dict, obs_dim, action_dim)
+            batch = probe_batch(sample, agent.num_tasks, batch_per_task, seed)
+        elif dict(state["config"]) != config_dict:
+            raise ValueError(f"{path} was written by a different config than {checkpoints[0][1]}")
+        assert agent is not None and batch is not None
+        _load_agent(agent, state)
+        row = probe_agent(agent, batch, taus, seed)
+        steps.append(step)
+        rows.append(row)
+        tau_i = len(taus) - 1
+        log.info(
+            "%s: step %d (%d/%d): dormant%% (tau %g) actor %.1f critic %.1f/%.1f",
+            run_dir,
+            step,
+            i + 1,
+            len(checkpoints),
+            taus[tau_i],
+            row["actor"]["dormant_pct_total"][tau_i],
+            row["critic0"]["dormant_pct_total"][tau_i],
+            row["critic1"]["dormant_pct_total"][tau_i],
+        )
+
+    assert agent is not None and config_dict is not None
+    layers = {
+        "actor": list(agent.actor.hidden_layers()),
+        "critic0": list(agent.critic.hidden_layers()),
+        "critic1": list(agent.critic.hidden_layers()),
+    }
+
+    def fill(handle: h5py.File) -> None:
+        handle.attrs["taus"] = json.dumps(taus)
+        handle.attrs["config"] = json.dumps(config_dict, sort_keys=True)
+        handle.attrs["definitions"] = json.dumps({k: f"{d} [{u}]" for k, (u, d) in METRICS.items()})
+        handle.attrs["batch_per_task"] = int(batch_per_task)
+        handle.attrs["seed"] = int(seed)
+        handle.create_dataset("step", data=np.asarray(steps, dtype=np.int64), track_times=False)
+        for net in NETWORKS:
+            group = handle.create_group(net)
+            group.attrs["layers"] = json.dumps(layers[net])
+            for metric, (units, definition) in METRICS.items():
+                dtype = np.int64 if metric == "srank" else np.float64
+                data = np.stack([row[net][metric] for row in rows]).astype(dtype)
+                ds = group.create_dataset(metric, data=data, track_times=False)
+                ds.attrs["units"] = units
+                ds.attrs["definition"] = definition
+
+    write_atomic_h5(out, fill)
+    log.info("wrote %s (%d checkpoints)", out, len(steps))
+    return out
