@@ -38,11 +38,11 @@ CHECKS = {
     ),
     "mt10": dict(
         task_set="mt10",
-        total_steps=300_000,
-        eval_every=50_000,
-        eval_episodes=10,
-        checkpoint_every=50_000,
-        log_every=25_000,
+        total_steps=100_000,
+        eval_every=20_000,
+        eval_episodes=5,
+        checkpoint_every=20_000,
+        log_every=10_000,
         probe_checkpoints=4,
         warmup_steps=4_000,
     ),
@@ -60,6 +60,7 @@ def main() -> int:
     parser.add_argument("check", choices=sorted(CHECKS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (oversubscribing thrashes)")
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/tmp"))
     args = parser.parse_args()
     config = TrainConfig.from_dict(
@@ -67,6 +68,7 @@ def main() -> int:
             **CHECKS[args.check],
             "seed": args.seed,
             "device": args.device,
+            "torch_threads": args.threads,
             "vector_strategy": "sync" if args.check == "reach" else "async",
         }
     )

@@ -1,6 +1,7 @@
 """The study as data: expand the workflow config's figures into runs with deterministic ids.
 
-A figure is a list of *series*; a series names its `panel` and `series` (legend) and sets
+A figure is a list of *series*; a series names its `panel` and `series` (legend; a template such
+as "width {actor_width}" is filled from each grid point, giving one line per point) and sets
 TrainConfig keys, where a list value is a grid axis (cartesian product), `width` sets actor and
 critic width together, and `{match: sm|paco|moore}` as a width means "the largest plain MLP with at
 most that architecture's actor and critic parameter counts" (computed, see mtrl.nets.matching).
@@ -121,7 +122,7 @@ def build_grid(study: Mapping[str, Any]) -> StudyGrid:
         for index, series in enumerate(series_list):
             where = f"figures.{figure}[{index}] ({series.get('series', '?')})"
             extra = sorted(k for k in series if k not in SERIES_KEYS | ID_KEYS | {"width"})
-            for point in _axes(series):
+            for k, point in enumerate(_axes(series)):
                 for seed in series.get("seeds", default_seeds):
                     values = _resolve_match(_merged({**point, "seed": seed}, study), study, where)
                     try:
@@ -132,8 +133,12 @@ def build_grid(study: Mapping[str, Any]) -> StudyGrid:
                     if rid in runs and runs[rid] != config:
                         raise ConfigError(f"{where}: run {rid} is defined twice with different settings")
                     runs[rid] = config
+                    fields = config.to_dict()
+                    name, label = series["series"].format(**fields), series.get("label")
                     entries.append(
-                        FigureRun(series["panel"], series["series"], rid, series.get("label"), float(index))
+                        FigureRun(
+                            series["panel"], name, rid, label and label.format(**fields), index + k / 1000
+                        )
                     )
         figures[figure] = entries
     return StudyGrid(runs, figures)

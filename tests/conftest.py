@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -30,3 +32,31 @@ TINY = {
 @pytest.fixture
 def tiny_config() -> TrainConfig:
     return TrainConfig.from_dict(TINY)
+
+
+def smoke_profile() -> list[str]:
+    """Snakemake profile arguments: through SLURM when the test cluster is up (CI), else this machine."""
+    if os.environ.get("MTRL_TEST_SLURM") == "1":
+        return [
+            "--profile",
+            "profiles/slurm",
+            "--slurm-init-seconds-before-status-checks",
+            "2",
+            "--slurm-keep-successful-logs",
+            "--jobs",
+            "4",
+        ]
+    return ["--profile", "profiles/local"]
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    """The smoke pipeline, run once per test session in a private copy of the workflow."""
+    from tests.workflow_helpers import copy_workflow, snakemake
+
+    workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    # One seed keeps the suite short; the DAG, every rule and every figure are those of `make smoke`.
+    config = workdir / "config" / "smoke.yaml"
+    config.write_text(config.read_text().replace("seeds: [0, 1]", "seeds: [0]"))
+    proc = snakemake(workdir, *smoke_profile(), "--configfile", "config/smoke.yaml", timeout=1500)
+    return workdir, proc

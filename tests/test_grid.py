@@ -157,3 +157,14 @@ def test_full_grid_uses_the_papers_settings():
         "mt10/mtmhsac/a889-c889-d3/s0",
         "mt10/mtmhsac/a656-c656-d4-skip/s0",
     } <= set(grid.runs)
+
+
+def test_series_names_can_be_filled_from_the_grid_point():
+    grid = build_grid(
+        study(
+            fig4=[{"panel": "MT10", "series": "width {actor_width}", "task_set": "mt10", "width": [256, 512]}]
+        )
+    )
+    assert [r.series for r in grid.figures["fig4"]] == ["width 256", "width 256", "width 512", "width 512"]
+    orders = [r.order for r in grid.figures["fig4"]]
+    assert orders == sorted(orders) and orders[0] != orders[-1]

@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 STEPS_LABEL = "Environment steps"
 SUCCESS_LABEL = "IQM success rate (%)"
@@ -250,6 +250,7 @@ def params_figure(
                     label=label,
                 )
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log range overlap
         if ylim:
             ax.set_ylim(*ylim)
         name = (col_titles or {}).get(str(value), str(value))

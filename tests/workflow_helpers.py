@@ -1,0 +1,66 @@
+"""Running Snakemake from tests: a private copy of the workflow, dry runs parsed into job counts."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+COPIED = ("Snakefile", "workflow", "config", "mtrl", "envs", "profiles")
+
+
+def copy_workflow(dest: Path) -> Path:
+    """The workflow and package in `dest`, so a test may edit code and config without touching the repo."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: int = 1200
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run([SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """{rule: count} from Snakemake's 'Job stats' table (empty when there is nothing to do)."""
+    if "Job stats" not in output:
+        return {}
+    table = output.split("Job stats:", 1)[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if not match:
+            break
+        if match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def dry_run(workdir: Path, *args: str) -> dict[str, int]:
+    proc = snakemake(workdir, *args, "--dry-run", "--quiet", "rules")  # options with nargs come first
+    return job_counts(proc.stdout + proc.stderr)
+
+
+def edited_config(source: Path, dest: Path, edit) -> Path:
+    """A copy of a YAML config after `edit(dict)` changed it in place."""
+    data = yaml.safe_load(source.read_text())
+    edit(data)
+    dest.write_text(yaml.safe_dump(data, sort_keys=False))
+    return dest
