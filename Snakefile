@@ -9,14 +9,22 @@ min_version("9.0")
 sys.path.insert(0, workflow.basedir)  # the mtrl package, without requiring it to be installed
 
 
-# The paper's grid unless a config is given (--configfile replaces it rather than merging into it).
-if not config:
+# The paper's grid unless a config file is given (--configfile replaces it instead of merging).
+if "figures" not in config:
 
     configfile: "config/config.yaml"
 
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+
+
+# Light rules run where Snakemake runs, not as cluster jobs.
+localrules:
+    all,
+    aggregate,
+    figure,
+    table1,
 
 
 include: "workflow/rules/common.smk"

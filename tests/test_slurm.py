@@ -80,27 +80,34 @@ def test_smoke_train_and_probe_jobs_ran_as_slurm_jobs(smoke):
 
 
 def _resume_config(workdir):
-    def one_longer_run(config):
+    def one_short_run(config):
         config["seeds"] = [0]
-        config["task_set_defaults"]["mt10"].update(total_steps=20000, checkpoint_every=5000, eval_every=10000)
-        config["figures"] = {"fig4": [{"panel": "MT10", "series": "width", "task_set": "mt10", "width": 32}]}
+        config["task_set_defaults"]["mt1"] = {
+            "total_steps": 6000,
+            "checkpoint_every": 500,
+            "eval_every": 3000,
+            "log_every": 500,
+            "warmup_steps": 500,
+            "probe_checkpoints": 2,
+        }
+        config["figures"] = {"fig4": [{"panel": "MT1", "series": "width 32", "task_set": "mt1", "width": 32}]}
 
-    return edited_config(workdir / "config" / "smoke.yaml", workdir / "resume.yaml", one_longer_run)
+    return edited_config(workdir / "config" / "smoke.yaml", workdir / "resume.yaml", one_short_run)
 
 
 def test_cancelled_training_job_is_resubmitted_and_resumes_to_the_same_result(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     config_file = _resume_config(workdir)
-    run = "mt10/mtmhsac/a32-c32-d3/s0"
+    run = "mt1-reach/mtmhsac/a32-c32-d3/s0"
+    target = f"results/smoke/runs/{run}/train.h5"  # relative, as the rule's output is
     run_dir = workdir / "results" / "smoke" / "runs" / run
-    target = str(run_dir / "train.h5")
     proc = subprocess.Popen(
         [
             str(ROOT / ".venv" / "bin" / "snakemake") if (ROOT / ".venv").exists() else "snakemake",
+            target,  # before the options: --configfile takes every word after it
             *SLURM_ARGS,
             "--configfile",
             str(config_file),
-            target,
         ],
         cwd=workdir,
         stdout=subprocess.PIPE,
@@ -118,9 +125,14 @@ def test_cancelled_training_job_is_resubmitted_and_resumes_to_the_same_result(tm
     output, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, output
     assert re.search(rf"SLURM-job '{job}' failed", output), output[-3000:]
+    # one sbatch log per attempt: the cancelled job and its retry, which resumed from the checkpoint
+    attempts = sorted(
+        path.stem for path in (workdir / ".snakemake" / "slurm_logs" / "rule_train").rglob("*.log")
+    )
+    assert len(attempts) == 2 and job in attempts, attempts
     log = (workdir / "results" / "smoke" / "logs" / "train" / f"{run}.log").read_text()
-    assert len(re.findall(r"SLURM job (\d+)", log)) == 2  # the cancelled attempt and the retry
-    assert "resumed" in log
+    retry = next(a for a in attempts if a != job)
+    assert f"SLURM job {retry}" in log and "resumed" in log, log
 
     study = yaml.safe_load(config_file.read_text())
     reference = train(build_grid(study).runs[run], tmp_path / "reference", quiet=True)
