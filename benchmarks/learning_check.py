@@ -28,8 +28,8 @@ CHECKS = {
     "reach": dict(
         task_set="mt1",
         mt1_task="reach-v3",
-        total_steps=60_000,
-        eval_every=5_000,
+        total_steps=150_000,
+        eval_every=10_000,
         eval_episodes=20,
         checkpoint_every=10_000,
         log_every=5_000,
@@ -62,10 +62,13 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (oversubscribing thrashes)")
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/tmp"))
+    parser.add_argument("--total-steps", type=int, help="override the check's length (transitions)")
     args = parser.parse_args()
+    overrides = {"total_steps": args.total_steps} if args.total_steps else {}
     config = TrainConfig.from_dict(
         {
             **CHECKS[args.check],
+            **overrides,
             "seed": args.seed,
             "device": args.device,
             "torch_threads": args.threads,
