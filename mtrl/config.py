@@ -80,6 +80,10 @@ class TrainConfig:
     initial_alpha: float = field(default=1.0, metadata=_meta("initial entropy temperature per task"))
     target_entropy: float | None = field(default=None, metadata=_meta("target entropy (None: -|A|)"))
     use_task_weights: bool = field(default=False, metadata=_meta("weight task losses by softmax(-log alpha)"))
+    max_q_value: float | None = field(
+        default=None,
+        metadata=_meta("clip TD targets and predicted Q to +-this (the authors' code: 5000; None: off)"),
+    )
     log_std_min: float = field(default=-20.0, metadata=_meta("policy log-std lower bound"))
     log_std_max: float = field(default=2.0, metadata=_meta("policy log-std upper bound"))
     # --- execution
@@ -192,6 +196,8 @@ class TrainConfig:
         for name in ["gamma", "tau"]:
             if not 0 < getattr(self, name) <= 1:
                 raise ConfigError(f"{name}: must be in (0, 1], got {getattr(self, name)}")
+        if self.max_q_value is not None and not self.max_q_value > 0:
+            raise ConfigError(f"max_q_value: must be > 0 (or None for no clipping), got {self.max_q_value}")
         if not self.log_std_min < self.log_std_max:
             raise ConfigError("log_std_min: must be below log_std_max")
         unit = self.episode_transitions

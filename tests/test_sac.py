@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -71,6 +72,20 @@ def test_updates_fit_the_critic_to_a_fixed_batch():
     for _ in range(150):
         last = agent.update(batch)[0].item()
     assert last < 0.5 * first
+
+
+def test_max_q_value_clips_targets_and_predictions():
+    batch = make_batch()
+    huge = dataclasses.replace(batch, reward=torch.full_like(batch.reward, 1e4))
+    free, _ = make_agent().critic_loss(huge)
+    clipped_agent = make_agent(max_q_value=50.0)
+    clipped, _ = clipped_agent.critic_loss(huge)
+    with torch.no_grad():
+        q = clipped_agent.q_values(batch.obs, batch.action, batch.task).clamp(-50, 50)
+    # every target is clipped to 50: the loss is that of the (clipped) predictions against 50
+    torch.testing.assert_close(clipped, (0.5 * (q - 50).pow(2).sum(0)).mean())
+    assert free > 100 * clipped
+    assert torch.equal(make_agent().critic_loss(batch)[0], make_agent(max_q_value=1e9).critic_loss(batch)[0])
 
 
 def test_task_weights_are_softmax_of_negative_log_alpha():
