@@ -29,6 +29,8 @@ from tests.conftest import TINY
         ({"widht": 3}, "widht"),
         ({"actor_width": 2.5}, "actor_width"),
         ({"skip": "maybe"}, "skip"),
+        ({"max_q_value": 0}, "max_q_value"),
+        ({"max_q_value": "huge"}, "max_q_value"),
     ],
 )
 def test_bad_values_name_their_key(overrides, key):
