@@ -34,7 +34,7 @@ CHECKS = {
         checkpoint_every=10_000,
         log_every=5_000,
         probe_checkpoints=4,
-        warmup_steps=4_000,
+        warmup_steps_per_task=4_000,
     ),
     "mt10": dict(
         task_set="mt10",
@@ -44,7 +44,7 @@ CHECKS = {
         checkpoint_every=20_000,
         log_every=10_000,
         probe_checkpoints=4,
-        warmup_steps=4_000,
+        warmup_steps_per_task=4_000,
     ),
 }
 

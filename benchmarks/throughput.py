@@ -147,7 +147,7 @@ def main() -> None:
             "critic_width": args.loop_width,
             "vector_strategy": "sync",
             "total_steps": episodes * 500 * n,
-            "warmup_steps": 500 * n,
+            "warmup_steps_per_task": 500,
             "log_every": 500 * n,
             "eval_every": episodes * 500 * n,
             "eval_episodes": 1,

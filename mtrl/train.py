@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,6 +69,199 @@ class Progress:
         print(line, file=sys.stderr, flush=True)
 
 
+class Trainer:
+    """One run: its agent, buffer, envs, RNGs and log, and the loop that advances them.
+
+    `step` counts vector steps (one transition per task); files and logs count total transitions.
+    """
+
+    def __init__(
+        self, config: TrainConfig, run_dir: Path, quiet: bool, provenance: str, restart_stale: bool
+    ) -> None:
+        self.config = config = config.resolved()
+        config.validate()
+        self.run_dir, self.quiet, self.provenance = run_dir, quiet, provenance
+        self.device = device = pick_device(config.device)
+        if config.torch_threads:
+            torch.set_num_threads(config.torch_threads)
+        self.tasks = task_names(config.task_set, config.mt1_task)
+        self.n = n = len(self.tasks)
+
+        random.seed(config.seed)
+        np.random.seed(config.seed)
+        torch.manual_seed(config.seed)
+        self.agent = MultiTaskSAC(config, OBS_DIM + n, ACTION_DIM, device)
+        self.buffer = MultiTaskReplayBuffer(n, config.buffer_per_task, OBS_DIM, ACTION_DIM, device)
+        self.sample_gen = torch.Generator(device=device)
+        self.sample_gen.manual_seed(config.seed + 1)
+        self.warmup_rng = np.random.default_rng([config.seed, 2])
+        # Evaluation runs whole episodes on the training envs between training episodes: one set of
+        # envs (half the MuJoCo compiles and processes), and their RNG state still restores exactly.
+        self.envs = make_vector_env(self.tasks, config.seed, stream=0, strategy=config.vector_strategy)
+        self.train_log = TrainLog()
+        self.step = 0  # vector steps done
+        self.wall_time = 0.0
+        self.resume_file = ckpt.resume_path(run_dir)
+        self._resume_or_start(restart_stale)
+        self.metric_sum = torch.zeros(len(METRICS), device=device)
+        self.metric_count = 0
+
+    # ------------------------------------------------------------------ state
+    def _resume_or_start(self, restart_stale: bool) -> None:
+        """Load the resume checkpoint if there is one for this exact run; else clear leftovers."""
+        state = ckpt.load(self.resume_file, self.device) if self.resume_file.exists() else None
+        expected = (self.config.to_dict(), self.provenance)
+        if state is not None and (state["config"], state.get("provenance", "")) != expected:
+            if not restart_stale:
+                raise RuntimeError(
+                    f"{self.resume_file} was written by a different config; "
+                    f"delete {self.run_dir} to start over"
+                )
+            log.warning("%s is stale (config or code changed): starting over", self.resume_file)
+            state = None
+        if state is None:  # a fresh start: leftovers of an earlier, different run must not mix in
+            ckpt.clear_run(self.run_dir)
+            return
+        self.agent.load_training_state(state["agent"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.sample_gen.set_state(state["sample_generator"])
+        self.warmup_rng.bit_generator.state = state["warmup_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        load_env_state(self.envs, state["envs"])
+        self.train_log = TrainLog.from_state_dict(state["log"])
+        self.step, self.wall_time = state["step"], state["wall_time"]
+        log.info("resumed %s at step %d", self.run_dir, self.step * self.n)
+
+    def resume_state(self) -> dict[str, Any]:
+        """Everything needed to continue this run bit-for-bit."""
+        return {
+            "config": self.config.to_dict(),
+            "provenance": self.provenance,
+            "step": self.step,
+            "wall_time": time.time() - self.run_start,
+            "agent": self.agent.training_state(),
+            "buffer": self.buffer.state_dict(),
+            "sample_generator": self.sample_gen.get_state(),
+            "warmup_rng": self.warmup_rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "envs": env_state(self.envs),
+            "log": self.train_log.state_dict(),
+        }
+
+    def save_probe(self) -> None:
+        """Networks and temperatures at the current step, for the plasticity probe."""
+        ckpt.save_atomic(
+            {
+                "step": self.step * self.n,
+                "config": self.config.to_dict(),
+                "actor": self.agent.actor.state_dict(),
+                "critic": self.agent.critic.state_dict(),
+                "log_alpha": self.agent.log_alpha.detach().cpu(),
+            },
+            ckpt.probe_path(self.run_dir, self.step * self.n),
+        )
+
+    # ------------------------------------------------------------------ evaluation and logs
+    def _policy(self, obs: np.ndarray) -> np.ndarray:
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        return self.agent.act(obs_t, deterministic=True).cpu().numpy()
+
+    def record_eval(self) -> float:
+        result = evaluate(self.envs, self._policy, self.config.eval_episodes)
+        self.train_log.eval_step.append(self.step * self.n)
+        self.train_log.eval_success.append(result.success.tolist())
+        self.train_log.eval_return.append(result.returns.tolist())
+        return result.mean_success
+
+    def record_train_row(self, success: float | None) -> None:
+        """Append the mean training metrics since the last row, and report progress."""
+        transitions = self.step * self.n
+        sps = (self.step - self.segment_step) * self.n / max(time.time() - self.segment_start, 1e-9)
+        means = (self.metric_sum / max(self.metric_count, 1)).tolist()
+        self.train_log.train_step.append(transitions)
+        for key, value in zip(METRICS, means, strict=True):
+            self.train_log.train_scalars[key].append(value)
+        self.train_log.train_scalars["sps"].append(sps)
+        self.train_log.train_alpha.append(self.agent.log_alpha.detach().exp().cpu().tolist())
+        self.metric_sum.zero_()
+        self.metric_count = 0
+        self.segment_start, self.segment_step = time.time(), self.step
+        if not self.quiet:
+            self.progress.report(transitions, success, sps)
+
+    # ------------------------------------------------------------------ the loop
+    def collect_and_update(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One vector step: act (randomly during warm-up), store the transitions, one SAC update."""
+        config = self.config
+        if self.step < config.warmup_steps_per_task:
+            action = self.warmup_rng.uniform(-1.0, 1.0, size=(self.n, ACTION_DIM)).astype(np.float32)
+        else:
+            action = self.agent.act(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
+            action = action.cpu().numpy()
+        next_obs, reward, terminated, truncated, _ = self.envs.step(action)
+        self.buffer.add(obs, action, reward, next_obs, terminated)
+        self.step += 1
+        if self.step >= config.warmup_steps_per_task:
+            self.metric_sum += self.agent.update(self.buffer.sample(config.batch_per_task, self.sample_gen))
+            self.metric_count += 1
+        return next_obs, terminated, truncated
+
+    def at_episode_end(self) -> None:
+        """Everything periodic: evaluation, the training log, probe and resume checkpoints."""
+        config = self.config
+        transitions = self.step * self.n
+        last = self.step == config.vector_steps
+        success = None
+        if transitions % config.eval_every == 0 or last:
+            success = self.record_eval()
+        if transitions % config.log_every == 0 or last:
+            self.record_train_row(success)
+        if self.step // EPISODE_LENGTH in self.wanted_probes:
+            self.save_probe()
+        if transitions % config.checkpoint_every == 0 and not last:
+            ckpt.save_atomic(self.resume_state(), self.resume_file)
+
+    def run(self) -> Path:
+        """Train to the end (from step 0 or the resumed step) and write train.h5."""
+        config = self.config
+        self.wanted_probes = probe_episodes(config)
+        if self.step == 0:  # the untrained networks: curves start at step 0, dormancy at initialisation
+            self.save_probe()
+            self.record_eval()
+        self.progress = Progress(config.total_steps, time.time(), self.step * self.n)
+        self.segment_start, self.segment_step = time.time(), self.step
+        self.run_start = time.time() - self.wall_time
+        obs, _ = self.envs.reset()
+        while self.step < config.vector_steps:
+            obs, terminated, truncated = self.collect_and_update(obs)
+            if not (truncated.all() or terminated.any()):
+                continue
+            if not truncated.all():
+                raise RuntimeError("Meta-World envs ended out of lockstep; episodes must all be 500 steps")
+            self.at_episode_end()
+            obs, _ = self.envs.reset()
+        return self.finish()
+
+    def finish(self) -> Path:
+        """Close the envs, keep a replay sample, write train.h5 and drop the resume checkpoint."""
+        self.envs.close()
+        ckpt.save_atomic(replay_sample(self.buffer, self.config.seed), ckpt.replay_sample_path(self.run_dir))
+        actor_params, critic_params = self.agent.parameter_counts()
+        attrs = {
+            "config": self.config.to_json(),
+            "tasks": json.dumps(list(self.tasks)),
+            "actor_params": actor_params,
+            "critic_params": critic_params,
+            "mtrl_version": mtrl.__version__,
+            "device": str(self.device),
+            "wall_time_s": time.time() - self.run_start,
+        }
+        result_path = self.run_dir / "train.h5"
+        write_train_h5(result_path, self.train_log, attrs, self.n)
+        self.resume_file.unlink(missing_ok=True)
+        return result_path
+
+
 def train(
     config: TrainConfig,
     run_dir: str | Path,
@@ -85,161 +279,7 @@ def train(
     if result_path.exists():
         log.info("%s already complete", result_path)
         return result_path
-    config = config.resolved()
-    config.validate()
-    device = pick_device(config.device)
-    if config.torch_threads:
-        torch.set_num_threads(config.torch_threads)
-    tasks = task_names(config.task_set, config.mt1_task)
-    n = len(tasks)
-
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    agent = MultiTaskSAC(config, OBS_DIM + n, ACTION_DIM, device)
-    buffer = MultiTaskReplayBuffer(n, config.buffer_per_task, OBS_DIM, ACTION_DIM, device)
-    sample_gen = torch.Generator(device=device)
-    sample_gen.manual_seed(config.seed + 1)
-    warmup_rng = np.random.default_rng([config.seed, 2])
-    # Evaluation runs whole episodes on the training envs between training episodes: one set of
-    # envs (half the MuJoCo compiles and processes), and their RNG state still restores exactly.
-    envs = make_vector_env(tasks, config.seed, stream=0, strategy=config.vector_strategy)
-    train_log = TrainLog()
-    step = 0  # vector steps done
-    wall_time = 0.0
-
-    resume_file = ckpt.resume_path(run_dir)
-    state = ckpt.load(resume_file, device) if resume_file.exists() else None
-    if state is not None and (state["config"], state.get("provenance", "")) != (config.to_dict(), provenance):
-        if not restart_stale:
-            raise RuntimeError(
-                f"{resume_file} was written by a different config; delete {run_dir} to start over"
-            )
-        log.warning("%s is stale (config or code changed): starting over", resume_file)
-        state = None
-    if state is None:  # a fresh start: leftovers of an earlier, different run must not mix in
-        ckpt.clear_run(run_dir)
-    else:
-        agent.load_training_state(state["agent"])
-        buffer.load_state_dict(state["buffer"])
-        sample_gen.set_state(state["sample_generator"])
-        warmup_rng.bit_generator.state = state["warmup_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        load_env_state(envs, state["envs"])
-        train_log = TrainLog.from_state_dict(state["log"])
-        step, wall_time = state["step"], state["wall_time"]
-        log.info("resumed %s at step %d", run_dir, step * n)
-    actor_params, critic_params = agent.parameter_counts()
-
-    def save_probe(at_step: int) -> None:
-        ckpt.save_atomic(
-            {
-                "step": at_step * n,
-                "config": config.to_dict(),
-                "actor": agent.actor.state_dict(),
-                "critic": agent.critic.state_dict(),
-                "log_alpha": agent.log_alpha.detach().cpu(),
-            },
-            ckpt.probe_path(run_dir, at_step * n),
-        )
-
-    def policy(obs: np.ndarray) -> np.ndarray:
-        return (
-            agent.act(torch.as_tensor(obs, dtype=torch.float32, device=device), deterministic=True)
-            .cpu()
-            .numpy()
-        )
-
-    def record_eval(at_step: int) -> float:
-        result = evaluate(envs, policy, config.eval_episodes)
-        train_log.eval_step.append(at_step * n)
-        train_log.eval_success.append(result.success.tolist())
-        train_log.eval_return.append(result.returns.tolist())
-        return result.mean_success
-
-    wanted_probes = probe_episodes(config)
-    if step == 0:  # the untrained networks: curves start at step 0, dormancy at initialisation
-        save_probe(0)
-        record_eval(0)
-    progress = Progress(config.total_steps, time.time(), step * n)
-    metric_sum = torch.zeros(len(METRICS), device=device)
-    metric_count = 0
-    segment_start, segment_step = time.time(), step
-    run_start = time.time() - wall_time
-    obs, _ = envs.reset()
-    warmup_vector_steps = math.ceil(config.warmup_steps / n)
-    while step < config.vector_steps:
-        if step < warmup_vector_steps:
-            action = warmup_rng.uniform(-1.0, 1.0, size=(n, ACTION_DIM)).astype(np.float32)
-        else:
-            action = agent.act(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
-        next_obs, reward, terminated, truncated, _ = envs.step(action)
-        buffer.add(obs, action, reward, next_obs, terminated)
-        obs = next_obs
-        step += 1
-        if step >= warmup_vector_steps:
-            metric_sum += agent.update(buffer.sample(config.batch_per_task, sample_gen))
-            metric_count += 1
-        if not (truncated.all() or terminated.any()):
-            continue
-        if not truncated.all():
-            raise RuntimeError("Meta-World envs ended out of lockstep; episodes must all be 500 steps")
-
-        # ---- episode boundary: every env has finished its episode
-        transitions = step * n
-        episode = step // EPISODE_LENGTH
-        last = step == config.vector_steps
-        success = None
-        if transitions % config.eval_every == 0 or last:
-            success = record_eval(step)
-        if transitions % config.log_every == 0 or last:
-            sps = (step - segment_step) * n / max(time.time() - segment_start, 1e-9)
-            means = (metric_sum / max(metric_count, 1)).tolist()
-            train_log.train_step.append(transitions)
-            for key, value in zip(METRICS, means, strict=True):
-                train_log.train_scalars[key].append(value)
-            train_log.train_scalars["sps"].append(sps)
-            train_log.train_alpha.append(agent.log_alpha.detach().exp().cpu().tolist())
-            metric_sum.zero_()
-            metric_count = 0
-            segment_start, segment_step = time.time(), step
-            if not quiet:
-                progress.report(transitions, success, sps)
-        if episode in wanted_probes:
-            save_probe(step)
-        if transitions % config.checkpoint_every == 0 and not last:
-            ckpt.save_atomic(
-                {
-                    "config": config.to_dict(),
-                    "provenance": provenance,
-                    "step": step,
-                    "wall_time": time.time() - run_start,
-                    "agent": agent.training_state(),
-                    "buffer": buffer.state_dict(),
-                    "sample_generator": sample_gen.get_state(),
-                    "warmup_rng": warmup_rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(),
-                    "envs": env_state(envs),
-                    "log": train_log.state_dict(),
-                },
-                resume_file,
-            )
-        obs, _ = envs.reset()
-
-    envs.close()
-    ckpt.save_atomic(replay_sample(buffer, config.seed), ckpt.replay_sample_path(run_dir))
-    attrs = {
-        "config": config.to_json(),
-        "tasks": json.dumps(list(tasks)),
-        "actor_params": actor_params,
-        "critic_params": critic_params,
-        "mtrl_version": mtrl.__version__,
-        "device": str(device),
-        "wall_time_s": time.time() - run_start,
-    }
-    write_train_h5(result_path, train_log, attrs, n)
-    resume_file.unlink(missing_ok=True)
-    return result_path
+    return Trainer(config, run_dir, quiet, provenance, restart_stale).run()
 
 
 def replay_sample(buffer: MultiTaskReplayBuffer, seed: int) -> dict[str, torch.Tensor]:

@@ -16,7 +16,7 @@ TINY = {
     "actor_width": 32,
     "critic_width": 32,
     "total_steps": 2000,
-    "warmup_steps": 500,
+    "warmup_steps_per_task": 500,
     "eval_every": 1000,
     "eval_episodes": 1,
     "checkpoint_every": 500,

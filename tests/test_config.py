@@ -64,7 +64,8 @@ def test_resolved_arch_defaults_follow_task_set():
 def test_yaml_and_strings_are_coerced(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(
-        "task_set: mt1\ntotal_steps: 2e3\nwarmup_steps: 500\nskip: 'true'\nlr: '1e-3'\nlog_every: 500\n"
+        "task_set: mt1\ntotal_steps: 2e3\nwarmup_steps_per_task: 500\nskip: 'true'\nlr: '1e-3'\n"
+        "log_every: 500\n"
         "eval_every: 1000\ncheckpoint_every: 500\nprobe_checkpoints: 2\n"
     )
     config = TrainConfig.from_yaml(path, {"actor_width": "64"})

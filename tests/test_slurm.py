@@ -87,7 +87,7 @@ def _resume_config(workdir):
             "checkpoint_every": 500,
             "eval_every": 3000,
             "log_every": 500,
-            "warmup_steps": 500,
+            "warmup_steps_per_task": 500,
             "probe_checkpoints": 2,
         }
         config["figures"] = {"fig4": [{"panel": "MT1", "series": "width 32", "task_set": "mt1", "width": 32}]}

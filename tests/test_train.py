@@ -128,3 +128,32 @@ def test_config_round_trips_through_train_h5(tmp_path, tiny_config):
     short = dataclasses.replace(tiny_config, total_steps=1000, eval_every=500, probe_checkpoints=1)
     with h5py.File(train(short, tmp_path / "run", quiet=True)) as handle:
         assert TrainConfig.from_dict(json.loads(handle.attrs["config"])) == short.resolved()
+
+
+def test_warmup_counts_steps_per_task_not_transitions(tmp_path):
+    """The authors act randomly while the *vector* step is below 4,000: on MT10 that is 40,000
+    transitions. One MT10 episode (500 vector steps) with warmup_steps_per_task=400 makes exactly
+    500 - 400 + 1 = 101 updates (today's transition-count reading would make 461)."""
+    from mtrl.train import Trainer
+
+    config = TrainConfig.from_dict(
+        {
+            **TINY,
+            "task_set": "mt10",
+            "total_steps": 5000,
+            "eval_every": 5000,
+            "checkpoint_every": 5000,
+            "log_every": 5000,
+            "probe_checkpoints": 1,
+            "warmup_steps_per_task": 400,
+            "eval_episodes": 1,
+        }
+    )
+    trainer = Trainer(config, tmp_path / "run", quiet=True, provenance="", restart_stale=False)
+    calls = []
+    real_update = trainer.agent.update
+    trainer.agent.update = lambda batch: calls.append(trainer.step) or real_update(batch)
+    trainer.run()
+    assert len(calls) == 101
+    assert calls[0] == 400
+    assert TrainConfig().warmup_steps_per_task == 4000
