@@ -315,3 +315,25 @@ def test_build_network_for_actor_and_critic(arch: str) -> None:
         assert actor.num_experts == resolved.moore_experts == 4
     if arch == "sm":
         assert (actor.num_layers, actor.num_modules) == (resolved.sm_layers, resolved.sm_modules) == (2, 2)
+
+
+@pytest.mark.parametrize("arch", ["mtmhsac", "sm", "paco", "moore"])
+def test_output_heads_are_small_uniform_and_hidden_layers_he_uniform(arch: str) -> None:
+    """The authors' heads: weights and biases U(+-1e-3) (actor), U(+-3e-3) (critics); hidden layers
+    He-uniform with zero bias. Checked by range and spread, which the default He init fails."""
+    config = TrainConfig(arch=arch, actor_width=64, critic_width=64, sm_module_width=32, sm_embedding=48)
+    n = config.num_tasks
+    for role, bound, in_f, out_f, e in [("actor", 1e-3, S + n, 2 * A, 1), ("critic", 3e-3, S + n + A, 1, 2)]:
+        net = build_network(config, role, in_f, out_f, ensemble=e)
+        for name, p in net.head.named_parameters():
+            values = p.detach()
+            assert values.abs().max() <= bound, (role, name)
+            assert bool((values != 0).all()), (role, name)  # biases too: not zero
+            if values.numel() >= 20:
+                assert values.abs().max() > 0.8 * bound and values.std() > 0.4 * bound, (role, name)
+        head_ids = {id(p) for p in net.head.parameters()}
+        hidden = [(m, p) for m, p in net.named_parameters() if id(p) not in head_ids]
+        biases = [p for m, p in hidden if m.endswith("bias") and "norm" not in m and p.dim() > 1]
+        assert biases and all(bool((b == 0).all()) for b in biases)
+        weights = [p for m, p in hidden if m.endswith("weight") and p.dim() >= 3]
+        assert weights and max(float(w.detach().abs().max()) for w in weights) > 10 * bound

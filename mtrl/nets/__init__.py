@@ -6,12 +6,24 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
+import torch
 from torch import Tensor, nn
 
 from mtrl.config import TrainConfig
 from mtrl.nets.mlp import MultiHeadMLP
 
 Role = Literal["actor", "critic"]
+
+# The authors' output layers (every architecture): weights and biases U(-b, b), b = 1e-3 for the
+# actor and 3e-3 for the critics; hidden layers keep He-uniform weights and zero biases.
+HEAD_INIT_BOUND: dict[str, float] = {"actor": 1e-3, "critic": 3e-3}
+
+
+def init_output_head_(head: nn.Module, bound: float) -> None:
+    """Re-initialise every parameter of an output head (weights and biases) U(-bound, bound)."""
+    with torch.no_grad():
+        for parameter in head.parameters():
+            parameter.uniform_(-bound, bound)
 
 
 class MultiTaskNetwork(Protocol):
@@ -25,7 +37,13 @@ class MultiTaskNetwork(Protocol):
 def build_network(
     config: TrainConfig, role: Role, in_features: int, out_features: int, ensemble: int = 1
 ) -> nn.Module:
-    """The network of `config.arch` for the actor or the critic ensemble."""
+    """The network of `config.arch` for the actor or the critic ensemble, output head initialised."""
+    network = _build(config, role, in_features, out_features, ensemble)
+    init_output_head_(network.head, HEAD_INIT_BOUND[role])
+    return network
+
+
+def _build(config: TrainConfig, role: Role, in_features: int, out_features: int, ensemble: int) -> nn.Module:
     config = config.resolved()
     width = config.actor_width if role == "actor" else config.critic_width
     num_tasks = config.num_tasks
