@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import platform
 import shutil
 import sys
@@ -33,6 +34,19 @@ CHECKS = {
         eval_episodes=20,
         checkpoint_every=10_000,
         log_every=5_000,
+        probe_checkpoints=4,
+        warmup_steps_per_task=4_000,
+    ),
+    "mt10cpu": dict(  # MT10 at a size a 2-core CPU runs for ~1M transitions in the background
+        task_set="mt10",
+        actor_width=256,
+        critic_width=256,
+        batch_per_task=32,
+        total_steps=1_000_000,
+        eval_every=50_000,
+        eval_episodes=10,
+        checkpoint_every=50_000,
+        log_every=10_000,
         probe_checkpoints=4,
         warmup_steps_per_task=4_000,
     ),
@@ -63,8 +77,18 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (oversubscribing thrashes)")
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/tmp"))
     parser.add_argument("--total-steps", type=int, help="override the check's length (transitions)")
+    parser.add_argument("--buffer-per-task", type=int, help="override the replay capacity per task")
+    parser.add_argument("--max-q-value", type=float, help="clip TD targets and Q to +-this")
     args = parser.parse_args()
-    overrides = {"total_steps": args.total_steps} if args.total_steps else {}
+    overrides = {
+        key: value
+        for key, value in [
+            ("total_steps", args.total_steps),
+            ("buffer_per_task", args.buffer_per_task),
+            ("max_q_value", args.max_q_value),
+        ]
+        if value is not None
+    }
     config = TrainConfig.from_dict(
         {
             **CHECKS[args.check],
@@ -72,20 +96,33 @@ def main() -> int:
             "seed": args.seed,
             "device": args.device,
             "torch_threads": args.threads,
-            "vector_strategy": "sync" if args.check == "reach" else "async",
+            "vector_strategy": "sync",  # one process: on a few cores, env workers only compete
         }
     )
-    run_dir = args.workdir / f"learning_{args.check}_s{args.seed}"
+    variant = "".join(f"_{key}{value:g}" for key, value in sorted(overrides.items()) if key != "total_steps")
+    run_dir = args.workdir / f"learning_{args.check}{variant}_s{args.seed}"
     start = time.time()
     path = train(config, run_dir)
     minutes = (time.time() - start) / 60
     with h5py.File(path) as handle:
         steps, success = handle["eval/step"][()], handle["eval/success_mean"][()]
+        tasks = json.loads(handle.attrs["tasks"])
+        per_task = handle["eval/success"][()]
+        train_step = handle["train/step"][()]
+        scalars = {k: handle[f"train/{k}"][()] for k in ("critic_loss", "actor_loss", "q_mean", "entropy")}
+        alpha_mean = handle["train/alpha"][()].mean(axis=1)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / f"learning_{args.check}.csv", "w", newline="") as handle:
+    name = run_dir.name
+    with open(RESULTS / f"{name}.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["step", "success_mean"])
-        writer.writerows(zip(steps.tolist(), success.tolist(), strict=True))
+        writer.writerow(["step", "success_mean", *tasks])
+        for row in zip(steps.tolist(), success.tolist(), per_task.tolist(), strict=True):
+            writer.writerow([row[0], f"{row[1]:.3f}", *(f"{v:.3f}" for v in row[2])])
+    with open(RESULTS / f"{name}_train.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", *scalars, "alpha_mean"])
+        for i, step in enumerate(train_step.tolist()):
+            writer.writerow([step, *(f"{v[i]:.4g}" for v in scalars.values()), f"{alpha_mean[i]:.4g}"])
     reached = next((int(s) for s, v in zip(steps, success, strict=True) if v >= 0.8), None)
     summary = RESULTS / "learning_summary.csv"
     new = not summary.exists()
