@@ -1,22 +1,39 @@
 # mtrl-scaling: the whole study as one DAG; every figure is a file target.
 #   snakemake --profile profiles/local --configfile config/smoke.yaml      # CPU, minutes
-#   snakemake --profile profiles/slurm figures/fig7.pdf                    # the paper's grid on a GPU cluster
+#   snakemake --profile slurm figures/fig7.pdf                             # the paper's grid on a GPU cluster
 import sys
+from pathlib import Path
 
-from snakemake.utils import min_version, validate
+import yaml
+from snakemake.utils import min_version
 
 min_version("9.0")
 sys.path.insert(0, workflow.basedir)  # the mtrl package, without requiring it to be installed
 
+from mtrl.config import ConfigError
+from mtrl.grid import validate_study
 
-# The paper's grid unless a config file is given (--configfile replaces it instead of merging).
-if "figures" not in config:
+
+# The paper's grid only when no config file is given: a --configfile is the whole study, never
+# merged with the paper's figures.
+if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
 
 
+if "figures" not in config:
+    raise WorkflowError(
+        "mtrl: error: figures: the config file given has no `figures` section "
+        "(see config/config.yaml for the paper's study, config/smoke.yaml for a small one)"
+    )
+try:
+    with open(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml") as _schema:
+        validate_study(config, yaml.safe_load(_schema))
+except ConfigError as exc:
+    raise WorkflowError(f"mtrl: error: {exc}") from None
 
-validate(config, "workflow/schemas/config.schema.yaml")
+
+report: "workflow/report/workflow.rst"
 
 
 # Light rules run where Snakemake runs, not as cluster jobs.
@@ -25,6 +42,7 @@ localrules:
     aggregate,
     figure,
     table1,
+    rerun_marker,
 
 
 include: "workflow/rules/common.smk"

@@ -11,7 +11,9 @@ Every grid point is trained once per seed, and the run id is a readable path der
 
 Two series that reach the same grid point share the run. Settings that are not part of the id
 (steps, batch, ...) come from `run_defaults`, `task_set_defaults` and `arch_defaults`; a run id that
-would stand for two different configs is an error.
+would stand for two different configs is an error. Only settings that change a run's result are its
+identity (mtrl.provenance.identity): execution settings (device, vector strategy, threads) come from
+the defaults sections at run time and may not be set per series.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mtrl.config import ConfigError, TrainConfig
+from mtrl.provenance import EXECUTION_KEYS, identity
 
 SERIES_KEYS = {"panel", "series", "label", "seeds"}
 ID_KEYS = {
@@ -122,15 +125,26 @@ def build_grid(study: Mapping[str, Any]) -> StudyGrid:
         for index, series in enumerate(series_list):
             where = f"figures.{figure}[{index}] ({series.get('series', '?')})"
             extra = sorted(k for k in series if k not in SERIES_KEYS | ID_KEYS | {"width"})
+            for key in set(series) & set(EXECUTION_KEYS):
+                raise ConfigError(
+                    f"{where}.{key}: an execution setting; set it in run_defaults, task_set_defaults "
+                    "or arch_defaults (it is not part of a run's identity)"
+                )
             for k, point in enumerate(_axes(series)):
                 for seed in series.get("seeds", default_seeds):
                     values = _resolve_match(_merged({**point, "seed": seed}, study), study, where)
+                    if "total_steps" not in values:
+                        task_set = values.get("task_set", "mt10")
+                        raise ConfigError(
+                            f"task_set_defaults.{task_set}.total_steps: {where} trains {task_set}, "
+                            f"which has no step settings (total_steps, eval_every, ...)"
+                        )
                     try:
                         config = TrainConfig.from_dict(values).resolved()
                     except ConfigError as exc:
-                        raise ConfigError(f"{where}: {exc}") from None
+                        raise ConfigError(_locate(str(exc), point, study, where)) from None
                     rid = run_id(config, extra)
-                    if rid in runs and runs[rid] != config:
+                    if rid in runs and identity(runs[rid].to_dict()) != identity(config.to_dict()):
                         raise ConfigError(f"{where}: run {rid} is defined twice with different settings")
                     runs[rid] = config
                     fields = config.to_dict()
@@ -142,3 +156,50 @@ def build_grid(study: Mapping[str, Any]) -> StudyGrid:
                     )
         figures[figure] = entries
     return StudyGrid(runs, figures)
+
+
+def _locate(message: str, point: Mapping[str, Any], study: Mapping[str, Any], where: str) -> str:
+    """Prefix a TrainConfig error with where its key's value was set (series or a defaults section)."""
+    key = message.split(":", 1)[0].strip()
+    if key in point or (key in ("actor_width", "critic_width") and "width" in point):
+        return f"{where}.{key}: {message.split(':', 1)[-1].strip()}"
+    task_set = point.get("task_set", study.get("run_defaults", {}).get("task_set", "mt10"))
+    arch = point.get("arch", "mtmhsac")
+    for section, values in (
+        (f"arch_defaults.{arch}", study.get("arch_defaults", {}).get(arch, {})),
+        (f"task_set_defaults.{task_set}", study.get("task_set_defaults", {}).get(task_set, {})),
+        ("run_defaults", study.get("run_defaults", {})),
+    ):
+        if key in values:
+            return f"{section}.{key}: {message.split(':', 1)[-1].strip()} (used by {where})"
+    return f"{where}: {message}"
+
+
+def execution_settings(study: Mapping[str, Any], task_set: str, arch: str) -> dict[str, Any]:
+    """Execution settings (not part of a run's identity) for a run, from the defaults sections."""
+    merged = {
+        **study.get("run_defaults", {}),
+        **study.get("task_set_defaults", {}).get(task_set, {}),
+        **study.get("arch_defaults", {}).get(arch, {}),
+    }
+    return {k: merged[k] for k in EXECUTION_KEYS if k in merged}
+
+
+def validate_study(study: dict[str, Any], schema: Mapping[str, Any]) -> None:
+    """Check the workflow config against its JSON schema and fill defaults; errors name the key."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(study))
+    if error is not None:
+        path = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in error.absolute_path)
+        path = path.replace(".[", "[") or "config"
+        message = error.message if len(error.message) < 200 else error.message[:200] + "..."
+        raise ConfigError(f"{path}: {message}")
+    for key, spec in schema.get("properties", {}).items():
+        if "default" in spec and key not in study:
+            study[key] = spec["default"]
+        if spec.get("type") == "object" and isinstance(study.get(key), dict):
+            for sub, sub_spec in spec.get("properties", {}).items():
+                if "default" in sub_spec and sub not in study[key]:
+                    study[key][sub] = sub_spec["default"]

@@ -1,70 +1,240 @@
-"""Code provenance for the workflow: a hash of the *code* (not comments or docstrings) a rule runs.
+"""Provenance: what code a job runs (a content hash), which settings define a run, and the record
+every output carries (resolved config, code hash, package versions, device, git commit).
 
-Snakemake's `code` rerun trigger only sees a rule's own body, not the modules it imports, so each
-rule carries the hash of the `mtrl` modules it depends on as a param: editing the SAC update reruns
-every training run, editing a plot reruns only figures, and reformatting or documenting changes
-nothing.
+Snakemake's own `code` trigger sees a rule's body only, and its `mtime` trigger reruns on a mere
+`touch`; so each rule carries the hash of exactly the code its job executes as a param. The hash is
+over the *text* of that code with comments, docstrings, blank lines and trailing spaces removed: a
+checkout or touch changes nothing, a comment changes nothing, and (unlike `ast.dump`) the same
+source gives the same hash under every Python version.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
-from collections.abc import Iterable
+import io
+import json
+import subprocess
+import tokenize
+from collections.abc import Iterable, Mapping
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-PACKAGE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]  # the repository (or a copy of the workflow)
 
-# Module groups each rule depends on (paths relative to the package, globs allowed).
+# What each rule's job executes, as paths relative to ROOT (globs allowed). `path::a,b` hashes only
+# the top-level definitions a, b of that module (plus its imports): results.py's writer is training
+# code, its reader is not. Re-pointing a group after a module moves is an edit of this table only.
 CODE_GROUPS: dict[str, tuple[str, ...]] = {
     "train": (
-        "config.py",
-        "envs/*.py",
-        "nets/*.py",
-        "agents/*.py",
-        "buffers.py",
-        "train.py",
-        "checkpoints.py",
-        "results.py",
+        "mtrl/__init__.py",
+        "mtrl/config.py",
+        "mtrl/envs/*.py",
+        "mtrl/nets/*.py",
+        "mtrl/agents/*.py",
+        "mtrl/buffers.py",
+        "mtrl/train.py",
+        "mtrl/checkpoints.py",
+        "mtrl/provenance.py::identity,provenance_record,package_versions,git_commit,device_name,PACKAGES,"
+        "EXECUTION_KEYS,ARCH_KEYS",
+        "mtrl/results.py::TRAIN_SCALARS,TrainLog,write_atomic_h5,write_train_h5,provenance_attrs",
+        "workflow/scripts/train.py",
+        "workflow/scripts/_adapter.py",
     ),
     "probe": (
-        "config.py",
-        "nets/*.py",
-        "agents/*.py",
-        "buffers.py",
-        "checkpoints.py",
-        "plasticity.py",
-        "probe.py",
+        "mtrl/__init__.py",
+        "mtrl/config.py",
+        "mtrl/envs/benchmarks.py",
+        "mtrl/nets/*.py",
+        "mtrl/agents/*.py",
+        "mtrl/buffers.py",
+        "mtrl/checkpoints.py",
+        "mtrl/plasticity.py",
+        "mtrl/probe.py",
+        "mtrl/results.py::write_atomic_h5,provenance_attrs",
+        "workflow/scripts/probe.py",
+        "workflow/scripts/_adapter.py",
     ),
-    "aggregate": ("stats.py", "aggregate.py", "results.py"),
-    "plot": ("plots/*.py",),
+    "aggregate": (
+        "mtrl/stats.py",
+        "mtrl/aggregate.py",
+        "mtrl/results.py::TrainResult,read_train_h5,read_provenance",
+        "workflow/scripts/aggregate.py",
+        "workflow/scripts/_adapter.py",
+    ),
+    "plot": ("mtrl/plots/_common.py", "mtrl/plots/__init__.py", "workflow/scripts/figure.py"),
 }
+# A figure's own plot module is hashed per figure (mtrl/plots/<figure>.py): editing fig5.py redraws fig5.
+FIGURE_MODULE = "mtrl/plots/{figure}.py"
+
+# Settings that change how fast a run goes, not what it computes: never part of its identity.
+EXECUTION_KEYS = ("device", "vector_strategy", "torch_threads")
+# Settings that only one architecture (or task set) reads.
+ARCH_KEYS = {
+    "sm": ("sm_layers", "sm_modules", "sm_module_width", "sm_embedding"),
+    "paco": ("paco_k",),
+    "moore": ("moore_experts",),
+}
+# The packages a job's result depends on (recorded with every output).
+PACKAGES = ("torch", "numpy", "metaworld", "mujoco", "gymnasium", "h5py", "pandas", "rliable", "matplotlib")
 
 
-def _strip_docstrings(tree: ast.AST) -> ast.AST:
+# ---------------------------------------------------------------- code hash
+def _docstring_lines(tree: ast.AST) -> set[int]:
+    lines: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            body = node.body
+            first = node.body[0] if node.body else None
             if (
-                body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
             ):
-                node.body = body[1:] or [ast.Pass()]
-    return tree
+                lines.update(range(first.lineno, (first.end_lineno or first.lineno) + 1))
+    return lines
 
 
-def source_hash(paths: Iterable[Path]) -> str:
-    """SHA-256 (first 16 hex digits) over the ASTs of the given Python files, in path order."""
+def normalized_source(text: str, names: Iterable[str] | None = None) -> str:
+    """The code of `text` without comments, docstrings, blank lines or trailing spaces.
+
+    With `names`, only the module's imports and its top-level definitions of those names.
+    """
+    tree = ast.parse(text)
+    lines = text.splitlines()
+    comments: dict[int, int] = {}  # line -> column where a comment starts
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type == tokenize.COMMENT:
+            comments[token.start[0]] = token.start[1]
+    keep: set[int] = set(range(1, len(lines) + 1))
+    if names is not None:
+        wanted, keep = set(names), set()
+        for node in tree.body:
+            defined = _defined_names(node)
+            if isinstance(node, ast.Import | ast.ImportFrom) or defined & wanted:
+                start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+                keep.update(range(start, (node.end_lineno or node.lineno) + 1))
+                wanted -= defined
+        if wanted:
+            raise KeyError(f"not defined at the top level: {', '.join(sorted(wanted))}")
+    keep -= _docstring_lines(tree)
+    out = []
+    for number in sorted(keep):
+        line = lines[number - 1]
+        if number in comments:
+            line = line[: comments[number]]
+        if line.strip():
+            out.append(line.rstrip())
+    return "\n".join(out) + "\n"
+
+
+def _defined_names(node: ast.stmt) -> set[str]:
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return {node.name}
+    if isinstance(node, ast.Assign):
+        return {t.id for t in node.targets if isinstance(t, ast.Name)}
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return {node.target.id}
+    return set()
+
+
+def _expand(patterns: Iterable[str], root: Path) -> list[tuple[Path, tuple[str, ...] | None]]:
+    files: dict[Path, tuple[str, ...] | None] = {}
+    for pattern in patterns:
+        glob, _, names = pattern.partition("::")
+        matched = sorted(root.glob(glob))
+        if not matched:
+            raise FileNotFoundError(f"provenance: code group entry {pattern!r} matches no file under {root}")
+        for path in matched:
+            files[path] = tuple(n.strip() for n in names.split(",")) if names else None
+    return sorted(files.items())
+
+
+def source_hash(patterns: Iterable[str], root: Path = ROOT) -> str:
+    """SHA-256 (first 16 hex digits) of the normalized code of the files (or definitions) named."""
     digest = hashlib.sha256()
-    for path in sorted(set(paths)):
-        tree = _strip_docstrings(ast.parse(path.read_text(), filename=str(path)))
-        digest.update(str(path.relative_to(PACKAGE)).encode())
-        digest.update(ast.dump(tree, include_attributes=False).encode())
+    for path, names in _expand(patterns, root):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(normalized_source(path.read_text(), names).encode() + b"\0")
     return digest.hexdigest()[:16]
 
 
-def code_hash(group: str) -> str:
-    """Hash of the modules of one CODE_GROUPS entry."""
-    return source_hash(p for pattern in CODE_GROUPS[group] for p in PACKAGE.glob(pattern))
+def code_hash(group: str, root: Path = ROOT) -> str:
+    """Hash of one CODE_GROUPS entry."""
+    return source_hash(CODE_GROUPS[group], root)
+
+
+def figure_code_hash(figure: str, root: Path = ROOT) -> str:
+    """Hash of the plot code one figure runs: the shared plot code and its own module, if it has one."""
+    own = FIGURE_MODULE.format(figure=figure)
+    return source_hash(CODE_GROUPS["plot"] + ((own,) if (root / own).exists() else ()), root)
+
+
+# ---------------------------------------------------------------- run identity
+def identity(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of a resolved run config that change its result: execution settings and other
+    architectures' (or task sets') sizes left out, so setting them never reruns or blocks a resume."""
+    arch = config.get("arch")
+    dropped = set(EXECUTION_KEYS)
+    for owner, keys in ARCH_KEYS.items():
+        if owner != arch:
+            dropped.update(keys)
+    if config.get("task_set") != "mt1":
+        dropped.add("mt1_task")
+    return {k: v for k, v in sorted(config.items()) if k not in dropped}
+
+
+# ---------------------------------------------------------------- the record
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def git_commit(root: Path = ROOT) -> str:
+    """The project's commit (with '-dirty' if tracked files differ), or '' outside a git checkout."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if head.returncode != 0:
+            return ""
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
+        return head.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def device_name(device: Any = None) -> str:
+    """'cpu', or the GPU model torch runs on."""
+    kind = getattr(device, "type", device)
+    if kind == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(device)
+    return str(kind or "cpu")
+
+
+def provenance_record(
+    config: Mapping[str, Any] | None, code: str, device: Any = None, **extra: Any
+) -> dict[str, str]:
+    """The provenance attributes of an output (all JSON strings or plain strings, for HDF5 attrs)."""
+    record = {
+        "provenance_code": code,
+        "provenance_packages": json.dumps(package_versions(), sort_keys=True),
+        "provenance_device": device_name(device),
+        "provenance_git_commit": git_commit(),
+    }
+    if config is not None:
+        record["provenance_identity"] = json.dumps(identity(config), sort_keys=True)
+    record.update({f"provenance_{k}": v if isinstance(v, str) else json.dumps(v) for k, v in extra.items()})
+    return record

@@ -2,7 +2,9 @@
 
 Layout of train.h5 (all steps are total env transitions over all tasks):
   attrs:   config (JSON of the resolved TrainConfig), tasks (JSON list, one-hot order),
-           actor_params, critic_params (one Q network), mtrl_version, device, wall_time_s
+           actor_params, critic_params (one Q network), mtrl_version, device, wall_time_s,
+           provenance_* (mtrl.provenance.provenance_record: code hash, run identity, packages,
+           device model, git commit)
   eval/    step (K,) int64, success (K, N), success_mean (K,), return (K, N), return_mean (K,)
   train/   step (M,) int64, critic_loss, actor_loss, alpha_loss, q_mean, entropy (M,),
            alpha (M, N), sps (M,) env transitions per second since the previous row
@@ -96,3 +98,16 @@ def read_train_h5(path: str | Path) -> TrainResult:
             eval_return=handle["eval/return"][()],
             train={key: handle["train"][key][()] for key in handle["train"]},
         )
+
+
+def provenance_attrs(path: str | Path, record: dict[str, str]) -> None:
+    """Add provenance attributes (mtrl.provenance.provenance_record) to an existing HDF5 file."""
+    with h5py.File(path, "a") as handle:
+        for key, value in record.items():
+            handle.attrs[key] = value
+
+
+def read_provenance(path: str | Path) -> dict[str, str]:
+    """The provenance_* attributes of a train.h5 or plasticity.h5 ({} if it has none)."""
+    with h5py.File(path, "r") as handle:
+        return {key: str(value) for key, value in handle.attrs.items() if key.startswith("provenance_")}

@@ -28,6 +28,7 @@ from mtrl.buffers import MultiTaskReplayBuffer
 from mtrl.config import TrainConfig
 from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM, task_names
 from mtrl.envs.vector import env_state, evaluate, load_env_state, make_vector_env
+from mtrl.provenance import identity, provenance_record
 from mtrl.results import TrainLog, write_train_h5
 
 log = logging.getLogger("mtrl.train")
@@ -110,8 +111,8 @@ class Trainer:
     def _resume_or_start(self, restart_stale: bool) -> None:
         """Load the resume checkpoint if there is one for this exact run; else clear leftovers."""
         state = ckpt.load(self.resume_file, self.device) if self.resume_file.exists() else None
-        expected = (self.config.to_dict(), self.provenance)
-        if state is not None and (state["config"], state.get("provenance", "")) != expected:
+        expected = (identity(self.config.to_dict()), self.provenance)
+        if state is not None and (identity(state["config"]), state.get("provenance", "")) != expected:
             if not restart_stale:
                 raise RuntimeError(
                     f"{self.resume_file} was written by a different config; "
@@ -255,6 +256,7 @@ class Trainer:
             "mtrl_version": mtrl.__version__,
             "device": str(self.device),
             "wall_time_s": time.time() - self.run_start,
+            **provenance_record(self.config.to_dict(), self.provenance, self.device),
         }
         result_path = self.run_dir / "train.h5"
         write_train_h5(result_path, self.train_log, attrs, self.n)

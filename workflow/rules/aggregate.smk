@@ -1,12 +1,18 @@
 rule aggregate:
-    """A figure's tidy table: IQM with stratified-bootstrap 95% CIs (rliable) over its runs."""
+    """A figure's tidy table: IQM with stratified-bootstrap 95% CIs (rliable) over its runs.
+
+    Refuses input runs whose recorded provenance (settings, code hash) differs from the current
+    ones, naming them, unless allow_stale is set; the table's provenance goes beside it (JSON).
+    """
     input:
         figure_inputs,
     output:
-        RESULTS / "tables" / "{figure}.csv",
+        table=RESULTS / "tables" / "{figure}.csv",
+        provenance=RESULTS / "tables" / "{figure}.provenance.json",
     params:
         runs=figure_runs,
         reps=config["bootstrap_reps"],
+        expected=figure_expected,
         code=CODE["aggregate"],
     log:
         RESULTS / "logs" / "aggregate" / "{figure}.log",

@@ -1,23 +1,32 @@
-# Grid expansion and input functions. The grid logic itself lives in mtrl.grid (tested without
-# Snakemake); this file turns it into paths, params and resources.
+# Grid expansion, input functions and resources. The logic lives in mtrl.grid, mtrl.runtime and
+# mtrl.provenance (tested without Snakemake); this file turns it into paths, params and resources.
 import json
 from pathlib import Path
 
 from mtrl.config import ConfigError
 from mtrl.grid import build_grid
-from mtrl.provenance import code_hash
+from mtrl.provenance import CODE_GROUPS, code_hash, figure_code_hash, identity
+from mtrl.runtime import load_table, plan, retries
+from mtrl.runtime import summary as runtime_summary
 
 try:
     GRID = build_grid(config)
+    _TABLE = load_table(Path(workflow.basedir) / config["train_resources"]["runtime_table"])
+    PLANS = {rid: plan(cfg, _TABLE, config["train_resources"]) for rid, cfg in GRID.runs.items()}
 except ConfigError as exc:
-    raise WorkflowError(f"invalid config: {exc}") from None
+    raise WorkflowError(f"mtrl: error: {exc}") from None
 
 RESULTS = Path(config["results_dir"])
 FIGURES_DIR = Path(config["figures_dir"])
 PLASTICITY_FIGURES = {"fig6", "fig7", "fig11", "fig12"}
 PLOTTED = [f for f in GRID.figures if f != "table1"]
-CODE = {group: code_hash(group) for group in ("train", "probe", "aggregate", "plot")}
+CODE = {group: code_hash(group) for group in CODE_GROUPS}
+FIGURE_CODE = {figure: figure_code_hash(figure) for figure in PLOTTED}
 ENV = "../../envs/mtrl.yaml"
+# A run may take several time-capped attempts, resuming each time (see mtrl.runtime).
+TRAIN_RETRIES = retries(PLANS, config["train_resources"])
+if not workflow.remote_exec:  # once, where Snakemake is started: dry runs show it
+    print("\n".join(runtime_summary(PLANS, config["train_resources"])), file=sys.stderr)
 
 
 wildcard_constraints:
@@ -36,28 +45,26 @@ def all_targets():
     return targets
 
 
-def train_config(wildcards):
-    """The run's resolved TrainConfig as a plain dict: part of the job's params, so editing it reruns it."""
-    return GRID.runs[wildcards.run].to_dict()
+def run_identity(wildcards):
+    """The settings that define the run (mtrl.provenance.identity): a param, so changing one reruns it."""
+    return identity(GRID.runs[wildcards.run].to_dict())
 
 
-def _train_scale(wildcards):
+def _width(wildcards):
     cfg = GRID.runs[wildcards.run]
-    return cfg, max(cfg.actor_width, cfg.critic_width)
+    return max(cfg.actor_width, cfg.critic_width)
 
 
 def train_runtime(wildcards, attempt):
-    """Minutes: the task set's base, x(1 + width/2048), x the attempt number (a timed-out job gets longer)."""
-    cfg, width = _train_scale(wildcards)
-    base = config["train_resources"]["runtime_minutes"][cfg.task_set]
-    return int(base * (1 + width / 2048) * attempt)
+    """Minutes: the measured-throughput estimate x safety, capped at max_runtime_minutes per attempt."""
+    return PLANS[wildcards.run].minutes(attempt)
 
 
 def train_mem_mb(wildcards, attempt):
     """Host memory: the task set's base (env processes, buffer copies) plus the width's share."""
-    cfg, width = _train_scale(wildcards)
+    cfg = GRID.runs[wildcards.run]
     base = config["train_resources"]["mem_mb"][cfg.task_set]
-    return int(base * (1 + width / 8192) * (1 + 0.5 * (attempt - 1)))
+    return int(base * (1 + _width(wildcards) / 8192) * (1 + 0.5 * (attempt - 1)))
 
 
 def train_threads(wildcards):
@@ -67,12 +74,68 @@ def train_threads(wildcards):
     return min(cfg.num_tasks + 1, config["train_resources"]["max_threads"])
 
 
+# Probe: an SVD per layer and checkpoint (cost ~ width^3), activations of the probe batch (~ width^2).
+def probe_threads(wildcards):
+    return min(config["probe_resources"]["max_threads"], 1 + _width(wildcards) // 1024)
+
+
+def probe_runtime(wildcards, attempt):
+    scale = 1 + (_width(wildcards) / 2048) ** 3
+    cap = config["train_resources"]["max_runtime_minutes"]
+    return min(cap, int(config["probe_resources"]["runtime_minutes"] * scale * attempt))
+
+
+def probe_mem_mb(wildcards, attempt):
+    cfg = GRID.runs[wildcards.run]
+    scale = (1 + (_width(wildcards) / 2048) ** 2) * (1 + cfg.num_tasks / 50)
+    return int(config["probe_resources"]["mem_mb"] * scale * (1 + 0.5 * (attempt - 1)))
+
+
+# ---- stale outputs: a result whose recorded provenance differs from what would run now is rebuilt,
+# even when .snakemake/ (Snakemake's record of params) is lost. Its rule then gets a missing input
+# that the rerun_marker rule makes (a temp file, gone once the job has run).
+def _recorded_disagrees(path, code, run):
+    from mtrl.results import read_provenance
+
+    if not path.exists():
+        return False
+    try:
+        recorded = read_provenance(path)
+    except OSError:
+        return True
+    want = json.dumps(identity(GRID.runs[run].to_dict()), sort_keys=True)
+    return recorded.get("provenance_code") != code or recorded.get("provenance_identity") != want
+
+
+def train_rerun_marker(wildcards):
+    stale = _recorded_disagrees(run_dir(wildcards.run) / "train.h5", CODE["train"], wildcards.run)
+    return [run_dir(wildcards.run) / ".rerun-train"] if stale else []
+
+
+def probe_rerun_marker(wildcards):
+    stale = _recorded_disagrees(run_dir(wildcards.run) / "plasticity.h5", CODE["probe"], wildcards.run)
+    return [run_dir(wildcards.run) / ".rerun-probe"] if stale else []
+
+
 def figure_runs(wildcards):
     """RunRefs of a figure as plain dicts (panel, series, run_dir, label, order): the aggregate's params."""
     return [
         {"panel": r.panel, "series": r.series, "run_dir": str(run_dir(r.run_id)), "label": r.label, "order": r.order}
         for r in GRID.figures[wildcards.figure]
     ]
+
+
+def figure_expected(wildcards):
+    """What each input run's provenance must say: {run_dir: identity JSON}, and the code hashes."""
+    return {
+        "runs": {
+            str(run_dir(run)): json.dumps(identity(GRID.runs[run].to_dict()), sort_keys=True)
+            for run in GRID.runs_of(wildcards.figure)
+        },
+        "train_code": CODE["train"],
+        "probe_code": CODE["probe"],
+        "allow_stale": config["allow_stale"],
+    }
 
 
 def figure_inputs(wildcards):

@@ -6,7 +6,7 @@ rule figure:
         pdf=FIGURES_DIR / "{figure}.pdf",
         png=report(FIGURES_DIR / "{figure}.png", category="Figures", caption="../report/figure.rst"),
     params:
-        code=CODE["plot"],
+        code=lambda wildcards: FIGURE_CODE[wildcards.figure],
     log:
         RESULTS / "logs" / "figure" / "{figure}.log",
     benchmark:

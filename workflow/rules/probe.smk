@@ -1,19 +1,22 @@
 rule probe:
     """Plasticity metrics of every probe checkpoint of a run, on a fixed probe batch (CPU is enough)."""
     input:
-        RESULTS / "runs" / "{run}" / "train.h5",
+        train=RESULTS / "runs" / "{run}" / "train.h5",
+        marker=probe_rerun_marker,
     output:
         RESULTS / "runs" / "{run}" / "plasticity.h5",
     params:
         batch_per_task=config["probe_batch_per_task"],
+        run=run_identity,
         code=CODE["probe"],
     log:
         RESULTS / "logs" / "probe" / "{run}.log",
     benchmark:
         RESULTS / "benchmarks" / "probe" / "{run}.tsv"
+    threads: probe_threads
     resources:
-        runtime=config["probe_resources"]["runtime_minutes"],
-        mem_mb=config["probe_resources"]["mem_mb"],
+        runtime=probe_runtime,
+        mem_mb=probe_mem_mb,
     conda:
         ENV
     script:

@@ -1,9 +1,16 @@
 rule train:
-    """Train one grid point; resumes from checkpoints/resume.pt if a previous attempt was killed."""
+    """Train one grid point; resumes from checkpoints/resume.pt if a previous attempt was stopped.
+
+    Each attempt is capped at max_runtime_minutes; SLURM signals the job before its limit (the
+    profile's --signal), the trainer writes its resume checkpoint at the next episode boundary and
+    exits, and Snakemake resubmits it (retries: as many attempts as the longest run needs).
+    """
+    input:
+        train_rerun_marker,
     output:
         RESULTS / "runs" / "{run}" / "train.h5",
     params:
-        config=train_config,
+        run=run_identity,
         code=CODE["train"],
     log:
         RESULTS / "logs" / "train" / "{run}.log",
@@ -14,7 +21,20 @@ rule train:
         gpu=config["train_resources"]["gpu"],
         runtime=train_runtime,
         mem_mb=train_mem_mb,
+    retries: TRAIN_RETRIES
     conda:
         ENV
     script:
         "../scripts/train.py"
+
+
+rule rerun_marker:
+    """A missing input for a result whose recorded provenance is out of date (see common.smk)."""
+    output:
+        temp(RESULTS / "runs" / "{run}" / ".rerun-{kind}"),
+    wildcard_constraints:
+        kind="train|probe",
+    log:
+        RESULTS / "logs" / "rerun_marker" / "{run}-{kind}.log",
+    shell:
+        "echo 'recorded provenance differs from the current code or settings' > {log} && touch {output}"

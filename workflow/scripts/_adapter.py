@@ -39,7 +39,15 @@ def logged(log_path: str):
             logging.getLogger("mtrl").exception("job failed")
             raise
         finally:
+            # detach everything that writes to the log file before it closes: otherwise logging's
+            # shutdown at exit flushes a closed file and prints a traceback
             sys.stderr = real_stderr
+            logging.captureWarnings(False)
+            root = logging.getLogger()
+            for handler in list(root.handlers):
+                root.removeHandler(handler)
+                handler.close()
+            logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", force=True)
 
 
 class _Tee:

@@ -1,10 +1,42 @@
-"""Rule aggregate: one figure's tidy table from its runs."""
+"""Rule aggregate: one figure's tidy table from its runs, refusing runs of other settings or code."""
+
+import json
+import sys
 
 from _adapter import logged
 
 with logged(snakemake.log[0]):
     from mtrl.aggregate import RunRef, aggregate
+    from mtrl.provenance import provenance_record
+    from mtrl.status import stale_inputs
 
+    expected = snakemake.params.expected
+    plasticity = any(str(path).endswith("plasticity.h5") for path in snakemake.input)
+    stale = stale_inputs(expected, plasticity)
+    if stale and not expected["allow_stale"]:
+        print(
+            f"mtrl: error: {snakemake.wildcards.figure}: {len(stale)} input run(s) were made by other "
+            "settings or code than the workflow runs now (rerun them, or set allow_stale: true):\n  "
+            + "\n  ".join(stale),
+            file=sys.stderr,
+        )
+        sys.exit(1)
     runs = [RunRef(**ref) for ref in snakemake.params.runs]
     table = aggregate(snakemake.wildcards.figure, runs, reps=snakemake.params.reps)
-    table.to_csv(snakemake.output[0], index=False)
+    table.to_csv(snakemake.output.table, index=False)
+    record = provenance_record(
+        None,
+        snakemake.params.code,
+        "cpu",
+        train_code=expected["train_code"],
+        probe_code=expected["probe_code"],
+        runs=expected["runs"],
+        stale_allowed=stale,
+    )
+    with open(snakemake.output.provenance, "w") as handle:
+        json.dump(
+            {k.removeprefix("provenance_"): json.loads(v) if v[:1] in "[{" else v for k, v in record.items()},
+            handle,
+            indent=1,
+            sort_keys=True,
+        )

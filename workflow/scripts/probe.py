@@ -1,4 +1,4 @@
-"""Rule probe: plasticity metrics of a run's checkpoints."""
+"""Rule probe: plasticity metrics of a run's checkpoints, with the provenance they were made under."""
 
 from pathlib import Path
 
@@ -6,6 +6,21 @@ from _adapter import logged
 
 with logged(snakemake.log[0]):
     from mtrl.probe import probe_run
+    from mtrl.provenance import provenance_record
+    from mtrl.results import provenance_attrs, read_provenance
 
-    run_dir = Path(snakemake.input[0]).parent
-    probe_run(run_dir, Path(snakemake.output[0]), batch_per_task=snakemake.params.batch_per_task)
+    run_dir = Path(snakemake.input.train).parent
+    out = Path(snakemake.output[0])
+    tmp = out.with_name(f".{out.name}.partial")
+    probe_run(run_dir, tmp, batch_per_task=snakemake.params.batch_per_task)
+    trained = read_provenance(snakemake.input.train)
+    provenance_attrs(
+        tmp,
+        provenance_record(
+            snakemake.params.run,
+            snakemake.params.code,
+            "cpu",
+            train_code=trained.get("provenance_code", ""),
+        ),
+    )
+    tmp.replace(out)

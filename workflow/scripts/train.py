@@ -1,17 +1,33 @@
-"""Rule train: one run from its resolved config (params), resuming a killed attempt."""
+"""Rule train: one run from its identity (params) and execution settings, resuming a stopped attempt."""
 
+import sys
 from pathlib import Path
 
 from _adapter import logged
 
 with logged(snakemake.log[0]):
     from mtrl.config import TrainConfig
+    from mtrl.grid import execution_settings
     from mtrl.train import train
 
-    config = TrainConfig.from_dict(snakemake.params.config)
-    train(
-        config,
-        Path(snakemake.output[0]).parent,
-        provenance=snakemake.params.code,
-        restart_stale=True,  # a checkpoint of an older config or code version cannot be resumed
+    try:
+        from mtrl.train import TrainingInterrupted
+    except ImportError:  # a trainer without signal handling: nothing to catch
+        TrainingInterrupted = ()
+
+    run = snakemake.params.run
+    config = TrainConfig.from_dict(
+        {**run, **execution_settings(snakemake.config, run["task_set"], run["arch"])}
     )
+    try:
+        train(
+            config,
+            Path(snakemake.output[0]).parent,
+            provenance=snakemake.params.code,
+            restart_stale=True,  # a checkpoint of an older config or code version cannot be resumed
+        )
+    except TrainingInterrupted as exc:
+        # stopped by a signal (SLURM's warning before its time limit): the resume checkpoint is
+        # written; a non-zero exit makes Snakemake resubmit the job, which resumes from it
+        print(f"mtrl: {exc}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 75))

@@ -1,0 +1,215 @@
+"""Runtime of a training job from measured throughput, and how many capped attempts it needs.
+
+The table (benchmarks/results/runtime.csv) has one row per measured configuration:
+    device,task_set,arch,actor_width,critic_width,depth,transitions_per_s,measured_on,source
+A run's throughput is interpolated in log-log over its effective width (the root mean square of
+the actor's and the two critics' widths, which tracks the FLOPs of an update) between rows of the
+same device, task set, architecture and depth; beyond the measured widths it is extrapolated along
+the outermost segment (throughput never rising with width). Where the target device has no row for
+the run, rows of a less specific match are used and the estimate says so (`basis`, `measured`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mtrl.config import ConfigError, TrainConfig
+
+COLUMNS = (
+    "device",
+    "task_set",
+    "arch",
+    "actor_width",
+    "critic_width",
+    "depth",
+    "transitions_per_s",
+    "measured_on",
+    "source",
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    device: str
+    task_set: str
+    arch: str
+    actor_width: int
+    critic_width: int
+    depth: int
+    transitions_per_s: float
+
+    @property
+    def width(self) -> float:
+        return effective_width(self.actor_width, self.critic_width)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    minutes: float  # the whole run, before any safety factor
+    transitions_per_s: float
+    measured: bool  # from rows of the target device, task set and architecture
+    basis: str
+
+
+def effective_width(actor: int, critic: int) -> float:
+    return math.sqrt((actor**2 + 2 * critic**2) / 3)
+
+
+def load_table(path: str | Path) -> list[Row]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"train_resources.runtime_table: {path} not found")
+    rows = []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = set(COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise ConfigError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        for line, rec in enumerate(reader, start=2):
+            try:
+                rows.append(
+                    Row(
+                        rec["device"].strip(),
+                        rec["task_set"].strip(),
+                        rec["arch"].strip(),
+                        int(rec["actor_width"]),
+                        int(rec["critic_width"]),
+                        int(rec["depth"]),
+                        float(rec["transitions_per_s"]),
+                    )
+                )
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{path}:{line}: {exc}") from None
+            if rows[-1].transitions_per_s <= 0:
+                raise ConfigError(f"{path}:{line}: transitions_per_s must be > 0")
+    return rows
+
+
+def _interpolate(rows: list[Row], width: float) -> tuple[float, str]:
+    """Throughput at `width` from rows of one configuration family (log-log, piecewise linear)."""
+    by_width: dict[float, list[float]] = {}
+    for row in rows:
+        by_width.setdefault(row.width, []).append(row.transitions_per_s)
+    points = sorted((w, math.exp(sum(map(math.log, v)) / len(v))) for w, v in by_width.items())
+    if len(points) == 1:
+        (w0, t0), how = points[0], "measured" if math.isclose(points[0][0], width) else "extrapolated"
+        # one width only: assume an update's cost grows with the parameter count (width^2) above it
+        return t0 * min(1.0, (w0 / width) ** 2), how
+    for (w0, t0), (w1, t1) in zip(points, points[1:], strict=False):
+        if w0 <= width <= w1:
+            f = math.log(width / w0) / math.log(w1 / w0)
+            return math.exp(math.log(t0) + f * math.log(t1 / t0)), "interpolated"
+    if width < points[0][0]:  # smaller nets are not assumed faster than the smallest measured one
+        return points[0][1], "extrapolated (as the smallest measured width)"
+    (w0, t0), (w1, t1) = points[-2:]
+    slope = min(0.0, math.log(t1 / t0) / math.log(w1 / w0))
+    return math.exp(math.log(t1) + slope * math.log(width / w1)), "extrapolated"
+
+
+def estimate(config: TrainConfig, rows: list[Row], device: str) -> Estimate:
+    """Minutes the run takes on `device`, from the most specific measured rows there are."""
+    width = effective_width(config.actor_width, config.critic_width)
+    target = device.lower()
+    tiers = [
+        ("device, task set, arch and depth", True, lambda r: r.depth == config.depth),
+        ("device, task set and arch (other depth)", True, lambda r: True),
+    ]
+    candidates = [r for r in rows if r.device.lower() == target]
+    family = [r for r in candidates if r.task_set == config.task_set and r.arch == config.arch]
+    for label, measured, keep in tiers:
+        chosen = [r for r in family if keep(r)]
+        if chosen:
+            tps, how = _interpolate(chosen, width)
+            return _done(config, tps, measured, f"{how} from {device} rows ({label})")
+    fallbacks = [
+        (f"{device} rows of {config.arch} on another task set", lambda r: r.arch == config.arch, candidates),
+        (f"{device} rows of mtmhsac", lambda r: r.arch == "mtmhsac", candidates),
+    ]
+    other = sorted({r.device for r in rows if r.device.lower() != target})
+    for dev in other:
+        on_dev = [r for r in rows if r.device == dev]
+        fallbacks += [
+            (
+                f"{dev} rows of {config.task_set}/{config.arch}",
+                lambda r: r.task_set == config.task_set and r.arch == config.arch,
+                on_dev,
+            ),
+            (f"{dev} rows of {config.arch}", lambda r: r.arch == config.arch, on_dev),
+            (f"{dev} rows of mtmhsac", lambda r: r.arch == "mtmhsac", on_dev),
+        ]
+    for label, keep, pool in fallbacks:
+        chosen = [r for r in pool if keep(r)]
+        if chosen:
+            tps, how = _interpolate(chosen, width)
+            return _done(config, tps, False, f"NOT MEASURED for this run on {device}: {how} from {label}")
+    raise ConfigError("train_resources.runtime_table: no rows to estimate runtimes from")
+
+
+def _done(config: TrainConfig, tps: float, measured: bool, basis: str) -> Estimate:
+    return Estimate(config.total_steps / tps / 60, tps, measured, basis)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A training job's SLURM request: minutes per attempt and the attempts the run needs."""
+
+    estimate: Estimate
+    planned_minutes: int  # estimate x safety
+    attempts: int
+    cap_minutes: int
+
+    def minutes(self, attempt: int) -> int:
+        """Time limit of one attempt: the whole plan if it fits (more on each retry), else the cap."""
+        return min(self.cap_minutes, max(10, self.planned_minutes * attempt))
+
+
+def plan(config: TrainConfig, rows: list[Row], resources: Mapping[str, Any]) -> Plan:
+    """The runtime plan of a run under `train_resources` (max_runtime_minutes, signal_minutes, ...)."""
+    est = estimate(config, rows, resources["runtime_device"])
+    cap = int(resources["max_runtime_minutes"])
+    usable = cap - int(resources["signal_minutes"])
+    if usable <= 0:
+        raise ConfigError("train_resources.signal_minutes: must be below max_runtime_minutes")
+    planned = math.ceil(est.minutes * float(resources["runtime_safety"]))
+    return Plan(est, planned, max(1, math.ceil(planned / usable)), cap)
+
+
+def retries(plans: Mapping[str, Plan], resources: Mapping[str, Any]) -> int:
+    """Retries of the train rule: the attempts the longest run needs (at most max_attempts), less
+    one, plus extra_attempts for failures that are not time limits."""
+    needed = max((p.attempts for p in plans.values()), default=1)
+    return min(needed, int(resources["max_attempts"])) - 1 + int(resources["extra_attempts"])
+
+
+def summary(plans: Mapping[str, Plan], resources: Mapping[str, Any]) -> list[str]:
+    """Lines for the dry run and the log: the estimate, what is not measured on the device, and why."""
+    device, cap = resources["runtime_device"], resources["max_runtime_minutes"]
+    measured = [p for p in plans.values() if p.estimate.measured]
+    hours = sum(p.estimate.minutes for p in measured) / 60
+    lines = [
+        f"mtrl: runtime: {len(measured)} of {len(plans)} runs estimated from {device} measurements "
+        f"(~{hours:,.0f} {device} hours); jobs capped at {cap} min, "
+        f"{sum(p.attempts > 1 for p in plans.values())} runs need several attempts"
+    ]
+    by_basis: dict[str, list[str]] = {}
+    for rid, p in plans.items():
+        if not p.estimate.measured:
+            by_basis.setdefault(p.estimate.basis, []).append(rid)
+    if by_basis:
+        lines.append(
+            f"mtrl: runtime NOT MEASURED on {device} for {len(plans) - len(measured)} runs "
+            f"(add rows to {resources['runtime_table']}):"
+        )
+        lines += [f"  {len(rids)} runs (e.g. {rids[0]}): {basis}" for basis, rids in by_basis.items()]
+    over = [rid for rid, p in plans.items() if p.attempts > int(resources["max_attempts"])]
+    if over:
+        lines.append(
+            f"mtrl: {len(over)} runs need more than max_attempts={resources['max_attempts']} jobs by "
+            f"this estimate (e.g. {over[0]}); they will not finish unless the estimate is too pessimistic"
+        )
+    return lines
