@@ -24,6 +24,7 @@ def study(**figures) -> dict:
                 "checkpoint_every": 5000,
                 "log_every": 5000,
                 "probe_checkpoints": 1,
+                "warmup_steps_per_task": 100,
             }
         },
         "figures": figures,
@@ -168,3 +169,69 @@ def test_series_names_can_be_filled_from_the_grid_point():
     assert [r.series for r in grid.figures["fig4"]] == ["width 256", "width 256", "width 512", "width 512"]
     orders = [r.order for r in grid.figures["fig4"]]
     assert orders == sorted(orders) and orders[0] != orders[-1]
+
+
+def test_settings_of_other_architectures_do_not_change_a_runs_identity():
+    from mtrl.provenance import identity
+
+    base = study(fig4=[{"panel": "MT10", "series": "w", "task_set": "mt10", "width": 64}])
+    sm_sized = {**base, "run_defaults": {"sm_module_width": 32, "paco_k": 3, "vector_strategy": "sync"}}
+    plain, other = build_grid(base), build_grid(sm_sized)
+    assert list(plain.runs) == list(other.runs)  # same run ids, so the same output paths
+    for rid in plain.runs:
+        assert identity(plain.runs[rid].to_dict()) == identity(other.runs[rid].to_dict())
+    # ...but a size of the run's own architecture is part of it
+    sm = study(fig1=[{"panel": "MT10", "series": "SM", "task_set": "mt10", "arch": "sm"}])
+    wider = {**sm, "run_defaults": {"sm_module_width": 32}}
+    rid = next(iter(build_grid(sm).runs))
+    assert identity(build_grid(sm).runs[rid].to_dict()) != identity(build_grid(wider).runs[rid].to_dict())
+
+
+def test_execution_settings_come_from_the_defaults_sections_only():
+    from mtrl.grid import execution_settings
+
+    base = study(fig4=[{"panel": "MT10", "series": "w", "task_set": "mt10", "width": 64, "torch_threads": 2}])
+    with pytest.raises(ConfigError, match=r"figures.fig4\[0\].*torch_threads: an execution setting"):
+        build_grid(base)
+    config = {
+        "run_defaults": {"vector_strategy": "sync"},
+        "task_set_defaults": {"mt50": {"torch_threads": 4}},
+    }
+    assert execution_settings(config, "mt50", "moore") == {"vector_strategy": "sync", "torch_threads": 4}
+    assert execution_settings(config, "mt10", "moore") == {"vector_strategy": "sync"}
+
+
+def test_a_task_set_without_step_settings_is_an_error_naming_it():
+    base = study(fig7=[{"panel": "p", "series": "MT25", "task_set": "mt25", "width": 64}])
+    with pytest.raises(ConfigError, match=r"^task_set_defaults\.mt25\.total_steps: figures\.fig7\[0\]"):
+        build_grid(base)
+
+
+def test_a_bad_default_is_named_where_it_is_set():
+    base = study(fig4=[{"panel": "MT10", "series": "w", "task_set": "mt10", "width": 64}])
+    base["task_set_defaults"]["mt10"]["total_steps"] = 12345
+    with pytest.raises(
+        ConfigError, match=r"^task_set_defaults\.mt10\.total_steps: must be a positive multiple"
+    ):
+        build_grid(base)
+    base = study(fig4=[{"panel": "MT10", "series": "w", "task_set": "mt10", "width": 64}])
+    base["run_defaults"] = {"gamma": 2.0}
+    with pytest.raises(ConfigError, match=r"^run_defaults\.gamma: must be in \(0, 1\]"):
+        build_grid(base)
+
+
+def test_schema_errors_are_one_line_naming_the_key():
+    from mtrl.grid import validate_study
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    good = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    validate_study(good, schema)
+    assert good["train_resources"]["max_runtime_minutes"] == 60 and good["allow_stale"] is False
+    bad = {**good, "bootstrap_rep": 10}
+    with pytest.raises(ConfigError, match=r"^config: .*'bootstrap_rep' was unexpected") as info:
+        validate_study(bad, schema)
+    assert "\n" not in str(info.value)
+    bad = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    bad["train_resources"]["max_runtime_minutes"] = 1
+    with pytest.raises(ConfigError, match=r"^train_resources\.max_runtime_minutes: 1 is less than"):
+        validate_study(bad, schema)
