@@ -175,7 +175,7 @@ def plan(config: TrainConfig, rows: list[Row], resources: Mapping[str, Any]) -> 
     usable = cap - int(resources["signal_minutes"])
     if usable <= 0:
         raise ConfigError("train_resources.signal_minutes: must be below max_runtime_minutes")
-    planned = math.ceil(est.minutes * float(resources["runtime_safety"]))
+    planned = math.ceil(round(est.minutes * float(resources["runtime_safety"]), 6))
     return Plan(est, planned, max(1, math.ceil(planned / usable)), cap)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 import tomllib
 from pathlib import Path
 
@@ -17,17 +18,40 @@ def _pins(lines: list[str]) -> dict[str, str]:
     for line in lines:
         match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)==([^\s;#]+)\s*", line)
         if match:
-            pins[match.group(1).lower().replace("_", "-")] = match.group(2)
+            pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
     return pins
 
 
-def test_conda_env_matches_pyproject_pins():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = _pins(project["dependencies"])
+# Pins of the lock that no job imports: dev tools and the executor plugins (they run where Snakemake
+# runs), with the packages only they need.
+NOT_IN_JOB_ENV = {
+    "iniconfig",
+    "pluggy",
+    "pygments",
+    "pytest",
+    "ruff",
+    "snakemake-executor-plugin-slurm",
+    "snakemake-executor-plugin-slurm-jobstep",
+    "tqdm",
+    "zipp",
+}
+
+
+def _env_pip_pins() -> dict[str, str]:
     env = yaml.safe_load((ROOT / "envs" / "mtrl.yaml").read_text())
-    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert _pins(pip_section) == wanted
-    assert "python=3.11" in env["dependencies"]
+    return _pins(next(d["pip"] for d in env["dependencies"] if isinstance(d, dict)))
+
+
+def test_conda_env_pins_the_tested_tree():
+    locked = _pins((ROOT / "requirements.lock").read_text().splitlines())
+    wanted = {name: version for name, version in locked.items() if name not in NOT_IN_JOB_ENV}
+    assert _env_pip_pins() == wanted  # every package of the lock a job needs, at the lock's version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for name, version in _pins(project["dependencies"]).items():
+        if name not in NOT_IN_JOB_ENV:
+            assert _env_pip_pins()[name] == version, name
+    env = yaml.safe_load((ROOT / "envs" / "mtrl.yaml").read_text())
+    assert f"python={sys.version_info.major}.{sys.version_info.minor}" in env["dependencies"]
 
 
 def test_lock_agrees_with_pyproject():

@@ -1,11 +1,22 @@
 """The Snakemake workflow: exact job counts of the full grid, reruns limited to what a change
-invalidates, lint, bad config, and the smoke pipeline end to end producing every figure."""
+invalidates, code hashes, runtime plans, provenance checks, lint, bad config, and the smoke
+pipeline end to end producing every figure."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import re
+
+import h5py
 import pandas as pd
 import pytest
 
+from mtrl.config import TrainConfig
+from mtrl.provenance import CODE_GROUPS, code_hash, figure_code_hash, normalized_source, source_hash
+from mtrl.runtime import Row, estimate, load_table, plan
+from mtrl.status import run_status, stale_inputs
 from tests.workflow_helpers import ROOT, copy_workflow, dry_run, edited_config, snakemake
 
 FIGURES = ["fig1", "fig4", "fig5", "fig6", "fig7", "fig9", "fig10", "fig11", "fig12"]
@@ -139,3 +150,160 @@ def test_smoke_report_holds_the_figures(smoke, tmp_path):
 
     names = zipfile.ZipFile(report).namelist()
     assert any(n.endswith("fig7.png") for n in names) and any(n.endswith("table1.md") for n in names)
+
+
+# ---------------------------------------------------------------- code hashes
+def test_code_hash_is_over_the_code_text_not_the_python_versions_ast(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    module = tmp_path / "pkg" / "mod.py"
+    module.write_text('"""Doc."""\n\nx = 1  # why\n\n\ndef f():\n    """Doc."""\n    return x   \n')
+    want = hashlib.sha256(b"pkg/mod.py\0" + b"x = 1\ndef f():\n    return x\n\0").hexdigest()[:16]
+    assert source_hash(["pkg/*.py"], tmp_path) == want  # plain text: the same under every Python
+    before = module.stat().st_mtime_ns
+    os.utime(module, ns=(before + 10**9, before + 10**9))  # a touch (or a checkout) changes nothing
+    assert source_hash(["pkg/*.py"], tmp_path) == want
+    module.write_text(module.read_text().replace("x = 1", "x = 2"))
+    assert source_hash(["pkg/*.py"], tmp_path) != want
+
+
+def test_a_definition_subset_hashes_only_those_definitions():
+    text = "import os\n\nA = 1\n\n\ndef read():\n    return A\n\n\ndef write():\n    return os.sep\n"
+    assert normalized_source(text, ["write"]) == "import os\ndef write():\n    return os.sep\n"
+    with pytest.raises(KeyError, match="missing"):
+        normalized_source(text, ["missing"])
+
+
+def test_each_rule_hashes_what_its_jobs_run(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    before = {group: code_hash(group, work) for group in CODE_GROUPS}
+    figures = {f: figure_code_hash(f, work) for f in ("fig4", "fig5")}
+    results = work / "mtrl" / "results.py"
+    original = results.read_text()
+    # the reader of train.h5 is aggregation code: editing it does not retrain anything
+    results.write_text(
+        original.replace(
+            "def read_train_h5(path: str | Path) -> TrainResult:",
+            "def read_train_h5(path: str | Path) -> TrainResult:\n    path = str(path)",
+        )
+    )
+    after = {group: code_hash(group, work) for group in CODE_GROUPS}
+    assert after["train"] == before["train"] and after["probe"] == before["probe"]
+    assert after["aggregate"] != before["aggregate"]
+    results.write_text(
+        original.replace("    write_atomic_h5(path, fill)\n", "    write_atomic_h5(Path(path), fill)\n", 1)
+    )
+    assert code_hash("train", work) != before["train"]
+    results.write_text(original)
+    # the rule scripts are part of their rule's code
+    script = work / "workflow" / "scripts" / "train.py"
+    script.write_text(script.read_text() + "\nUNUSED = 1\n")
+    assert code_hash("train", work) != before["train"] and code_hash("probe", work) == before["probe"]
+    # one figure's plot module is that figure's code only
+    plot = work / "mtrl" / "plots" / "fig5.py"
+    plot.write_text(plot.read_text() + "\nUNUSED = 1\n")
+    assert figure_code_hash("fig5", work) != figures["fig5"]
+    assert figure_code_hash("fig4", work) == figures["fig4"]
+
+
+# ---------------------------------------------------------------- runtime plans
+def _rows(device="NVIDIA H100"):
+    return [
+        Row(device, "mt10", "mtmhsac", 400, 400, 3, 4000.0),
+        Row(device, "mt10", "mtmhsac", 1600, 1600, 3, 1000.0),
+        Row("cpu", "mt50", "mtmhsac", 400, 400, 3, 100.0),
+    ]
+
+
+def test_runtime_is_interpolated_from_measured_rows_of_the_device():
+    mid = TrainConfig.from_dict({"actor_width": 800, "critic_width": 800})
+    est = estimate(mid, _rows(), "NVIDIA H100")
+    assert est.measured and "interpolated" in est.basis
+    assert est.transitions_per_s == pytest.approx(2000.0)  # log-log halfway between 400 and 1600
+    assert est.minutes == pytest.approx(20_000_000 / 2000 / 60)
+    wide = TrainConfig.from_dict({"actor_width": 6400, "critic_width": 6400})
+    assert estimate(wide, _rows(), "NVIDIA H100").transitions_per_s == pytest.approx(250.0)
+    mt50 = TrainConfig.from_dict(
+        {
+            "task_set": "mt50",
+            "total_steps": 100_000_000,
+            "eval_every": 1_000_000,
+            "checkpoint_every": 1_000_000,
+            "log_every": 1_000_000,
+        }
+    )
+    est = estimate(mt50, _rows(), "NVIDIA H100")
+    assert not est.measured and "NOT MEASURED" in est.basis
+
+
+def test_long_runs_take_several_capped_attempts():
+    resources = {
+        "runtime_device": "NVIDIA H100",
+        "max_runtime_minutes": 2880,
+        "signal_minutes": 10,
+        "runtime_safety": 1.5,
+    }
+    wide = TrainConfig.from_dict({"actor_width": 6400, "critic_width": 6400})
+    p = plan(wide, _rows(), resources)  # 20e6 / 250 per s = 1333 min, x1.5 = 2000 min: one job
+    assert (p.attempts, p.minutes(1), p.minutes(2)) == (1, 2000, 2880)
+    long = TrainConfig.from_dict({"actor_width": 6400, "critic_width": 6400, "total_steps": 100_000_000})
+    p = plan(long, _rows(), resources)  # 10,000 min planned: 4 jobs of at most 2 days
+    assert p.attempts == 4 and {p.minutes(a) for a in (1, 2, 3, 4)} == {2880}
+
+
+def test_shipped_runtime_table_has_the_agreed_columns():
+    rows = load_table(ROOT / "benchmarks" / "results" / "runtime.csv")
+    assert rows and all(r.transitions_per_s > 0 for r in rows)
+    header = (ROOT / "benchmarks" / "results" / "runtime.csv").read_text().splitlines()[0]
+    assert (
+        header == "device,task_set,arch,actor_width,critic_width,depth,transitions_per_s,measured_on,source"
+    )
+
+
+def test_full_grid_jobs_fit_a_partition_and_say_what_is_not_measured(tmp_path):
+    proc = snakemake(
+        ROOT,
+        "--dry-run",
+        "--cores",
+        "64",
+        "--config",
+        f"results_dir={tmp_path}/results",
+        f"figures_dir={tmp_path}/figures",
+    )
+    text = proc.stdout + proc.stderr
+    assert "runtime NOT MEASURED on NVIDIA H100 80GB HBM3 for 350 runs" in text
+    runtimes = [int(m) for m in re.findall(r"runtime=(\d+)", text)]
+    assert len(runtimes) >= 350 + 170 and max(runtimes) <= 2880
+    by_run = {}
+    for block in re.split(r"\n(?=rule \w+:)", text):
+        if block.startswith("rule probe:"):
+            threads = re.search(r"threads: (\d+)", block)
+            run = re.search(r"wildcards: run=(\S+)", block).group(1)
+            by_run[run] = (
+                int(threads.group(1)) if threads else 1,
+                int(re.search(r"mem_mb=(\d+)", block).group(1)),
+            )
+    small, large = by_run["mt50/mtmhsac/a256-c256-d3/s0"], by_run["mt50/mtmhsac/a8192-c8192-d3/s0"]
+    assert large[0] > small[0] and large[1] > 4 * small[1]  # an SVD of width 8192 is a big job
+
+
+# ---------------------------------------------------------------- provenance checks
+def _fake_run(run_dir, identity_json, code):
+    run_dir.mkdir(parents=True)
+    with h5py.File(run_dir / "train.h5", "w") as handle:
+        handle.attrs["provenance_identity"] = identity_json
+        handle.attrs["provenance_code"] = code
+
+
+def test_outputs_of_other_settings_or_code_are_stale_and_refused(tmp_path):
+    ident = json.dumps({"actor_width": 64, "seed": 0})
+    _fake_run(tmp_path / "a", ident, "c0de")
+    _fake_run(tmp_path / "b", json.dumps({"actor_width": 32, "seed": 0}), "c0de")
+    _fake_run(tmp_path / "c", ident, "01d")
+    assert run_status("a", tmp_path / "a", ident, "c0de").state == "complete"
+    b = run_status("b", tmp_path / "b", ident, "c0de")
+    assert b.state == "stale" and "actor_width 32 -> 64" in b.detail
+    assert run_status("c", tmp_path / "c", ident, "c0de").state == "stale"
+    assert run_status("d", tmp_path / "d", ident, "c0de").state == "missing"
+    expected = {"runs": {str(tmp_path / k): ident for k in "abc"}, "train_code": "c0de", "probe_code": "p"}
+    problems = stale_inputs(expected, plasticity=False)
+    assert [p.split(":")[0] for p in problems] == [str(tmp_path / "b"), str(tmp_path / "c")]
