@@ -307,3 +307,54 @@ def test_outputs_of_other_settings_or_code_are_stale_and_refused(tmp_path):
     expected = {"runs": {str(tmp_path / k): ident for k in "abc"}, "train_code": "c0de", "probe_code": "p"}
     problems = stale_inputs(expected, plasticity=False)
     assert [p.split(":")[0] for p in problems] == [str(tmp_path / "b"), str(tmp_path / "c")]
+
+
+# ---------------------------------------------------------------- config and profile traps
+def test_both_profile_spellings_work_from_the_repo_root(tmp_path):
+    # the README's set-up: the profile linked where Snakemake looks for profiles by name
+    (tmp_path / "xdg" / "snakemake").mkdir(parents=True)
+    (tmp_path / "xdg" / "snakemake" / "slurm").symlink_to(ROOT / "profiles" / "slurm")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    where = ["--config", f"results_dir={tmp_path}/results", f"figures_dir={tmp_path}/figures"]
+    for profile in ("slurm", "profiles/slurm"):
+        proc = snakemake(ROOT, f"{tmp_path}/figures/fig7.pdf", "--profile", profile, "-n", *where, env=env)
+        text = proc.stdout + proc.stderr
+        assert "train          170" in text and "workflow specific profile profiles/default" in text, profile
+
+
+def test_a_config_file_without_figures_is_refused_not_merged_with_the_papers(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    no_figures = edited_config(
+        workdir / "config" / "smoke.yaml", workdir / "nf.yaml", lambda c: c.pop("figures")
+    )
+    proc = snakemake(workdir, "--dry-run", "--configfile", str(no_figures), check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "figures: the config file given has no `figures` section" in text
+    # a study of one figure is that figure only, not the paper's grid with it
+    one = edited_config(
+        workdir / "config" / "smoke.yaml",
+        workdir / "one.yaml",
+        lambda c: c.update(figures={"fig5": c["figures"]["fig5"][:1]}),
+    )
+    assert dry_run(workdir, "--configfile", str(one)) == {"train": 2, "aggregate": 1, "figure": 1, "all": 1}
+
+
+def test_config_errors_are_short_and_name_where_the_value_lives(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    bad = edited_config(
+        workdir / "config" / "smoke.yaml",
+        workdir / "bad.yaml",
+        lambda c: c["task_set_defaults"]["mt10"].update(total_steps=12345),
+    )
+    proc = snakemake(workdir, "--dry-run", "--configfile", str(bad), check=False)
+    text = proc.stdout + proc.stderr
+    lines = [line for line in text.splitlines() if "mtrl: error" in line]
+    assert proc.returncode != 0 and len(lines) == 1, text
+    assert "task_set_defaults.mt10.total_steps: must be a positive multiple of 5000" in lines[0]
+    typo = edited_config(
+        workdir / "config" / "smoke.yaml", workdir / "typo.yaml", lambda c: c.update(seeds="0")
+    )
+    proc = snakemake(workdir, "--dry-run", "--configfile", str(typo), check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "mtrl: error: seeds: '0' is not of type 'array'" in text
+    assert "$schema" not in text and "patternProperties" not in text and len(text.splitlines()) < 8

@@ -12,7 +12,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-COPIED = ("Snakefile", "workflow", "config", "mtrl", "envs", "profiles")
+COPIED = ("Snakefile", "workflow", "config", "mtrl", "envs", "profiles", "benchmarks/results/runtime.csv")
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -23,14 +23,17 @@ def copy_workflow(dest: Path) -> Path:
         if source.is_dir():
             shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
     return dest
 
 
 def snakemake(
-    workdir: Path, *args: str, check: bool = True, timeout: int = 1200
+    workdir: Path, *args: str, check: bool = True, timeout: int = 1200, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    proc = subprocess.run([SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env
+    )
     if check and proc.returncode != 0:
         raise AssertionError(
             f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
