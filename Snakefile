@@ -42,7 +42,6 @@ localrules:
     aggregate,
     figure,
     table1,
-    rerun_marker,
 
 
 include: "workflow/rules/common.smk"

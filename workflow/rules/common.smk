@@ -92,8 +92,10 @@ def probe_mem_mb(wildcards, attempt):
 
 
 # ---- stale outputs: a result whose recorded provenance differs from what would run now is rebuilt,
-# even when .snakemake/ (Snakemake's record of params) is lost. Its rule then gets a missing input
-# that the rerun_marker rule makes (a temp file, gone once the job has run).
+# even when .snakemake/ (Snakemake's record of params) is lost. Its job then gets an input marker
+# touched now, so newer than the result: Snakemake's mtime trigger reruns it (a missing input made
+# by a rule would not do: Snakemake does not rebuild a missing intermediate whose consumer's output
+# exists). The rebuilding job deletes the marker.
 def _recorded_disagrees(path, code, run):
     from mtrl.results import read_provenance
 
@@ -107,14 +109,22 @@ def _recorded_disagrees(path, code, run):
     return recorded.get("provenance_code") != code or recorded.get("provenance_identity") != want
 
 
+def _marker(run, kind, stale):
+    if not stale:
+        return []
+    marker = run_dir(run) / f".rerun-{kind}"
+    marker.write_text("its recorded provenance differs from the current code or settings\n")
+    return [marker]
+
+
 def train_rerun_marker(wildcards):
     stale = _recorded_disagrees(run_dir(wildcards.run) / "train.h5", CODE["train"], wildcards.run)
-    return [run_dir(wildcards.run) / ".rerun-train"] if stale else []
+    return _marker(wildcards.run, "train", stale)
 
 
 def probe_rerun_marker(wildcards):
     stale = _recorded_disagrees(run_dir(wildcards.run) / "plasticity.h5", CODE["probe"], wildcards.run)
-    return [run_dir(wildcards.run) / ".rerun-probe"] if stale else []
+    return _marker(wildcards.run, "probe", stale)
 
 
 def figure_runs(wildcards):

@@ -27,14 +27,3 @@ rule train:
     script:
         "../scripts/train.py"
 
-
-rule rerun_marker:
-    """A missing input for a result whose recorded provenance is out of date (see common.smk)."""
-    output:
-        temp(RESULTS / "runs" / "{run}" / ".rerun-{kind}"),
-    wildcard_constraints:
-        kind="train|probe",
-    log:
-        RESULTS / "logs" / "rerun_marker" / "{run}-{kind}.log",
-    shell:
-        "echo 'recorded provenance differs from the current code or settings' > {log} && touch {output}"

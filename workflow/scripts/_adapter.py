@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# this workflow's own mtrl first, whatever else is on the path (an installed copy, PYTHONPATH)
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
 
 
 @contextmanager
@@ -63,3 +63,10 @@ class _Tee:
     def flush(self) -> None:
         for stream in self.streams:
             stream.flush()
+
+
+def drop_rerun_markers(inputs) -> None:
+    """Delete the .rerun-* markers among a job's inputs once it rebuilt its output (see common.smk)."""
+    for path in inputs:
+        if Path(path).name.startswith(".rerun-"):
+            Path(path).unlink(missing_ok=True)

@@ -34,9 +34,8 @@ with logged(snakemake.log[0]):
         stale_allowed=stale,
     )
     with open(snakemake.output.provenance, "w") as handle:
-        json.dump(
-            {k.removeprefix("provenance_"): json.loads(v) if v[:1] in "[{" else v for k, v in record.items()},
-            handle,
-            indent=1,
-            sort_keys=True,
-        )
+        as_data = {
+            key.removeprefix("provenance_"): json.loads(value) if value[:1] in ("[", "{") else value
+            for key, value in record.items()
+        }
+        json.dump(as_data, handle, indent=1, sort_keys=True)

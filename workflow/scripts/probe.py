@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from _adapter import logged
+from _adapter import drop_rerun_markers, logged
 
 with logged(snakemake.log[0]):
     from mtrl.probe import probe_run
@@ -24,3 +24,4 @@ with logged(snakemake.log[0]):
         ),
     )
     tmp.replace(out)
+    drop_rerun_markers(snakemake.input)
