@@ -1,4 +1,4 @@
-"""`mtrl` command line: train, probe, params, aggregate, plot.
+"""`mtrl` command line: train, probe, params, status.
 
 Every TrainConfig field is a typed `mtrl train` flag (`--actor-width 1024`); values given on the
 command line override the YAML file. Bad input stops with one line naming the key, before any
@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--out", help="output file (default: RUN_DIR/plasticity.h5)")
     probe.add_argument("--batch-per-task", type=int, default=128, help="probe batch size per task")
     probe.set_defaults(func=cmd_probe)
+
+    status = sub.add_parser(
+        "status", help="each run of a study: complete, in progress, stale (other code or settings), missing"
+    )
+    status.add_argument("results_dir", nargs="?", help="results folder (default: the config's results_dir)")
+    status.add_argument("--configfile", default="config/config.yaml", help="workflow config of the study")
+    status.set_defaults(func=lambda args: __import__("mtrl.status").status.cli_status(args))
     return parser
 
 

@@ -60,6 +60,7 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "mtrl/stats.py",
         "mtrl/aggregate.py",
         "mtrl/results.py::TrainResult,read_train_h5,read_provenance",
+        "mtrl/status.py::TRAIN_FILE,RunStatus,_differs,_settings_diff,_progress,run_status,stale_inputs",
         "workflow/scripts/aggregate.py",
         "workflow/scripts/_adapter.py",
     ),
@@ -132,7 +133,8 @@ def _defined_names(node: ast.stmt) -> set[str]:
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
         return {node.name}
     if isinstance(node, ast.Assign):
-        return {t.id for t in node.targets if isinstance(t, ast.Name)}
+        targets = [e for t in node.targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
+        return {t.id for t in targets if isinstance(t, ast.Name)}
     if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
         return {node.target.id}
     return set()

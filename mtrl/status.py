@@ -18,6 +18,7 @@ from typing import Any
 from mtrl.results import read_provenance
 
 TRAIN_FILE, PLASTICITY_FILE = "train.h5", "plasticity.h5"
+STATES = ("complete", "in progress", "stale", "missing")
 
 
 @dataclass(frozen=True)
@@ -112,3 +113,27 @@ def study_status(study: Mapping[str, Any], results_dir: Path | None = None) -> l
         )
         for rid, cfg in grid.runs.items()
     ]
+
+
+def cli_status(args: Any) -> int:
+    """`mtrl status [RESULTS_DIR] --configfile FILE`: one line per run, then the counts."""
+    import yaml
+
+    from mtrl.config import ConfigError
+    from mtrl.grid import validate_study
+    from mtrl.provenance import ROOT
+
+    path = Path(args.configfile)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    study = yaml.safe_load(path.read_text()) or {}
+    if "figures" not in study:
+        raise ConfigError(f"{path}: figures: the config file has no `figures` section")
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    validate_study(study, schema)
+    statuses = study_status(study, Path(args.results_dir) if args.results_dir else None)
+    for status in statuses:
+        print(f"{status.state:<12} {status.run_id}" + (f"  {status.detail}" if status.detail else ""))
+    counts = {state: sum(s.state == state for s in statuses) for state in STATES}
+    print(", ".join(f"{n} {state}" for state, n in counts.items()) + f" of {len(statuses)} runs")
+    return 0

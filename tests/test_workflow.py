@@ -8,6 +8,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 
 import h5py
 import pandas as pd
@@ -127,8 +130,8 @@ def test_smoke_code_changes_rerun_their_rules_only(smoke):
     try:
         plot.write_text(original + "\n# a comment changes nothing\n")
         assert dry_run(workdir, "--configfile", "config/smoke.yaml") == {}
-        plot.write_text(original + "\nUNUSED_CONSTANT = 1\n")  # real code: every figure is redrawn
-        assert dry_run(workdir, "--configfile", "config/smoke.yaml") == {"figure": 9, "all": 1}
+        plot.write_text(original + "\nUNUSED_CONSTANT = 1\n")  # real code: its figure is redrawn
+        assert dry_run(workdir, "--configfile", "config/smoke.yaml") == {"figure": 1, "all": 1}
     finally:
         plot.write_text(original)
     sac = workdir / "mtrl" / "agents" / "sac.py"
@@ -358,3 +361,114 @@ def test_config_errors_are_short_and_name_where_the_value_lives(tmp_path):
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "mtrl: error: seeds: '0' is not of type 'array'" in text
     assert "$schema" not in text and "patternProperties" not in text and len(text.splitlines()) < 8
+
+
+# ---------------------------------------------------------------- reruns on the smoke results
+SMOKE = ("--configfile", "config/smoke.yaml")
+
+
+@pytest.mark.slow
+def test_smoke_touching_or_execution_settings_rerun_nothing(smoke, tmp_path):
+    workdir, _ = smoke
+    for path in workdir.rglob("*"):
+        if path.is_file() and ".snakemake" not in path.parts:
+            os.utime(path)  # a fresh checkout: every file newer than every result
+    assert dry_run(workdir, *SMOKE) == {}
+
+    def execution_and_other_archs(config):
+        config["run_defaults"].update(vector_strategy="async", torch_threads=2, paco_k=3)
+
+    edited = edited_config(
+        workdir / "config" / "smoke.yaml", tmp_path / "exec.yaml", execution_and_other_archs
+    )
+    assert dry_run(workdir, "--configfile", str(edited)) == {}
+
+    # an SM-only size: the SM run (fig1, table1) and nothing of MTMHSAC, PaCo or MOORE
+    def sm_size(config):
+        config["run_defaults"]["sm_module_width"] = 8
+
+    edited = edited_config(workdir / "config" / "smoke.yaml", tmp_path / "sm.yaml", sm_size)
+    assert dry_run(workdir, "--configfile", str(edited)) == {
+        "train": 1,
+        "aggregate": 2,
+        "figure": 1,
+        "table1": 1,
+        "all": 1,
+    }
+
+
+@pytest.mark.slow
+def test_smoke_reader_code_reruns_aggregation_not_training(smoke):
+    workdir, _ = smoke
+    results = workdir / "mtrl" / "results.py"
+    original = results.read_text()
+    try:
+        results.write_text(
+            original.replace(
+                "def read_train_h5(path: str | Path) -> TrainResult:\n",
+                "def read_train_h5(path: str | Path) -> TrainResult:\n    path = str(path)\n",
+            )
+        )
+        assert dry_run(workdir, *SMOKE) == {"aggregate": 10, "figure": 9, "table1": 1, "all": 1}
+    finally:
+        results.write_text(original)
+
+
+@pytest.mark.slow
+def test_smoke_changed_training_code_is_found_without_snakemake_records(smoke):
+    workdir, _ = smoke
+    sac = workdir / "mtrl" / "agents" / "sac.py"
+    original = sac.read_text()
+    records = workdir / ".snakemake"
+    shutil.move(records, workdir / "records.bak")
+    try:
+        assert dry_run(workdir, *SMOKE) == {}
+        sac.write_text(original + "\nUNUSED_CONSTANT = 1\n")
+        expected = {"train": 23, "probe": 7, "aggregate": 10, "figure": 9, "table1": 1, "all": 1}
+        assert dry_run(workdir, *SMOKE) == expected
+        status = snakemake_free_status(workdir)
+        assert "0 complete, 0 in progress, 23 stale, 0 missing of 23 runs" in status
+        sac.write_text(original)
+        assert dry_run(workdir, *SMOKE) == {}
+        assert "23 complete, 0 in progress, 0 stale, 0 missing of 23 runs" in snakemake_free_status(workdir)
+    finally:
+        sac.write_text(original)
+        shutil.rmtree(records, ignore_errors=True)
+        shutil.move(workdir / "records.bak", records)
+
+
+def snakemake_free_status(workdir) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mtrl.cli", "status", "--configfile", "config/smoke.yaml"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(workdir)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_smoke_aggregation_refuses_stale_runs_naming_them(smoke):
+    workdir, _ = smoke
+    sac = workdir / "mtrl" / "agents" / "sac.py"
+    original = sac.read_text()
+    only_aggregate = ("--allowed-rules", "aggregate", "--forcerun", "aggregate", "--cores", "1")
+    try:
+        sac.write_text(original + "\nUNUSED_CONSTANT = 1\n")  # the runs are now of older training code
+        proc = snakemake(workdir, "results/smoke/tables/fig5.csv", *only_aggregate, *SMOKE, check=False)
+        text = proc.stdout + proc.stderr
+        assert proc.returncode != 0
+        assert "mtrl: error: fig5: 5 input run(s) were made by other settings or code" in text
+        assert "results/smoke/runs/mt10/mtmhsac/a64-c16-d3/s0: stale train.h5: code" in text
+        proc = snakemake(
+            workdir, "results/smoke/tables/fig5.csv", *only_aggregate, *SMOKE, "--config", "allow_stale=true"
+        )
+        provenance = json.loads((workdir / "results/smoke/tables/fig5.provenance.json").read_text())
+        assert len(provenance["stale_allowed"]) == 5 and provenance["train_code"] == code_hash(
+            "train", workdir
+        )
+    finally:
+        sac.write_text(original)
+        snakemake(workdir, "--profile", "profiles/local", *SMOKE)  # back to a consistent state
