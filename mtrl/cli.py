@@ -47,9 +47,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    from mtrl.train import train  # heavy imports only after the config is known to be good
+    from mtrl.train import TrainingInterrupted, train  # heavy imports only once the config is good
 
-    path = train(config, args.out, quiet=args.quiet)
+    try:
+        path = train(config, args.out, quiet=args.quiet)
+    except TrainingInterrupted as exc:  # SIGTERM/SIGUSR1 -> 75 (retry), SIGINT -> 130
+        print(f"mtrl: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
     print(path)
     return 0
 

@@ -12,8 +12,12 @@ import json
 import logging
 import math
 import random
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,72 @@ from mtrl.results import TrainLog, write_train_h5
 
 log = logging.getLogger("mtrl.train")
 REPLAY_SAMPLE_PER_TASK = 1_000
+
+
+# Signals that stop training at the next episode boundary, and the exit code each one maps to:
+# 75 (EX_TEMPFAIL) tells Snakemake/SLURM the attempt failed and may be retried; 130 is the shell's Ctrl-C.
+STOP_SIGNALS = {"SIGTERM": 75, "SIGUSR1": 75, "SIGINT": 130}
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on a signal at an episode boundary, after writing the resume checkpoint.
+
+    `signal_name` is e.g. "SIGTERM", `step` the total env transitions done; `exit_code` is what the
+    process should exit with (75 for SIGTERM/SIGUSR1, 130 for SIGINT). str() is the one-line report
+    without the "mtrl: " prefix.
+    """
+
+    def __init__(self, signal_name: str, step: int) -> None:
+        self.signal_name, self.step = signal_name, step
+        self.exit_code = STOP_SIGNALS[signal_name]
+        super().__init__(
+            f"{signal_name} received: stopped at step {step}, "
+            "resume checkpoint written; run again to continue"
+        )
+
+
+class StopSignals:
+    """While active, SIGTERM/SIGINT/SIGUSR1 are recorded (first one wins) instead of ending the process."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.received is None:
+            self.received = name
+            log.warning("%s received: stopping at the end of this episode", name)
+
+    @contextmanager
+    def active(self) -> Iterator[StopSignals]:
+        if threading.current_thread() is not threading.main_thread():  # handlers need the main thread
+            yield self
+            return
+        previous = {name: signal.signal(getattr(signal, name), self._handle) for name in STOP_SIGNALS}
+        try:
+            yield self
+        finally:
+            for name, handler in previous.items():
+                signal.signal(getattr(signal, name), handler)
+
+
+@contextmanager
+def signals_blocked() -> Iterator[None]:
+    """Block the stop signals in this thread while env workers are spawned: they inherit the mask, so
+    a SIGTERM or Ctrl-C sent to the whole process group (SLURM, a terminal) leaves them running until
+    the trainer has finished its episode and written the checkpoint. Pending signals arrive after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()  # started later, it would unblock SIGINT and SIGTERM again
+    wanted = {getattr(signal, name) for name in STOP_SIGNALS}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def pick_device(name: str) -> torch.device:
@@ -97,11 +167,14 @@ class Trainer:
         self.warmup_rng = np.random.default_rng([config.seed, 2])
         # Evaluation runs whole episodes on the training envs between training episodes: one set of
         # envs (half the MuJoCo compiles and processes), and their RNG state still restores exactly.
-        self.envs = make_vector_env(self.tasks, config.seed, stream=0, strategy=config.vector_strategy)
+        with signals_blocked():
+            self.envs = make_vector_env(self.tasks, config.seed, stream=0, strategy=config.vector_strategy)
         self.train_log = TrainLog()
         self.step = 0  # vector steps done
         self.wall_time = 0.0
         self.resume_file = ckpt.resume_path(run_dir)
+        self.resume_saved_at = -1  # vector step of the last resume checkpoint this process wrote
+        self.signals = StopSignals()
         self._resume_or_start(restart_stale)
         self.metric_sum = torch.zeros(len(METRICS), device=device)
         self.metric_count = 0
@@ -219,10 +292,33 @@ class Trainer:
         if self.step // EPISODE_LENGTH in self.wanted_probes:
             self.save_probe()
         if transitions % config.checkpoint_every == 0 and not last:
+            self.save_resume()
+
+    def save_resume(self) -> None:
+        """Write the resume checkpoint for the current step (once per step)."""
+        if self.resume_saved_at != self.step:
             ckpt.save_atomic(self.resume_state(), self.resume_file)
+            self.resume_saved_at = self.step
+
+    def stop_on_signal(self) -> None:
+        """At an episode boundary after a stop signal: write the resume checkpoint, then raise."""
+        name = self.signals.received
+        if name is None or self.step >= self.config.vector_steps:  # at the very end: just finish
+            return
+        self.save_resume()
+        self.envs.close()
+        raise TrainingInterrupted(name, self.step * self.n)
 
     def run(self) -> Path:
-        """Train to the end (from step 0 or the resumed step) and write train.h5."""
+        """Train to the end (from step 0 or the resumed step) and write train.h5.
+
+        SIGTERM, SIGINT and SIGUSR1 stop it at the next episode boundary: the resume checkpoint is
+        written and TrainingInterrupted raised.
+        """
+        with self.signals.active():
+            return self._run()
+
+    def _run(self) -> Path:
         config = self.config
         self.wanted_probes = probe_episodes(config)
         if self.step == 0:  # the untrained networks: curves start at step 0, dormancy at initialisation
@@ -239,6 +335,7 @@ class Trainer:
             if not truncated.all():
                 raise RuntimeError("Meta-World envs ended out of lockstep; episodes must all be 500 steps")
             self.at_episode_end()
+            self.stop_on_signal()
             obs, _ = self.envs.reset()
         return self.finish()
 

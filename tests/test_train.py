@@ -157,3 +157,81 @@ def test_warmup_counts_steps_per_task_not_transitions(tmp_path):
     assert len(calls) == 101
     assert calls[0] == 400
     assert TrainConfig().warmup_steps_per_task == 4000
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_checkpoints_and_resumes_identically(tmp_path):
+    """SLURM's scancel/time limit: SIGTERM to every process of the job, env workers included. The
+    trainer ends the episode, writes the resume checkpoint, says so in one line and exits 75; the
+    resumed run equals an uninterrupted one."""
+    config = {**TINY, "total_steps": 2000, "checkpoint_every": 2000, "vector_strategy": "async"}
+    reference = tmp_path / "reference"
+    subprocess.run(
+        _train_command(reference, {**config, "vector_strategy": "sync"}), check=True, capture_output=True
+    )
+
+    stopped = tmp_path / "stopped"
+    proc = subprocess.Popen(
+        _train_command(stopped, config),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the first progress line: training is under way, before step 2000
+        if line.startswith("[mtrl] step"):
+            break
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 75, err
+    lines = [x for x in err.splitlines() if x.startswith("mtrl:")]
+    assert len(lines) == 1 and "Traceback" not in err
+    assert lines[0].startswith("mtrl: SIGTERM received: stopped at step ")
+    assert lines[0].endswith(", resume checkpoint written; run again to continue")
+    step = int(lines[0].split("stopped at step ")[1].split(",")[0])
+    assert 0 < step < 2000
+    assert ckpt.load(ckpt.resume_path(stopped))["step"] == step  # vector steps == transitions on MT1
+    assert not (stopped / "train.h5").exists()
+
+    resumed = subprocess.run(_train_command(stopped, config), check=True, capture_output=True, text=True)
+    assert "resumed" in resumed.stderr
+    want, got = h5_contents(reference / "train.h5"), h5_contents(stopped / "train.h5")
+    assert want.keys() == got.keys()
+    for key in want:
+        if key != "@config":  # differs only in vector_strategy
+            np.testing.assert_array_equal(want[key], got[key], err_msg=key)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGUSR1, 75)])
+def test_signal_stops_at_the_episode_boundary_with_its_exit_code(
+    tmp_path, tiny_config, monkeypatch, sig, code, capsys
+):
+    """The signal arrives mid-episode (here: during the step-500 evaluation hook); training stops at
+    that episode's end with the resume checkpoint of that step, and the CLI exits with the code."""
+    from mtrl.cli import main
+    from mtrl.train import Trainer, TrainingInterrupted
+
+    real = Trainer.at_episode_end
+
+    def signalled(self):
+        if self.step == 500:
+            os.kill(os.getpid(), sig)
+        real(self)
+
+    monkeypatch.setattr(Trainer, "at_episode_end", signalled)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(tiny_config, tmp_path / "run", quiet=True)
+    assert (info.value.signal_name, info.value.step, info.value.exit_code) == (sig.name, 500, code)
+    assert ckpt.load(ckpt.resume_path(tmp_path / "run"))["step"] == 500
+    assert signal.getsignal(sig) in (signal.default_int_handler, signal.SIG_DFL)  # handlers restored
+
+    args = ["train", "--out", str(tmp_path / "cli")] + [
+        f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()
+    ]
+    assert main(args) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        err[-1]
+        == f"mtrl: {sig.name} received: stopped at step 500, resume checkpoint written; run again to continue"
+    )
