@@ -88,12 +88,17 @@ class MultiTaskReplayBuffer:
         )
 
     def state_dict(self) -> dict[str, Any]:
-        """The filled part only (on CPU), so checkpoints of young runs stay small."""
+        """The filled part only (on CPU), so checkpoints of young runs stay small.
+
+        Copied into compact tensors: a slice of a CPU tensor is a view, and torch.save would write
+        the whole underlying storage.
+        """
         n = self.size
+        keys = ("obs", "next_obs", "action", "reward", "done")
         return {
             "pos": self.pos,
             "size": n,
-            **{k: getattr(self, k)[:, :n].cpu() for k in ("obs", "next_obs", "action", "reward", "done")},
+            **{k: getattr(self, k)[:, :n].to("cpu", copy=True).contiguous() for k in keys},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

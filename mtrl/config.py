@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -25,6 +26,8 @@ from mtrl.envs.benchmarks import EPISODE_LENGTH, TASK_SETS, num_tasks_of
 ARCHS = ("mtmhsac", "sm", "paco", "moore")
 DEVICES = ("auto", "cpu", "cuda")
 VECTOR_STRATEGIES = ("sync", "async")
+REPLAY_SAMPLE_PER_TASK = 1_000  # rows per task of replay_sample.pt, the pool probe batches are drawn from
+MAX_SEED = 2**32 - 4  # numpy's legacy seed is 32-bit; seed + 3 seeds the replay-sample generator
 
 
 class ConfigError(ValueError):
@@ -110,6 +113,21 @@ class TrainConfig:
         return self.total_steps // self.num_tasks
 
     @property
+    def replay_sample_per_task(self) -> int:
+        """Rows per task in the run's replay_sample.pt (a sample of the final buffer, with replacement)."""
+        return min(REPLAY_SAMPLE_PER_TASK, self.vector_steps, self.buffer_per_task)
+
+    def check_probe_batch(self, batch_per_task: int, key: str = "probe_batch_per_task") -> None:
+        """Raise ConfigError unless a probe batch of `batch_per_task` rows per task fits the replay sample."""
+        if isinstance(batch_per_task, bool) or not isinstance(batch_per_task, int) or batch_per_task < 1:
+            raise ConfigError(f"{key}: must be a positive integer, got {batch_per_task!r}")
+        if batch_per_task > self.replay_sample_per_task:
+            raise ConfigError(
+                f"{key}: {batch_per_task} exceeds the {self.replay_sample_per_task} replay-sample rows per "
+                f"task this run keeps (min of {REPLAY_SAMPLE_PER_TASK}, steps per task, buffer_per_task)"
+            )
+
+    @property
     def episode_transitions(self) -> int:
         """Transitions in one episode of every env (N x 500): the granularity of all intervals."""
         return self.num_tasks * EPISODE_LENGTH
@@ -148,18 +166,29 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"{path}: config file is a directory")
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: config file is not text (binary or not UTF-8)") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+            problem = " ".join(str(exc).split())
+            raise ConfigError(f"config file {path} is not valid YAML: {problem}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping of keys to values")
         return cls.from_dict({**data, **(overrides or {})})
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key."""
+        for f in fields(self):  # also for configs built directly, not through from_dict
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name}: must be a finite number, got {value}")
         if self.task_set not in TASK_SETS:
             raise ConfigError(
                 f"task_set: unknown task set {self.task_set!r}; choose one of {list(TASK_SETS)}"
@@ -196,6 +225,8 @@ class TrainConfig:
         for name in ["warmup_steps_per_task", "seed", "torch_threads"]:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if self.seed > MAX_SEED:
+            raise ConfigError(f"seed: must be at most {MAX_SEED}, got {self.seed}")
         for name in ["lr", "alpha_lr", "adam_eps", "initial_alpha"]:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
@@ -257,7 +288,10 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
         if base is float:
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise ConfigError(f"{name}: must be a finite number, got {value!r}")
+            return number
         return str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: expected {base.__name__}, got {value!r}") from None

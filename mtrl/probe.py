@@ -246,6 +246,21 @@ def _load_agent(agent: MultiTaskSAC, state: Mapping[str, Any]) -> None:
 
 
 # ----------------------------------------------------------------------------------------- a run
+def _check_all_steps_present(run_dir: Path, config_dict: Mapping[str, Any], found: Sequence[int]) -> None:
+    """FileNotFoundError naming the steps whose probe checkpoints the run should have written but lacks."""
+    from mtrl.envs.benchmarks import EPISODE_LENGTH
+    from mtrl.train import probe_episodes
+
+    config = TrainConfig.from_dict(dict(config_dict))
+    per_episode = EPISODE_LENGTH * config.num_tasks
+    missing = sorted({e * per_episode for e in probe_episodes(config)} - set(found))
+    if missing:
+        shown = ", ".join(str(s) for s in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise FileNotFoundError(
+            f"{ckpt.probe_path(run_dir, missing[0])}: missing (no probe checkpoint for step(s) {shown})"
+        )
+
+
 def probe_run(
     run_dir: Path,
     out: Path | None = None,
@@ -281,11 +296,15 @@ def probe_run(
     steps: list[int] = []
     rows: list[dict[str, dict[str, np.ndarray]]] = []
     for i, (step, path) in enumerate(checkpoints):
-        state = ckpt.load(path, CPU)
+        try:
+            state = ckpt.load(path, CPU)
+        except ckpt.CheckpointError as exc:
+            raise ckpt.CheckpointError(f"{exc} (the probe checkpoint of step {step})") from None
         if int(state["step"]) != step:
             raise ValueError(f"{path} holds step {state['step']}, its name says {step}")
         if config_dict is None:
             config_dict = dict(state["config"])
+            _check_all_steps_present(run_dir, config_dict, [s for s, _ in checkpoints])
             agent = _build_agent(config_dict, obs_dim, action_dim)
             batch = probe_batch(sample, agent.num_tasks, batch_per_task, seed)
         elif dict(state["config"]) != config_dict:

@@ -84,6 +84,34 @@ class TrainResult:
     train: dict[str, np.ndarray]
 
 
+REQUIRED = ("eval/step", "eval/success", "eval/return", "train/step")
+
+
+def train_h5_problem(path: Path, config: dict[str, Any], provenance: str = "") -> str | None:
+    """Why `path` is not the finished result of the run `config` (a resolved config dict), or None.
+
+    A file that is unreadable, lacks a dataset, or was written by another config (or, when both
+    record one, another provenance) is not that run's result.
+    """
+    try:
+        with h5py.File(path, "r") as handle:
+            missing = [key for key in REQUIRED if key not in handle]
+            if missing:
+                return f"incomplete (no {', '.join(missing)})"
+            written = json.loads(handle.attrs["config"])
+            old_provenance = handle.attrs.get("provenance", "")
+            for key in REQUIRED:
+                handle[key][()]
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        return f"unreadable ({' '.join(str(exc).split()) or type(exc).__name__})"
+    if written != config:
+        changed = sorted(k for k in set(written) | set(config) if written.get(k) != config.get(k))
+        return f"written by a different config ({', '.join(changed)} differ)"
+    if provenance and old_provenance and old_provenance != provenance:
+        return "written by another code version (provenance differs)"
+    return None
+
+
 def read_train_h5(path: str | Path) -> TrainResult:
     with h5py.File(path, "r") as handle:
         return TrainResult(

@@ -8,10 +8,13 @@ exactly the episodes an uninterrupted one would have seen.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
+import os
 import random
+import shutil
 import signal
 import sys
 import threading
@@ -29,13 +32,14 @@ import mtrl
 from mtrl import checkpoints as ckpt
 from mtrl.agents.sac import METRICS, MultiTaskSAC
 from mtrl.buffers import MultiTaskReplayBuffer
-from mtrl.config import TrainConfig
+from mtrl.config import REPLAY_SAMPLE_PER_TASK, ConfigError, TrainConfig
 from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM, task_names
 from mtrl.envs.vector import env_state, evaluate, load_env_state, make_vector_env
-from mtrl.results import TrainLog, write_train_h5
+from mtrl.results import TrainLog, train_h5_problem, write_train_h5
 
 log = logging.getLogger("mtrl.train")
-REPLAY_SAMPLE_PER_TASK = 1_000
+LOCK_NAME = ".mtrl.lock"
+__all__ = ["REPLAY_SAMPLE_PER_TASK", "Trainer", "TrainingInterrupted", "train"]
 
 
 # Signals that stop training at the next episode boundary, and the exit code each one maps to:
@@ -108,8 +112,54 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda requested but torch sees no GPU")
+        raise ConfigError(
+            "device: cuda requested but torch sees no GPU on this machine "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
+            "use device: auto or cpu to train on the CPU"
+        )
     return torch.device(name)
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the run directory, so two trainers (an orphaned SLURM job and its
+    resubmission) never write one run at once. Creates the directory; ConfigError if it is not
+    writable or another process holds the lock."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: the run directory is a file")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / LOCK_NAME, "a+")  # noqa: SIM115 - held for the whole run
+    except OSError as exc:
+        raise ConfigError(f"{run_dir}: cannot write the run directory ({exc.strerror or exc})") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise ConfigError(
+                f"{run_dir}: another trainer is writing this run directory ({holder}); "
+                "wait for it or stop it first"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
+def check_writable(folder: Path) -> None:
+    """Fail now, not after hours, if `folder` cannot take files."""
+    probe = folder / f".mtrl-write-test-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{folder}: cannot write here ({exc.strerror or exc})") from None
 
 
 def probe_episodes(config: TrainConfig) -> set[int]:
@@ -162,6 +212,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.agent = MultiTaskSAC(config, OBS_DIM + n, ACTION_DIM, device)
         self.buffer = MultiTaskReplayBuffer(n, config.buffer_per_task, OBS_DIM, ACTION_DIM, device)
+        self._check_space(run_dir)
         self.sample_gen = torch.Generator(device=device)
         self.sample_gen.manual_seed(config.seed + 1)
         self.warmup_rng = np.random.default_rng([config.seed, 2])
@@ -180,29 +231,71 @@ class Trainer:
         self.metric_count = 0
 
     # ------------------------------------------------------------------ state
+    def _check_space(self, run_dir: Path) -> None:
+        """ConfigError now if the disk cannot hold this run's checkpoints at their largest."""
+        check_writable(ckpt.resume_path(run_dir).parent)
+        config, n = self.config, self.n
+        per_transition = self.buffer.obs[0, 0].numel() * 2 + self.buffer.action[0, 0].numel() + 2
+        buffer_bytes = n * min(config.buffer_per_task, config.vector_steps) * per_transition * 4
+        networks = ckpt.payload_bytes(self.agent.training_state())
+        probes = (config.probe_checkpoints + 1) * networks
+        # the resume checkpoint and its temporary successor, probe checkpoints, 10% margin
+        needed = int(1.1 * (2 * (buffer_bytes + networks) + probes))
+        free = shutil.disk_usage(run_dir).free
+        if free < needed:
+            raise ConfigError(
+                f"{run_dir}: needs about {needed / 2**30:,.2f} GB free for its checkpoints, "
+                f"{free / 2**30:,.2f} GB free"
+            )
+
+    def _load_resume(self) -> tuple[dict[str, Any] | None, Path]:
+        """The newest readable resume checkpoint (resume.pt, else resume.prev.pt), saying which."""
+        candidates = [self.resume_file, ckpt.previous_path(self.resume_file)]
+        damaged = []
+        for path in candidates:
+            if not path.exists():
+                continue
+            try:
+                state = ckpt.load(path, self.device)
+            except ckpt.CheckpointError as exc:
+                log.warning("%s", exc)
+                damaged.append(path)
+                continue
+            if damaged:
+                log.warning("%s: falling back to the previous resume checkpoint %s", damaged[0], path)
+            return state, path
+        if damaged:
+            log.warning("no readable resume checkpoint in %s: starting over", self.resume_file.parent)
+        return None, self.resume_file
+
     def _resume_or_start(self, restart_stale: bool) -> None:
         """Load the resume checkpoint if there is one for this exact run; else clear leftovers."""
-        state = ckpt.load(self.resume_file, self.device) if self.resume_file.exists() else None
+        state, source = self._load_resume()
         expected = (self.config.to_dict(), self.provenance)
         if state is not None and (state["config"], state.get("provenance", "")) != expected:
             if not restart_stale:
                 raise RuntimeError(
-                    f"{self.resume_file} was written by a different config; "
-                    f"delete {self.run_dir} to start over"
+                    f"{source} was written by a different config; delete {self.run_dir} to start over"
                 )
-            log.warning("%s is stale (config or code changed): starting over", self.resume_file)
+            log.warning("%s is stale (config or code changed): starting over", source)
             state = None
         if state is None:  # a fresh start: leftovers of an earlier, different run must not mix in
             ckpt.clear_run(self.run_dir)
             return
-        self.agent.load_training_state(state["agent"])
-        self.buffer.load_state_dict(state["buffer"])
-        self.sample_gen.set_state(state["sample_generator"])
-        self.warmup_rng.bit_generator.state = state["warmup_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        load_env_state(self.envs, state["envs"])
-        self.train_log = TrainLog.from_state_dict(state["log"])
-        self.step, self.wall_time = state["step"], state["wall_time"]
+        try:
+            self.agent.load_training_state(state["agent"])
+            self.buffer.load_state_dict(state["buffer"])
+            self.sample_gen.set_state(state["sample_generator"])
+            self.warmup_rng.bit_generator.state = state["warmup_rng"]
+            torch.set_rng_state(state["torch_rng"])
+            load_env_state(self.envs, state["envs"])
+            self.train_log = TrainLog.from_state_dict(state["log"])
+            self.step, self.wall_time = state["step"], state["wall_time"]
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ckpt.CheckpointError(
+                f"{source}: does not hold this run's resume state ({type(exc).__name__}: {exc}); "
+                f"delete it to start over"
+            ) from None
         log.info("resumed %s at step %d", self.run_dir, self.step * self.n)
 
     def resume_state(self) -> dict[str, Any]:
@@ -297,7 +390,7 @@ class Trainer:
     def save_resume(self) -> None:
         """Write the resume checkpoint for the current step (once per step)."""
         if self.resume_saved_at != self.step:
-            ckpt.save_atomic(self.resume_state(), self.resume_file)
+            ckpt.save_atomic(self.resume_state(), self.resume_file, keep_previous=True)
             self.resume_saved_at = self.step
 
     def stop_on_signal(self) -> None:
@@ -352,10 +445,12 @@ class Trainer:
             "mtrl_version": mtrl.__version__,
             "device": str(self.device),
             "wall_time_s": time.time() - self.run_start,
+            "provenance": self.provenance,
         }
         result_path = self.run_dir / "train.h5"
         write_train_h5(result_path, self.train_log, attrs, self.n)
         self.resume_file.unlink(missing_ok=True)
+        ckpt.previous_path(self.resume_file).unlink(missing_ok=True)
         return result_path
 
 
@@ -372,11 +467,21 @@ def train(
     written by another config or provenance is an error, or, with `restart_stale`, discarded.
     """
     run_dir = Path(run_dir)
-    result_path = run_dir / "train.h5"
-    if result_path.exists():
-        log.info("%s already complete", result_path)
-        return result_path
-    return Trainer(config, run_dir, quiet, provenance, restart_stale).run()
+    resolved = config.resolved()
+    resolved.validate()
+    pick_device(resolved.device)  # a missing GPU fails here, before the run directory is touched
+    with run_lock(run_dir):
+        result_path = run_dir / "train.h5"
+        if result_path.exists():
+            problem = train_h5_problem(result_path, resolved.to_dict(), provenance)
+            if problem is None:
+                log.info("%s already complete", result_path)
+                return result_path
+            if problem.startswith("written by") and not restart_stale:
+                raise ConfigError(f"{result_path}: {problem}; delete {run_dir} or use another run directory")
+            log.warning("%s: %s: training again", result_path, problem)
+            result_path.unlink()
+        return Trainer(config, run_dir, quiet, provenance, restart_stale).run()
 
 
 def replay_sample(buffer: MultiTaskReplayBuffer, seed: int) -> dict[str, torch.Tensor]:

@@ -46,3 +46,16 @@ def test_state_dict_round_trip_keeps_only_filled_part():
     a = buffer.sample(8, torch.Generator().manual_seed(1))
     b = other.sample(8, torch.Generator().manual_seed(1))
     assert torch.equal(a.obs, b.obs) and torch.equal(a.reward, b.reward) and other.pos == buffer.pos
+
+
+def test_state_dict_holds_only_the_filled_part_in_storage_and_on_disk(tmp_path):
+    """On CPU a slice is a view: saving it would write the whole (mostly empty) storage."""
+    buffer = MultiTaskReplayBuffer(2, 1000, 39, 4)
+    fill(buffer, 7, 2)
+    state = buffer.state_dict()
+    for key in ("obs", "next_obs", "action", "reward", "done"):
+        assert state[key].untyped_storage().nbytes() == state[key].numel() * 4, key
+    torch.save(state, tmp_path / "buffer.pt")
+    assert (tmp_path / "buffer.pt").stat().st_size < 20_000  # the full storage would be ~700 kB
+    state["obs"][0, 0, 0] = -1.0
+    assert buffer.obs[0, 0, 0] != -1.0  # a copy, not a view of the live buffer
