@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from mtrl.config import ConfigError, TrainConfig
 
@@ -48,8 +49,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 MAX_PARAMS_DEPTH = 16
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (argparse turns the ValueError into a one-line usage error)."""
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors in the project's one-line form (`mtrl: error: ...`, exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"mtrl: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
     value = int(text)
     if value < 1:
         raise ValueError(text)
@@ -101,7 +109,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mtrl", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="mtrl", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -121,7 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("run_dir", help="run directory holding checkpoints/probe and replay_sample.pt")
     probe.add_argument("--out", help="output file (default: RUN_DIR/plasticity.h5)")
     probe.add_argument(
-        "--batch-per-task", type=_positive_int, default=128, help="probe batch size per task (>= 1)"
+        "--batch-per-task",
+        type=positive_int,
+        default=128,
+        metavar="N",
+        help="probe batch size per task (>= 1)",
     )
     probe.set_defaults(func=cmd_probe)
     return parser

@@ -290,8 +290,10 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
                 raise ValueError
             number = float(value)
             if not math.isfinite(number):
-                raise ConfigError(f"{name}: must be a finite number, got {value!r}")
+                raise OverflowError
             return number
         return str(value)
+    except OverflowError:
+        raise ConfigError(f"{name}: must be a finite number, got {value!r}") from None
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: expected {base.__name__}, got {value!r}") from None

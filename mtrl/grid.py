@@ -127,6 +127,8 @@ def build_grid(study: Mapping[str, Any]) -> StudyGrid:
                     values = _resolve_match(_merged({**point, "seed": seed}, study), study, where)
                     try:
                         config = TrainConfig.from_dict(values).resolved()
+                        if "probe_batch_per_task" in study:  # fails now, not in the probe job after training
+                            config.check_probe_batch(study["probe_batch_per_task"])
                     except ConfigError as exc:
                         raise ConfigError(f"{where}: {exc}") from None
                     rid = run_id(config, extra)
