@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,19 @@ def write_atomic_h5(path: Path, fill) -> None:
     """Create `path` by calling fill(h5file) on a temporary file, then renaming it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with h5py.File(tmp, "w") as handle:
-        fill(handle)
+    try:
+        with h5py.File(tmp, "w") as handle:
+            fill(handle)
+    except OSError as exc:  # a full disk among them: name the file, leave no temporary behind
+        from mtrl.checkpoints import CheckpointError
+
+        tmp.unlink(missing_ok=True)
+        free = shutil.disk_usage(path.parent).free / 2**20
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise CheckpointError(f"{path}: cannot write ({reason}); {free:,.1f} MB free") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 

@@ -444,3 +444,15 @@ def test_workflow_refuses_a_probe_batch_larger_than_the_replay_sample():
     with pytest.raises(ConfigError, match=r"figures.fig4\[0\].*probe_batch_per_task: 600 exceeds the 500"):
         build_grid(study)
     assert build_grid({**study, "probe_batch_per_task": 500}).runs
+
+
+def test_a_failed_result_write_names_the_file_and_leaves_no_temporary(tmp_path):
+    from mtrl.results import write_atomic_h5
+
+    def full_disk(handle):
+        handle["x"] = list(range(100))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(ckpt.CheckpointError, match=r"train\.h5: cannot write .*No space left.* MB free"):
+        write_atomic_h5(tmp_path / "train.h5", full_disk)
+    assert list(tmp_path.iterdir()) == []
