@@ -39,7 +39,6 @@ from mtrl.results import TrainLog, train_h5_problem, write_train_h5
 
 log = logging.getLogger("mtrl.train")
 LOCK_NAME = ".mtrl.lock"
-__all__ = ["REPLAY_SAMPLE_PER_TASK", "Trainer", "TrainingInterrupted", "train"]
 
 
 # Signals that stop training at the next episode boundary, and the exit code each one maps to:
@@ -74,7 +73,8 @@ class StopSignals:
         name = signal.Signals(signum).name
         if self.received is None:
             self.received = name
-            log.warning("%s received: stopping at the end of this episode", name)
+            # os.write, not logging: a handler may run in the middle of another write to stderr
+            os.write(2, f"[mtrl.train] {name} received: stopping at the end of this episode\n".encode())
 
     @contextmanager
     def active(self) -> Iterator[StopSignals]:
@@ -261,9 +261,12 @@ class Trainer:
                 log.warning("%s", exc)
                 damaged.append(path)
                 continue
-            if damaged:
+            if damaged:  # drop the damaged file; the good one becomes resume.pt, the next save keeps it
                 log.warning("%s: falling back to the previous resume checkpoint %s", damaged[0], path)
-            return state, path
+                for bad in damaged:
+                    bad.unlink(missing_ok=True)
+                os.replace(path, self.resume_file)
+            return state, self.resume_file
         if damaged:
             log.warning("no readable resume checkpoint in %s: starting over", self.resume_file.parent)
         return None, self.resume_file

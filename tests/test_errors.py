@@ -35,11 +35,13 @@ def nothing_built(monkeypatch):
     """Fail the test if an env or a network is built."""
     import mtrl.agents.sac as sac
     import mtrl.envs.vector as vector
+    import mtrl.train as train_module  # imported first, so it keeps the real make_vector_env afterwards
 
     def explode(*_a, **_k):
         raise AssertionError("an env or network was built before the input was checked")
 
-    monkeypatch.setattr(vector, "make_vector_env", explode)
+    for module in (vector, train_module):
+        monkeypatch.setattr(module, "make_vector_env", explode)
     monkeypatch.setattr(sac.MultiTaskSAC, "__init__", explode)
 
 
@@ -149,9 +151,9 @@ def test_an_output_path_that_is_a_file_is_refused(tmp_path, capsys, nothing_buil
 
 
 def test_an_unwritable_run_directory_fails_before_training(tmp_path, capsys, monkeypatch):
-    import mtrl.envs.vector as vector
+    import mtrl.train as train_module
 
-    monkeypatch.setattr(vector, "make_vector_env", lambda *a, **k: pytest.fail("env built"))
+    monkeypatch.setattr(train_module, "make_vector_env", lambda *a, **k: pytest.fail("env built"))
     run = tmp_path / "run"
     run.mkdir()
     (run / "checkpoints").write_text("a file where the checkpoint folder goes")
@@ -163,10 +165,9 @@ def test_an_unwritable_run_directory_fails_before_training(tmp_path, capsys, mon
 def test_too_little_disk_space_fails_before_training(tmp_path, capsys, monkeypatch):
     import shutil
 
-    import mtrl.envs.vector as vector
     import mtrl.train as train_module
 
-    monkeypatch.setattr(vector, "make_vector_env", lambda *a, **k: pytest.fail("env built"))
+    monkeypatch.setattr(train_module, "make_vector_env", lambda *a, **k: pytest.fail("env built"))
     monkeypatch.setattr(
         train_module.shutil, "disk_usage", lambda _p: shutil._ntuple_diskusage(10**9, 0, 1000)
     )
@@ -310,6 +311,7 @@ def test_a_damaged_resume_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
         got = h5_contents(train(config, run, quiet=True))
     assert f"{resume}: damaged (checksum mismatch)" in caplog.text
     assert "falling back to the previous resume checkpoint" in caplog.text and "at step 500" in caplog.text
+    assert "starting over" not in caplog.text
     assert reference.keys() == got.keys()
     for key in reference:
         assert (
@@ -456,3 +458,20 @@ def test_a_failed_result_write_names_the_file_and_leaves_no_temporary(tmp_path):
     with pytest.raises(ckpt.CheckpointError, match=r"train\.h5: cannot write .*No space left.* MB free"):
         write_atomic_h5(tmp_path / "train.h5", full_disk)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bit-flip"])
+def test_with_no_readable_resume_checkpoint_the_run_starts_over_and_says_so(damage, tmp_path, caplog):
+    from mtrl.train import Trainer
+
+    config = TrainConfig.from_dict(TINY)
+    run = tmp_path / "run"
+    resume = ckpt.resume_path(run)
+    ckpt.save_atomic({"config": config.resolved().to_dict(), "x": torch.zeros(5000)}, resume)
+    ckpt.save_atomic({"stale": True}, ckpt.probe_path(run, 1000))
+    DAMAGE[damage](resume)
+    with caplog.at_level(logging.WARNING, logger="mtrl"):
+        trainer = Trainer(config, run, quiet=True, provenance="", restart_stale=False)
+    trainer.envs.close()
+    assert trainer.step == 0 and f"{resume}: " in caplog.text and "starting over" in caplog.text
+    assert not resume.exists() and ckpt.probe_checkpoints(run) == []
