@@ -64,13 +64,18 @@ class TrainingInterrupted(Exception):
 
 
 class StopSignals:
-    """While active, SIGTERM/SIGINT/SIGUSR1 are recorded (first one wins) instead of ending the process."""
+    """While active, SIGTERM/SIGINT/SIGUSR1 are recorded (first one wins) instead of ending the process.
+
+    A second SIGINT raises KeyboardInterrupt at once (the last resume checkpoint is kept).
+    """
 
     def __init__(self) -> None:
         self.received: str | None = None
 
     def _handle(self, signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
+        if self.received is not None and name == "SIGINT":  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
         if self.received is None:
             self.received = name
             # os.write, not logging: a handler may run in the middle of another write to stderr
@@ -241,7 +246,10 @@ class Trainer:
         probes = (config.probe_checkpoints + 1) * networks
         # the resume checkpoint and its temporary successor, probe checkpoints, 10% margin
         needed = int(1.1 * (2 * (buffer_bytes + networks) + probes))
-        free = shutil.disk_usage(run_dir).free
+        existing = [ckpt.resume_path(run_dir), ckpt.previous_path(ckpt.resume_path(run_dir))]
+        existing += [path for _, path in ckpt.probe_checkpoints(run_dir)]
+        # files this run will replace count as room (a resumed run already holds some of `needed`)
+        free = shutil.disk_usage(run_dir).free + sum(p.stat().st_size for p in existing if p.exists())
         if free < needed:
             raise ConfigError(
                 f"{run_dir}: needs about {needed / 2**30:,.2f} GB free for its checkpoints, "

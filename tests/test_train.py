@@ -235,3 +235,18 @@ def test_signal_stops_at_the_episode_boundary_with_its_exit_code(
         err[-1]
         == f"mtrl: {sig.name} received: stopped at step 500, resume checkpoint written; run again to continue"
     )
+
+
+def test_a_second_ctrl_c_stops_at_once():
+    from mtrl.train import StopSignals
+
+    stop = StopSignals()
+    with stop.active():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert stop.received == "SIGTERM"  # recorded, the process lives on to the episode's end
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
