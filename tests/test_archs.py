@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -336,6 +337,20 @@ def test_build_network_for_actor_and_critic(arch: str) -> None:
         assert actor.num_experts == resolved.moore_experts == 4
     if arch == "sm":
         assert (actor.num_layers, actor.num_modules) == (resolved.sm_layers, resolved.sm_modules) == (2, 2)
+
+
+@pytest.mark.parametrize("task_set", ["mt10", "mt50"])
+def test_build_network_sizes_paco_and_moore_from_the_config(task_set: str) -> None:
+    # Role width, depth and the task set's K / expert count, the one-hot Dense bias included.
+    config = TrainConfig(task_set=task_set, actor_width=16, critic_width=24, depth=2)
+    n = config.num_tasks
+    k_paco, k_moore = config.resolved().paco_k, config.resolved().moore_experts
+    for role, width, in_f, out_f in [("actor", 16, S + n, 2 * A), ("critic", 24, S + n + A, 1)]:
+        s = in_f - n
+        paco = build_network(dataclasses.replace(config, arch="paco"), role, in_f, out_f)
+        moore = build_network(dataclasses.replace(config, arch="moore"), role, in_f, out_f)
+        assert count_parameters(paco) == paco_count(s, n, k=k_paco, w=width, depth=2, o=out_f)
+        assert count_parameters(moore) == moore_count(s, n, k=k_moore, w=width, depth=2, o=out_f)
 
 
 @pytest.mark.parametrize("arch", ["mtmhsac", "sm", "paco", "moore"])

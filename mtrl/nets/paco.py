@@ -38,16 +38,11 @@ critic 6,777,040.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor, nn
 
 from mtrl.envs.benchmarks import OBS_DIM
 from mtrl.nets.layers import expand_ensemble, he_uniform_
-
-if TYPE_CHECKING:
-    from mtrl.config import TrainConfig
 
 
 class GroupedLinear(nn.Module):
@@ -120,22 +115,6 @@ class PaCo(nn.Module):
         )
         self.acts = nn.ModuleDict({f"act{i}": nn.ReLU() for i in range(depth)})
         self.head = GroupedLinear(width, out_features, num_sets, ensemble)
-
-    @classmethod
-    def from_config(
-        cls, config: TrainConfig, role: str, in_features: int, out_features: int, ensemble: int = 1
-    ) -> PaCo:
-        config = config.resolved()
-        width = config.actor_width if role == "actor" else config.critic_width
-        return cls(
-            in_features,
-            out_features,
-            config.num_tasks,
-            width=width,
-            depth=config.depth,
-            num_sets=config.paco_k,
-            ensemble=ensemble,
-        )
 
     def compositional_vectors(self, task: Tensor) -> Tensor:
         """w_task for every sample: (B,) -> (E, B, K)."""
