@@ -27,6 +27,23 @@ DEVICES = ("auto", "cpu", "cuda")
 VECTOR_STRATEGIES = ("sync", "async")
 
 
+# Per-architecture settings of the authors' experiment files (rainx0r/mtrl experiments/baselines),
+# applied by `TrainConfig.resolved()` when the field is left at None.
+PACO_MAX_Q_VALUE = 5000.0  # their PaCo runs clip TD targets and predicted Q (commit f5c121f)
+MOORE_MT10_LOG_STD_MIN = -10.0  # mt10_moore.py; mt50_moore.py and every other run: -20
+LOG_STD_MIN = -20.0
+
+
+def default_max_q_value(arch: str) -> float:
+    """The clip bound an architecture's runs used: 5000 for PaCo, 0 (no clipping) otherwise."""
+    return PACO_MAX_Q_VALUE if arch == "paco" else 0.0
+
+
+def default_log_std_min(arch: str, task_set: str) -> float:
+    """The policy's log-std floor in the authors' runs: -10 for MOORE on MT10, -20 otherwise."""
+    return MOORE_MT10_LOG_STD_MIN if (arch, task_set) == ("moore", "mt10") else LOG_STD_MIN
+
+
 class ConfigError(ValueError):
     """A bad configuration value; the message names the key and says what is allowed."""
 
@@ -88,9 +105,18 @@ class TrainConfig:
     use_task_weights: bool = field(default=False, metadata=_meta("weight task losses by softmax(-log alpha)"))
     max_q_value: float | None = field(
         default=None,
-        metadata=_meta("clip TD targets and predicted Q to +-this (the authors' code: 5000; None: off)"),
+        metadata=_meta(
+            "clip TD targets and predicted Q to +-this; 0: no clipping; None: the architecture's "
+            f"default (paco: {PACO_MAX_Q_VALUE:g}, as the authors' PaCo runs; other archs: 0)"
+        ),
     )
-    log_std_min: float = field(default=-20.0, metadata=_meta("policy log-std lower bound"))
+    log_std_min: float | None = field(
+        default=None,
+        metadata=_meta(
+            f"policy log-std lower bound (None: {MOORE_MT10_LOG_STD_MIN:g} for moore on mt10, as the "
+            f"authors' MT10 MOORE run; {LOG_STD_MIN:g} otherwise)"
+        ),
+    )
     log_std_max: float = field(default=2.0, metadata=_meta("policy log-std upper bound"))
     # --- execution
     device: str = field(default="auto", metadata=_meta(f"torch device: one of {', '.join(DEVICES)}"))
@@ -124,7 +150,14 @@ class TrainConfig:
             paco_k=self.paco_k or (20 if large else 5),
             moore_experts=self.moore_experts or (6 if large else 4),
             target_entropy=self.target_entropy if self.target_entropy is not None else -4.0,
+            max_q_value=self.max_q_value if self.max_q_value is not None else default_max_q_value(self.arch),
+            log_std_min=self._log_std_min(),
         )
+
+    def _log_std_min(self) -> float:
+        if self.log_std_min is not None:
+            return self.log_std_min
+        return default_log_std_min(self.arch, self.task_set)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -202,10 +235,14 @@ class TrainConfig:
         for name in ["gamma", "tau"]:
             if not 0 < getattr(self, name) <= 1:
                 raise ConfigError(f"{name}: must be in (0, 1], got {getattr(self, name)}")
-        if self.max_q_value is not None and not self.max_q_value > 0:
-            raise ConfigError(f"max_q_value: must be > 0 (or None for no clipping), got {self.max_q_value}")
-        if not self.log_std_min < self.log_std_max:
-            raise ConfigError("log_std_min: must be below log_std_max")
+        if self.max_q_value is not None and not self.max_q_value >= 0:
+            raise ConfigError(
+                f"max_q_value: must be >= 0 (0: no clipping, None: arch default), got {self.max_q_value}"
+            )
+        if not self._log_std_min() < self.log_std_max:
+            raise ConfigError(
+                f"log_std_min: {self._log_std_min()} must be below log_std_max {self.log_std_max}"
+            )
         unit = self.episode_transitions
         for name in ["total_steps", "eval_every", "checkpoint_every", "log_every"]:
             value = getattr(self, name)

@@ -93,8 +93,8 @@ class MultiTaskSAC(nn.Module):
             next_q = self.q_values(batch.next_obs, next_action, batch.task, target=True).min(dim=0).values
             target = batch.reward + self.config.gamma * (1 - batch.done) * (next_q - alpha * next_log_prob)
         q = self.q_values(batch.obs, batch.action, batch.task)
-        if self.config.max_q_value is not None:  # the authors' bound on Meta-World's returns
-            bound = self.config.max_q_value
+        bound = self.config.max_q_value  # resolved: 0 = off (the authors' PaCo runs: 5000)
+        if bound:
             target, q = target.clamp(-bound, bound), q.clamp(-bound, bound)
         per_sample = 0.5 * (q - target).pow(2).sum(dim=0)
         return (self.task_weights()[batch.task] * per_sample).mean(), q.mean().detach()
