@@ -28,9 +28,6 @@ STUDY = ROOT / "config" / "config.yaml"
 # Rows whose target value is being put into the code on other branches (issue 9). They are expected
 # to fail until those branches are merged; once one passes, strict xfail fails: delete its entry.
 PENDING = {
-    "max_q_value [paco]": "PaCo's max_q_value 5000 default (PaCo branch)",
-    "params [paco, mt10]": "PaCo task-vector layer with a shared bias (PaCo branch)",
-    "log_std_min [moore, mt10]": "MOORE log_std_min -10 on MT10 (MOORE branch)",
     "reward_version": "new key reward_version (SM v1 rewards branch)",
     "task 11 [mt25]": "MT25 one-hot order as in the authors' code (MT25 branch)",
 }

@@ -20,6 +20,7 @@ def study(**figures) -> dict:
         "task_set_defaults": {
             "mt10": {
                 "total_steps": 10000,
+                "warmup_steps_per_task": 100,
                 "eval_every": 5000,
                 "checkpoint_every": 5000,
                 "log_every": 5000,
