@@ -155,8 +155,8 @@ def test_full_grid_uses_the_papers_settings():
     assert grid.runs["mt10/sm/a400-c400-d3/s0"].use_task_weights
     assert {
         "mt25/mtmhsac/a4096-c4096-d3/s0",
-        "mt10/mtmhsac/a889-c889-d3/s0",
-        "mt10/mtmhsac/a656-c656-d4-skip/s0",
+        "mt10/mtmhsac/a885-c885-d3/s0",  # the experiment files' matched widths
+        "mt10/mtmhsac/a650-c650-d4-skip/s0",
     } <= set(grid.runs)
 
 
