@@ -20,6 +20,43 @@ def test_task_lists_match_metaworld():
     assert task_names("mt1", "push-v3") == ("push-v3",)
 
 
+# The study's MT25, in the order of its code (rainx0r/mtrl f5c121f, mtrl/envs/metaworld.py): the
+# one-hot position of every task. coffee-pull is the 11th.
+STUDY_MT25 = [
+    "reach-v3",
+    "push-v3",
+    "pick-place-v3",
+    "door-open-v3",
+    "drawer-open-v3",
+    "drawer-close-v3",
+    "button-press-topdown-v3",
+    "peg-insert-side-v3",
+    "window-open-v3",
+    "window-close-v3",
+    "coffee-pull-v3",
+    "pick-out-of-hole-v3",
+    "disassemble-v3",
+    "pick-place-wall-v3",
+    "basketball-v3",
+    "stick-pull-v3",
+    "button-press-wall-v3",
+    "faucet-open-v3",
+    "door-lock-v3",
+    "lever-pull-v3",
+    "sweep-into-v3",
+    "faucet-close-v3",
+    "coffee-button-v3",
+    "button-press-topdown-wall-v3",
+    "dial-turn-v3",
+]
+
+
+def test_mt25_one_hot_order_is_the_studys():
+    assert task_names("mt25") == MT25_TASKS == tuple(STUDY_MT25)
+    assert task_names("mt25").index("coffee-pull-v3") == 10
+    assert MT25_TASKS == tuple(env_dict.MT25_V3)  # Meta-World 3.1.1 ships the same order
+
+
 @pytest.fixture(scope="module")
 def three_task_env():
     envs = make_vector_env(["reach-v3", "push-v3", "drawer-close-v3"], seed=0)
