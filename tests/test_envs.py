@@ -126,3 +126,62 @@ def test_a_tasks_env_seed_does_not_depend_on_the_benchmark():
     mt10, mt50 = env_seeds(3, 0, task_names("mt10")), env_seeds(3, 0, task_names("mt50"))
     assert mt10[0] == mt50[task_names("mt50").index("reach-v3")]
     assert len(set(mt50)) == 50 and env_seeds(4, 0, ["reach-v3"]) != env_seeds(3, 0, ["reach-v3"])
+
+
+def _rollout(actions: np.ndarray, **kwargs) -> tuple[np.ndarray, np.ndarray, tuple]:
+    envs = make_vector_env(["reach-v3"], seed=2, **kwargs)
+    first, _ = envs.reset()
+    observations, rewards = [first], []
+    for action in actions:
+        obs, reward, *_ = envs.step(action)
+        observations.append(obs)
+        rewards.append(reward)
+    version = envs.get_attr("reward_function_version")
+    envs.close()
+    return np.array(observations), np.array(rewards), version
+
+
+def test_reward_version_picks_metaworlds_reward_functions_and_v2_is_the_default():
+    actions = np.random.default_rng(0).uniform(-1, 1, (30, 1, 4)).astype(np.float32)
+    obs_default, default, version_default = _rollout(actions)
+    obs_v1, v1, version_v1 = _rollout(actions, reward_version="v1")
+    obs_v2, v2, version_v2 = _rollout(actions, reward_version="v2")
+    assert (version_default, version_v1, version_v2) == (("v2",), ("v1",), ("v2",))
+    np.testing.assert_array_equal(obs_v1, obs_v2)  # the same transitions...
+    np.testing.assert_array_equal(obs_default, obs_v2)
+    assert not np.allclose(v1, v2)  # ...scored by different reward functions
+    np.testing.assert_array_equal(default, v2)
+    # reach's v2 reward is 10 x a tolerance in [0, 1]; v1's is Meta-World's original 1000-scale shaping
+    assert v2.max() <= 10 < v1.max()
+
+
+def test_an_unknown_reward_version_is_refused_naming_the_key():
+    # Meta-World reads anything but "v2" as v1: a typo must not silently train on v1 rewards
+    with pytest.raises(ValueError, match="reward_version"):
+        make_vector_env(["reach-v3"], seed=0, reward_version="V2")
+    from mtrl.config import ConfigError, TrainConfig
+
+    assert TrainConfig().reward_version == "v2"
+    assert TrainConfig.from_dict({"reward_version": "v1"}).reward_version == "v1"
+    with pytest.raises(ConfigError, match=r"^reward_version: 'v3' is not one of \['v1', 'v2'\]$"):
+        TrainConfig.from_dict({"reward_version": "v3"})
+
+
+def test_training_builds_its_envs_with_the_configs_reward_version(tiny_config, tmp_path, monkeypatch):
+    import dataclasses
+
+    import mtrl.train
+
+    built = {}
+
+    class Built(Exception):
+        pass
+
+    def record(*args, **kwargs):
+        built.update(kwargs)
+        raise Built
+
+    monkeypatch.setattr(mtrl.train, "make_vector_env", record)
+    with pytest.raises(Built):
+        mtrl.train.Trainer(dataclasses.replace(tiny_config, reward_version="v1"), tmp_path, True, "", False)
+    assert built["reward_version"] == "v1"

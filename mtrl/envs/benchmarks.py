@@ -7,6 +7,9 @@ from functools import cache
 EPISODE_LENGTH = 500
 OBS_DIM = 39
 ACTION_DIM = 4
+# Meta-World's reward functions: v2 (current) or v1 (the original release's, which the study
+# restored for its Table 1 Soft Modularization runs).
+REWARD_VERSIONS = ("v1", "v2")
 
 MT10_TASKS: tuple[str, ...] = (
     "reach-v3",
