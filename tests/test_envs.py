@@ -185,3 +185,45 @@ def test_training_builds_its_envs_with_the_configs_reward_version(tiny_config, t
     with pytest.raises(Built):
         mtrl.train.Trainer(dataclasses.replace(tiny_config, reward_version="v1"), tmp_path, True, "", False)
     assert built["reward_version"] == "v1"
+
+
+def test_button_press_topdown_wall_has_the_study_forks_v2_reward():
+    """The fork (reginald-mclean/Metaworld 87d5326) scores the gripper closed as 1 - obs[3]; 3.1.1 as
+    max(obs[3], 0). Same transitions, same success; the reward follows the fork's formula."""
+    import metaworld
+    from metaworld.policies import SawyerButtonPressTopdownWallV3Policy
+    from metaworld.utils.reward_utils import hamacher_product
+
+    from mtrl.envs.vector import _make_one
+
+    def reward_with(closed, obs, info, tcp):
+        pressed = 5 * info["in_place_reward"] if np.linalg.norm(obs[4:7] - tcp) <= 0.03 else 0.0
+        return 5 * hamacher_product(closed, info["grasp_reward"]) + pressed
+
+    name = "button-press-topdown-wall-v3"
+    ours = _make_one(name, 0, 1, 5)
+    stock = metaworld.make_mt_envs(name, seed=5, num_tasks=1, env_id=0, use_one_hot=True)
+    expert = SawyerButtonPressTopdownWallV3Policy()
+    obs, _ = ours.reset()
+    np.testing.assert_array_equal(obs, stock.reset()[0])
+    rng = np.random.default_rng(0)
+    differs = succeeded = 0
+    for t in range(150):
+        # the expert with its gripper forced open half the time, so both gripper states are scored
+        action = expert.get_action(obs[:39]).astype(np.float32)
+        action[3] = -1.0 if (t // 10) % 2 else action[3]
+        action[:3] += rng.normal(0, 0.1, 3).astype(np.float32)
+        obs, reward, *_, info = ours.step(action)
+        stock_obs, stock_reward, *_, stock_info = stock.step(action)
+        np.testing.assert_array_equal(obs, stock_obs)
+        assert info["success"] == stock_info["success"]
+        tcp = ours.unwrapped.tcp_center
+        assert reward == pytest.approx(reward_with(1 - obs[3], obs, info, tcp))
+        assert stock_reward == pytest.approx(reward_with(max(obs[3], 0.0), obs, info, tcp))
+        differs += abs(reward - stock_reward) > 1e-6
+        succeeded += info["success"]
+    assert differs > 10 and succeeded > 0
+    v1 = _make_one(name, 0, 1, 5, reward_version="v1")
+    stock_v1 = metaworld.make_mt_envs(name, seed=5, num_tasks=1, env_id=0, reward_function_version="v1")
+    v1.reset(), stock_v1.reset()
+    assert v1.step(np.full(4, 0.2, np.float32))[1] == stock_v1.step(np.full(4, 0.2, np.float32))[1]

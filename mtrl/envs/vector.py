@@ -62,13 +62,15 @@ def goal_variations(name: str, seed: int) -> list[Any]:
 
 
 def _make_one(name: str, index: int, num_tasks: int, seed: int, reward_version: str = "v2") -> gym.Env:
-    """What `metaworld.make_mt_envs(name, ...)` builds, with the goal variations taken from the cache."""
+    """What `metaworld.make_mt_envs(name, ...)` builds, with the goal variations taken from the cache and
+    the env class of the study's Meta-World fork where it differs (mtrl.envs.fork)."""
     import metaworld  # deferred: importing Meta-World registers envs and loads MuJoCo
-    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    from mtrl.envs.fork import env_class
 
     warnings.filterwarnings("ignore", message=".*precision lowered by casting.*")
     return metaworld._init_each_env(
-        env_cls=ALL_V3_ENVIRONMENTS[name],
+        env_cls=env_class(name),
         tasks=goal_variations(name, seed),
         seed=seed,
         num_tasks=num_tasks,
