@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from mtrl.envs.benchmarks import EPISODE_LENGTH, TASK_SETS, num_tasks_of
+from mtrl.envs.benchmarks import EPISODE_LENGTH, REWARD_VERSIONS, TASK_SETS, num_tasks_of
 
 ARCHS = ("mtmhsac", "sm", "paco", "moore")
 DEVICES = ("auto", "cpu", "cuda")
@@ -66,6 +66,10 @@ class TrainConfig:
     skip: bool = field(default=False, metadata=_meta("residual skip connections between hidden layers"))
     layer_norm: bool = field(default=False, metadata=_meta("layer norm before each hidden ReLU"))
     seed: int = field(default=0, metadata=_meta("seed for envs, networks, sampling"))
+    reward_version: str = field(
+        default="v2",
+        metadata=_meta("Meta-World reward functions: v2 (current) or v1 (the study's Table 1 SM runs)"),
+    )
     # --- architecture sizes (None: the paper's default for the task set)
     sm_layers: int | None = field(default=None, metadata=_meta("Soft Modularization module layers"))
     sm_modules: int | None = field(default=None, metadata=_meta("Soft Modularization modules per layer"))
@@ -199,6 +203,10 @@ class TrainConfig:
             )
         if self.arch not in ARCHS:
             raise ConfigError(f"arch: unknown architecture {self.arch!r}; choose one of {list(ARCHS)}")
+        if self.reward_version not in REWARD_VERSIONS:
+            raise ConfigError(
+                f"reward_version: {self.reward_version!r} is not one of {list(REWARD_VERSIONS)}"
+            )
         if self.device not in DEVICES:
             raise ConfigError(f"device: {self.device!r} is not one of {list(DEVICES)}")
         if self.vector_strategy not in VECTOR_STRATEGIES:

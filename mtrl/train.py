@@ -97,7 +97,13 @@ class Trainer:
         self.warmup_rng = np.random.default_rng([config.seed, 2])
         # Evaluation runs whole episodes on the training envs between training episodes: one set of
         # envs (half the MuJoCo compiles and processes), and their RNG state still restores exactly.
-        self.envs = make_vector_env(self.tasks, config.seed, stream=0, strategy=config.vector_strategy)
+        self.envs = make_vector_env(
+            self.tasks,
+            config.seed,
+            stream=0,
+            strategy=config.vector_strategy,
+            reward_version=config.reward_version,
+        )
         self.train_log = TrainLog()
         self.step = 0  # vector steps done
         self.wall_time = 0.0
