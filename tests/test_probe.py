@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from mtrl import checkpoints as ckpt
-from mtrl.aggregate import read_plasticity_h5
 from mtrl.config import TrainConfig
 from mtrl.plasticity import feature_norm
 from mtrl.probe import (
@@ -27,6 +26,7 @@ from mtrl.probe import (
     probe_run,
     stored_batch,
 )
+from mtrl.tables import read_plasticity_h5
 from mtrl.train import train
 from tests.conftest import TINY
 
