@@ -172,8 +172,10 @@ class Trainer:
     def complete_initial_probe(self) -> None:
         """Give the step-0 checkpoint (untrained networks) its probe batch: the first episode's data.
 
-        The first episode is warm-up (uniform random actions), i.e. the data the first updates train
-        on; it is the earliest buffer from which a training batch can be drawn.
+        At step 0 the buffer is empty. The first episode boundary is the earliest point a batch can be
+        drawn; its data is warm-up (uniform random actions under the default 4,000-step warm-up), the
+        kind the first updates train on. A later buffer would hold states of a policy that had already
+        learned, which the untrained networks never met.
         """
         path = ckpt.probe_path(self.run_dir, 0)
         state = ckpt.load(path, "cpu") if path.exists() else None
