@@ -64,11 +64,7 @@ def cmd_params(args: argparse.Namespace) -> int:
 def cmd_probe(args: argparse.Namespace) -> int:
     from mtrl.probe import probe_run
 
-    print(
-        probe_run(
-            Path(args.run_dir), Path(args.out) if args.out else None, batch_per_task=args.batch_per_task
-        )
-    )
+    print(probe_run(Path(args.run_dir), Path(args.out) if args.out else None))
     return 0
 
 
@@ -90,9 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     params.set_defaults(func=cmd_params)
 
     probe = sub.add_parser("probe", help="plasticity metrics of every checkpoint of a run -> plasticity.h5")
-    probe.add_argument("run_dir", help="run directory holding checkpoints/probe and replay_sample.pt")
+    probe.add_argument("run_dir", help="run directory holding checkpoints/probe (with their probe batches)")
     probe.add_argument("--out", help="output file (default: RUN_DIR/plasticity.h5)")
-    probe.add_argument("--batch-per-task", type=int, default=128, help="probe batch size per task")
     probe.set_defaults(func=cmd_probe)
     return parser
 

@@ -31,7 +31,6 @@ from mtrl.envs.vector import env_state, evaluate, load_env_state, make_vector_en
 from mtrl.results import TrainLog, write_train_h5
 
 log = logging.getLogger("mtrl.train")
-REPLAY_SAMPLE_PER_TASK = 1_000
 
 
 def pick_device(name: str) -> torch.device:
@@ -155,17 +154,40 @@ class Trainer:
         }
 
     def save_probe(self) -> None:
-        """Networks and temperatures at the current step, for the plasticity probe."""
-        ckpt.save_atomic(
-            {
-                "step": self.step * self.n,
-                "config": self.config.to_dict(),
-                "actor": self.agent.actor.state_dict(),
-                "critic": self.agent.critic.state_dict(),
-                "log_alpha": self.agent.log_alpha.detach().cpu(),
-            },
-            ckpt.probe_path(self.run_dir, self.step * self.n),
-        )
+        """Networks, temperatures and a probe batch at the current step, for the plasticity probe.
+
+        The probe batch is `batch_per_task` transitions per task (one training batch) drawn, with a
+        fixed seed, from the buffer as it is now: the metrics of each checkpoint are measured on the
+        data it was training on, as the authors measured them on the current training batch. At step
+        0 the buffer is empty; that checkpoint gets its batch at the first episode boundary
+        (`complete_initial_probe`).
+        """
+        step = self.step * self.n
+        state = {
+            "step": step,
+            "config": self.config.to_dict(),
+            "actor": self.agent.actor.state_dict(),
+            "critic": self.agent.critic.state_dict(),
+            "log_alpha": self.agent.log_alpha.detach().cpu(),
+            "probe_batch": probe_batch(self.buffer, self.config.batch_per_task, self.config.seed)
+            if len(self.buffer)
+            else None,
+        }
+        ckpt.save_atomic(state, ckpt.probe_path(self.run_dir, step))
+
+    def complete_initial_probe(self) -> None:
+        """Give the step-0 checkpoint (untrained networks) its probe batch: the first episode's data.
+
+        At step 0 the buffer is empty. The first episode boundary is the earliest point a batch can be
+        drawn; its data is warm-up (uniform random actions under the default 4,000-step warm-up), the
+        kind the first updates train on. A later buffer would hold states of a policy that had already
+        learned, which the untrained networks never met.
+        """
+        path = ckpt.probe_path(self.run_dir, 0)
+        state = ckpt.load(path, "cpu") if path.exists() else None
+        if state is not None and state.get("probe_batch") is None:
+            state["probe_batch"] = probe_batch(self.buffer, self.config.batch_per_task, self.config.seed)
+            ckpt.save_atomic(state, path)
 
     # ------------------------------------------------------------------ evaluation and logs
     def _policy(self, obs: np.ndarray) -> np.ndarray:
@@ -222,6 +244,8 @@ class Trainer:
             success = self.record_eval()
         if transitions % config.log_every == 0 or last:
             self.record_train_row(success)
+        if self.step == EPISODE_LENGTH:
+            self.complete_initial_probe()
         if self.step // EPISODE_LENGTH in self.wanted_probes:
             self.save_probe()
         if transitions % config.checkpoint_every == 0 and not last:
@@ -249,9 +273,8 @@ class Trainer:
         return self.finish()
 
     def finish(self) -> Path:
-        """Close the envs, keep a replay sample, write train.h5 and drop the resume checkpoint."""
+        """Close the envs, write train.h5 and drop the resume checkpoint."""
         self.envs.close()
-        ckpt.save_atomic(replay_sample(self.buffer, self.config.seed), ckpt.replay_sample_path(self.run_dir))
         actor_params, critic_params = self.agent.parameter_counts()
         attrs = {
             "config": self.config.to_json(),
@@ -288,9 +311,10 @@ def train(
     return Trainer(config, run_dir, quiet, provenance, restart_stale).run()
 
 
-def replay_sample(buffer: MultiTaskReplayBuffer, seed: int) -> dict[str, torch.Tensor]:
-    """A fixed, task-balanced sample of the replay data, kept for probing after the buffer is gone."""
+def probe_batch(buffer: MultiTaskReplayBuffer, per_task: int, seed: int) -> dict[str, torch.Tensor]:
+    """`per_task` transitions per task of the buffer as it is now (with replacement, as training
+    samples), drawn by a generator of its own seeded with `seed`, so training's RNGs are untouched."""
     generator = torch.Generator(device=buffer.device)
     generator.manual_seed(seed + 3)
-    batch = buffer.sample(min(REPLAY_SAMPLE_PER_TASK, len(buffer)), generator)
+    batch = buffer.sample(per_task, generator)
     return {key: getattr(batch, key).cpu() for key in ("obs", "action", "reward", "next_obs", "done", "task")}
