@@ -210,7 +210,8 @@ class MultiTaskSAC(nn.Module):
         if s is None or s.buffer is not buffer or s.idx.shape[1] != per_task:
             batch = buffer.num_tasks * per_task
             idx = torch.zeros(buffer.num_tasks, per_task, dtype=torch.long, device=self.device)
-            s = self._static = _Static(buffer, idx, self.draw_noise(batch), self.draw_noise(batch))
+            noise = [torch.empty(batch, self.action_dim, device=self.device) for _ in range(2)]
+            s = self._static = _Static(buffer, idx, *noise)
         buffer.sample_indices(per_task, generator, out=s.idx)
         self.draw_noise(len(s.noise), out=s.next_noise)
         self.draw_noise(len(s.noise), out=s.noise)
