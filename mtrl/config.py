@@ -25,6 +25,8 @@ from mtrl.envs.benchmarks import EPISODE_LENGTH, REWARD_VERSIONS, TASK_SETS, num
 ARCHS = ("mtmhsac", "sm", "paco", "moore")
 DEVICES = ("auto", "cpu", "cuda")
 VECTOR_STRATEGIES = ("sync", "async")
+UPDATE_MODES = ("eager", "graph")
+MATMUL_PRECISIONS = ("float32", "tf32", "bf16")
 
 
 # Per-architecture settings of the authors' experiment files (rainx0r/mtrl experiments/baselines),
@@ -128,6 +130,18 @@ class TrainConfig:
         default="async", metadata=_meta("env vectorisation: sync (one process) or async (one per task)")
     )
     torch_threads: int = field(default=0, metadata=_meta("torch CPU threads (0: torch's default)"))
+    update_mode: str = field(
+        default="eager",
+        metadata=_meta("SAC update: eager (reference) or graph (one CUDA graph per update on a GPU)"),
+    )
+    matmul_precision: str = field(
+        default="float32",
+        metadata=_meta("float32, tf32 (CUDA only; the JAX default on Ampere/Hopper) or bf16 (autocast)"),
+    )
+    overlap: bool = field(
+        default=False,
+        metadata=_meta("step the envs while the update runs; the update then sees the buffer one step old"),
+    )
 
     # ------------------------------------------------------------------ derived
     @property
@@ -213,6 +227,9 @@ class TrainConfig:
             raise ConfigError(
                 f"vector_strategy: {self.vector_strategy!r} is not one of {list(VECTOR_STRATEGIES)}"
             )
+        for name, allowed in (("update_mode", UPDATE_MODES), ("matmul_precision", MATMUL_PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name}: {getattr(self, name)!r} is not one of {list(allowed)}")
         if self.task_set == "mt1":
             from mtrl.envs.benchmarks import ALL_TASKS
 

@@ -219,20 +219,49 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def collect_and_update(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One vector step: act (randomly during warm-up), store the transitions, one SAC update."""
+        """One vector step: act (randomly during warm-up), store the transitions, one SAC update.
+
+        With `overlap`, the update is launched before the envs step and runs while they do (on the
+        GPU, or beside async env workers); it then samples the buffer without this step's
+        transitions (the exact order, the default, includes them). The policy acting is the same.
+        """
         config = self.config
         if self.step < config.warmup_steps_per_task:
             action = self.warmup_rng.uniform(-1.0, 1.0, size=(self.n, ACTION_DIM)).astype(np.float32)
         else:
-            action = self.agent.act(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
-            action = action.cpu().numpy()
-        next_obs, reward, terminated, truncated, _ = self.envs.step(action)
+            action = self.agent.act(self._obs_to_device(obs)).cpu().numpy()
+        updating = self.step + 1 >= config.warmup_steps_per_task
+        overlapped = config.overlap and updating and len(self.buffer) > 0
+        if overlapped:
+            next_obs, reward, terminated, truncated = self._step_envs_while_updating(action)
+        else:
+            next_obs, reward, terminated, truncated, _ = self.envs.step(action)
         self.buffer.add(obs, action, reward, next_obs, terminated)
         self.step += 1
-        if self.step >= config.warmup_steps_per_task:
-            self.metric_sum += self.agent.update(self.buffer.sample(config.batch_per_task, self.sample_gen))
-            self.metric_count += 1
+        if updating and not overlapped:
+            self._update()
         return next_obs, terminated, truncated
+
+    def _update(self) -> None:
+        metrics = self.agent.update_from_buffer(self.buffer, self.config.batch_per_task, self.sample_gen)
+        self.metric_sum += metrics
+        self.metric_count += 1
+
+    def _step_envs_while_updating(self, action: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Launch the update, step the envs meanwhile, then wait for them (async workers or inline)."""
+        step_async = getattr(self.envs, "step_async", None)
+        if step_async is not None:
+            step_async(action)
+        self._update()  # on a GPU this only launches work; the envs step while it runs
+        result = self.envs.step_wait() if step_async is not None else self.envs.step(action)
+        return result[:4]
+
+    def _obs_to_device(self, obs: np.ndarray) -> torch.Tensor:
+        """Observations for acting: through pinned memory and a non-blocking copy on a GPU."""
+        host = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))
+        if self.device.type != "cuda":
+            return host
+        return host.pin_memory().to(self.device, non_blocking=True)
 
     def at_episode_end(self) -> None:
         """Everything periodic: evaluation, the training log, probe and resume checkpoints."""
