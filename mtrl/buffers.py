@@ -105,11 +105,18 @@ class MultiTaskReplayBuffer:
         self.size = min(self.size + 1, self.capacity)
 
     def sample_indices(self, per_task: int, generator: torch.Generator | None = None, out=None) -> Tensor:
-        """(N, per_task) ring positions drawn uniformly (with replacement) from the filled part."""
+        """(N, per_task) ring positions drawn uniformly (with replacement) from the filled part.
+
+        As in the authors' buffer, one set of `per_task` positions is drawn and used for every task
+        (all tasks advance together, so position t holds every task's t-th transition).
+        """
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
-        shape = (self.num_tasks, per_task)
-        return torch.randint(0, self.size, shape, device=self.device, generator=generator, out=out)
+        if out is None:
+            out = torch.empty(self.num_tasks, per_task, dtype=torch.long, device=self.device)
+        torch.randint(0, self.size, (1, per_task), device=self.device, generator=generator, out=out[:1])
+        out[1:].copy_(out[:1].expand(self.num_tasks - 1, per_task))
+        return out
 
     def gather(self, idx: Tensor) -> Batch:
         """The batch at ring positions `idx` (N, b): no host values, so it can run in a CUDA graph."""
