@@ -2,8 +2,9 @@
 
   checkpoints/resume.pt              everything needed to continue bit-for-bit (incl. replay buffer)
   checkpoints/resume.prev.pt         the resume checkpoint before it (fallback if resume.pt is damaged)
-  checkpoints/probe/step_{S:012d}.pt actor, critic and log-alpha at total env step S (small)
-  replay_sample.pt                   a fixed, task-balanced sample of the final replay buffer (probing)
+  checkpoints/probe/step_{S:012d}.pt actor, critic and log-alpha at total env step S, with the probe
+                                     batch: one training batch drawn (fixed seed) from the buffer
+                                     at step S (step 0: at the end of the first episode)
 All are written to a temporary name, synced and renamed, so a kill never leaves a half-written file.
 
 File format: the header `MTRLCKPT1\\n`, the SHA-256 of the payload (32 bytes), the payload's length
@@ -161,16 +162,11 @@ def probe_path(run_dir: Path, step: int) -> Path:
     return run_dir / "checkpoints" / "probe" / f"step_{step:012d}.pt"
 
 
-def replay_sample_path(run_dir: Path) -> Path:
-    return run_dir / "replay_sample.pt"
-
-
 def clear_run(run_dir: Path) -> None:
-    """Remove every checkpoint and the replay sample of a run (before a fresh start)."""
+    """Remove every checkpoint of a run (before a fresh start)."""
     for path in [
         resume_path(run_dir),
         previous_path(resume_path(run_dir)),
-        replay_sample_path(run_dir),
         *(p for _, p in probe_checkpoints(run_dir)),
     ]:
         path.unlink(missing_ok=True)

@@ -56,14 +56,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"mtrl: error: {message} (see {self.prog} --help)\n")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
 def _check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: --out must be a run directory, but it is a file")
@@ -102,8 +94,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from mtrl.probe import probe_run
 
     try:
-        print(probe_run(run_dir, out, batch_per_task=args.batch_per_task))
-    except ValueError as exc:  # inconsistent checkpoints or a replay sample too small for the batch
+        print(probe_run(run_dir, out))
+    except ValueError as exc:  # inconsistent or batch-less checkpoints: named in one line
         raise ConfigError(str(exc)) from None
     return 0
 
@@ -126,15 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     params.set_defaults(func=cmd_params)
 
     probe = sub.add_parser("probe", help="plasticity metrics of every checkpoint of a run -> plasticity.h5")
-    probe.add_argument("run_dir", help="run directory holding checkpoints/probe and replay_sample.pt")
+    probe.add_argument("run_dir", help="run directory holding checkpoints/probe (with their probe batches)")
     probe.add_argument("--out", help="output file (default: RUN_DIR/plasticity.h5)")
-    probe.add_argument(
-        "--batch-per-task",
-        type=positive_int,
-        default=128,
-        metavar="N",
-        help="probe batch size per task (>= 1)",
-    )
     probe.set_defaults(func=cmd_probe)
     return parser
 

@@ -36,7 +36,7 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "plasticity.py",
         "probe.py",
     ),
-    "aggregate": ("stats.py", "aggregate.py", "results.py"),
+    "aggregate": ("stats.py", "tables/*.py", "results.py"),
     "plot": ("plots/*.py",),
 }
 

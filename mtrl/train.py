@@ -32,7 +32,7 @@ import mtrl
 from mtrl import checkpoints as ckpt
 from mtrl.agents.sac import METRICS, MultiTaskSAC
 from mtrl.buffers import MultiTaskReplayBuffer
-from mtrl.config import REPLAY_SAMPLE_PER_TASK, ConfigError, TrainConfig
+from mtrl.config import ConfigError, TrainConfig
 from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM, task_names
 from mtrl.envs.vector import env_state, evaluate, load_env_state, make_vector_env
 from mtrl.results import TrainLog, train_h5_problem, write_train_h5
@@ -224,7 +224,13 @@ class Trainer:
         # Evaluation runs whole episodes on the training envs between training episodes: one set of
         # envs (half the MuJoCo compiles and processes), and their RNG state still restores exactly.
         with signals_blocked():
-            self.envs = make_vector_env(self.tasks, config.seed, stream=0, strategy=config.vector_strategy)
+            self.envs = make_vector_env(
+                self.tasks,
+                config.seed,
+                stream=0,
+                strategy=config.vector_strategy,
+                reward_version=config.reward_version,
+            )
         self.train_log = TrainLog()
         self.step = 0  # vector steps done
         self.wall_time = 0.0
@@ -326,17 +332,40 @@ class Trainer:
         }
 
     def save_probe(self) -> None:
-        """Networks and temperatures at the current step, for the plasticity probe."""
-        ckpt.save_atomic(
-            {
-                "step": self.step * self.n,
-                "config": self.config.to_dict(),
-                "actor": self.agent.actor.state_dict(),
-                "critic": self.agent.critic.state_dict(),
-                "log_alpha": self.agent.log_alpha.detach().cpu(),
-            },
-            ckpt.probe_path(self.run_dir, self.step * self.n),
-        )
+        """Networks, temperatures and a probe batch at the current step, for the plasticity probe.
+
+        The probe batch is `batch_per_task` transitions per task (one training batch) drawn, with a
+        fixed seed, from the buffer as it is now: the metrics of each checkpoint are measured on the
+        data it was training on, as the authors measured them on the current training batch. At step
+        0 the buffer is empty; that checkpoint gets its batch at the first episode boundary
+        (`complete_initial_probe`).
+        """
+        step = self.step * self.n
+        state = {
+            "step": step,
+            "config": self.config.to_dict(),
+            "actor": self.agent.actor.state_dict(),
+            "critic": self.agent.critic.state_dict(),
+            "log_alpha": self.agent.log_alpha.detach().cpu(),
+            "probe_batch": probe_batch(self.buffer, self.config.batch_per_task, self.config.seed)
+            if len(self.buffer)
+            else None,
+        }
+        ckpt.save_atomic(state, ckpt.probe_path(self.run_dir, step))
+
+    def complete_initial_probe(self) -> None:
+        """Give the step-0 checkpoint (untrained networks) its probe batch: the first episode's data.
+
+        At step 0 the buffer is empty. The first episode boundary is the earliest point a batch can be
+        drawn; its data is warm-up (uniform random actions under the default 4,000-step warm-up), the
+        kind the first updates train on. A later buffer would hold states of a policy that had already
+        learned, which the untrained networks never met.
+        """
+        path = ckpt.probe_path(self.run_dir, 0)
+        state = ckpt.load(path, "cpu") if path.exists() else None
+        if state is not None and state.get("probe_batch") is None:
+            state["probe_batch"] = probe_batch(self.buffer, self.config.batch_per_task, self.config.seed)
+            ckpt.save_atomic(state, path)
 
     # ------------------------------------------------------------------ evaluation and logs
     def _policy(self, obs: np.ndarray) -> np.ndarray:
@@ -368,20 +397,49 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def collect_and_update(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One vector step: act (randomly during warm-up), store the transitions, one SAC update."""
+        """One vector step: act (randomly during warm-up), store the transitions, one SAC update.
+
+        With `overlap`, the update is launched before the envs step and runs while they do (on the
+        GPU, or beside async env workers); it then samples the buffer without this step's
+        transitions (the exact order, the default, includes them). The policy acting is the same.
+        """
         config = self.config
         if self.step < config.warmup_steps_per_task:
             action = self.warmup_rng.uniform(-1.0, 1.0, size=(self.n, ACTION_DIM)).astype(np.float32)
         else:
-            action = self.agent.act(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
-            action = action.cpu().numpy()
-        next_obs, reward, terminated, truncated, _ = self.envs.step(action)
+            action = self.agent.act(self._obs_to_device(obs)).cpu().numpy()
+        updating = self.step + 1 >= config.warmup_steps_per_task
+        overlapped = config.overlap and updating and len(self.buffer) > 0
+        if overlapped:
+            next_obs, reward, terminated, truncated = self._step_envs_while_updating(action)
+        else:
+            next_obs, reward, terminated, truncated, _ = self.envs.step(action)
         self.buffer.add(obs, action, reward, next_obs, terminated)
         self.step += 1
-        if self.step >= config.warmup_steps_per_task:
-            self.metric_sum += self.agent.update(self.buffer.sample(config.batch_per_task, self.sample_gen))
-            self.metric_count += 1
+        if updating and not overlapped:
+            self._update()
         return next_obs, terminated, truncated
+
+    def _update(self) -> None:
+        metrics = self.agent.update_from_buffer(self.buffer, self.config.batch_per_task, self.sample_gen)
+        self.metric_sum += metrics
+        self.metric_count += 1
+
+    def _step_envs_while_updating(self, action: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Launch the update, step the envs meanwhile, then wait for them (async workers or inline)."""
+        step_async = getattr(self.envs, "step_async", None)
+        if step_async is not None:
+            step_async(action)
+        self._update()  # on a GPU this only launches work; the envs step while it runs
+        result = self.envs.step_wait() if step_async is not None else self.envs.step(action)
+        return result[:4]
+
+    def _obs_to_device(self, obs: np.ndarray) -> torch.Tensor:
+        """Observations for acting: through pinned memory and a non-blocking copy on a GPU."""
+        host = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))
+        if self.device.type != "cuda":
+            return host
+        return host.pin_memory().to(self.device, non_blocking=True)
 
     def at_episode_end(self) -> None:
         """Everything periodic: evaluation, the training log, probe and resume checkpoints."""
@@ -393,6 +451,8 @@ class Trainer:
             success = self.record_eval()
         if transitions % config.log_every == 0 or last:
             self.record_train_row(success)
+        if self.step == EPISODE_LENGTH:
+            self.complete_initial_probe()
         if self.step // EPISODE_LENGTH in self.wanted_probes:
             self.save_probe()
         if transitions % config.checkpoint_every == 0 and not last:
@@ -444,9 +504,8 @@ class Trainer:
         return self.finish()
 
     def finish(self) -> Path:
-        """Close the envs, keep a replay sample, write train.h5 and drop the resume checkpoint."""
+        """Close the envs, write train.h5 and drop the resume checkpoint."""
         self.envs.close()
-        ckpt.save_atomic(replay_sample(self.buffer, self.config.seed), ckpt.replay_sample_path(self.run_dir))
         actor_params, critic_params = self.agent.parameter_counts()
         attrs = {
             "config": self.config.to_json(),
@@ -495,9 +554,10 @@ def train(
         return Trainer(config, run_dir, quiet, provenance, restart_stale).run()
 
 
-def replay_sample(buffer: MultiTaskReplayBuffer, seed: int) -> dict[str, torch.Tensor]:
-    """A fixed, task-balanced sample of the replay data, kept for probing after the buffer is gone."""
+def probe_batch(buffer: MultiTaskReplayBuffer, per_task: int, seed: int) -> dict[str, torch.Tensor]:
+    """`per_task` transitions per task of the buffer as it is now (with replacement, as training
+    samples), drawn by a generator of its own seeded with `seed`, so training's RNGs are untouched."""
     generator = torch.Generator(device=buffer.device)
     generator.manual_seed(seed + 3)
-    batch = buffer.sample(min(REPLAY_SAMPLE_PER_TASK, len(buffer)), generator)
+    batch = buffer.sample(per_task, generator)
     return {key: getattr(batch, key).cpu() for key in ("obs", "action", "reward", "next_obs", "done", "task")}

@@ -1,8 +1,7 @@
 """Nothing silently wrong: bad input and damaged files are refused in one line naming the key or file.
 
 Table-driven: every CLI command with bad settings, files and paths; checkpoints damaged in each way;
-a full disk; a second trainer on one run directory; train.h5 of another run; the workflow's probe
-batch checked against the replay sample before any training.
+a full disk; a second trainer on one run directory; train.h5 of another run.
 """
 
 from __future__ import annotations
@@ -183,9 +182,7 @@ def test_too_little_disk_space_fails_before_training(tmp_path, capsys, monkeypat
         (["params", "--depths", "99"], "--depths"),
         (["params", "--depths", "three"], "--depths"),
         (["params", "--task-sets", "mt7"], "--task-sets"),
-        (["probe", "RUN", "--batch-per-task", "0"], "--batch-per-task"),
-        (["probe", "RUN", "--batch-per-task", "-3"], "--batch-per-task"),
-        (["probe", "RUN", "--batch-per-task", "many"], "--batch-per-task"),
+        (["probe", "RUN", "--taus", "0.1"], "unrecognized arguments"),
         (["probe", "MISSING"], "not a run directory"),
         (["probe", "FILE"], "it is a file"),
         (["probe", "RUN", "--out", "RUN"], "--out must be a file path"),
@@ -325,12 +322,21 @@ def test_a_damaged_resume_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
 # ------------------------------------------------------------------------------ probe runs
 @pytest.fixture
 def fake_run(tmp_path) -> Path:
-    """A run directory with every probe checkpoint of TINY (untrained networks) and a small replay sample."""
+    """A run directory with every probe checkpoint of TINY (untrained networks, a random probe batch)."""
     from mtrl.agents.sac import MultiTaskSAC
     from mtrl.train import probe_episodes
 
     config = TrainConfig.from_dict(TINY).resolved()
     agent = MultiTaskSAC(config, 40, 4, torch.device("cpu"))
+    rows = 8
+    batch = {
+        "obs": torch.cat([torch.randn(rows, 39), torch.ones(rows, 1)], 1),
+        "action": torch.rand(rows, 4) * 2 - 1,
+        "reward": torch.randn(rows),
+        "next_obs": torch.cat([torch.randn(rows, 39), torch.ones(rows, 1)], 1),
+        "done": torch.zeros(rows),
+        "task": torch.zeros(rows, dtype=torch.long),
+    }
     run = tmp_path / "run"
     for episode in probe_episodes(config):
         ckpt.save_atomic(
@@ -340,22 +346,16 @@ def fake_run(tmp_path) -> Path:
                 "actor": agent.actor.state_dict(),
                 "critic": agent.critic.state_dict(),
                 "log_alpha": agent.log_alpha.detach(),
+                "probe_batch": batch,
             },
             ckpt.probe_path(run, episode * 500),
         )
-    rows = 40
-    ckpt.save_atomic(
-        {
-            "obs": torch.cat([torch.randn(rows, 39), torch.ones(rows, 1)], 1),
-            "action": torch.rand(rows, 4) * 2 - 1,
-            "reward": torch.randn(rows),
-            "next_obs": torch.cat([torch.randn(rows, 39), torch.ones(rows, 1)], 1),
-            "done": torch.zeros(rows),
-            "task": torch.zeros(rows, dtype=torch.long),
-        },
-        ckpt.replay_sample_path(run),
-    )
     return run
+
+
+def test_the_fake_run_probes(fake_run, capsys):
+    assert main(["probe", str(fake_run)]) == 0  # so the failures below are the damage's doing
+    assert (fake_run / "plasticity.h5").exists()
 
 
 @pytest.mark.parametrize("damage", [*DAMAGE, "missing"])
@@ -365,16 +365,20 @@ def test_a_probe_run_names_the_step_of_a_bad_probe_checkpoint(damage, fake_run, 
         path.unlink()
     else:
         DAMAGE[damage](path)
-    code = main(["probe", str(fake_run), "--batch-per-task", "8"])
+    code = main(["probe", str(fake_run)])
     line = one_error_line(capsys)
     assert code in (1, 2) and str(path) in line
     assert "step 1000" in line or "step(s) 1000" in line
     assert not (fake_run / "plasticity.h5").exists()
 
 
-def test_a_probe_batch_larger_than_the_replay_sample_is_one_line(fake_run, capsys):
-    assert main(["probe", str(fake_run), "--batch-per-task", "41"]) == 2
-    assert "batch_per_task=41" in one_error_line(capsys)
+def test_a_probe_checkpoint_without_a_batch_is_one_line(fake_run, capsys):
+    path = ckpt.probe_path(fake_run, 1000)
+    state = ckpt.load(path)
+    state["probe_batch"] = None
+    ckpt.save_atomic(state, path)
+    assert main(["probe", str(fake_run)]) == 2
+    assert str(path) in one_error_line(capsys)
 
 
 # ------------------------------------------------------------------------------ run directories
@@ -427,25 +431,6 @@ def test_an_unreadable_train_h5_is_not_complete(damage, tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module, "Trainer", Retrain)
     assert train_module.train(config, run, quiet=True) == "trained again"
-
-
-# ------------------------------------------------------------------------------ the workflow
-def test_workflow_refuses_a_probe_batch_larger_than_the_replay_sample():
-    from mtrl.grid import build_grid
-
-    series = {"panel": "MT10", "series": "w", "task_set": "mt10", "width": 64}
-    study = {
-        "seeds": [0],
-        "probe_batch_per_task": 600,
-        "run_defaults": {"buffer_per_task": 500, "warmup_steps_per_task": 100, "probe_checkpoints": 1},
-        "task_set_defaults": {
-            "mt10": {"total_steps": 10000, "eval_every": 5000, "checkpoint_every": 5000, "log_every": 5000}
-        },
-        "figures": {"fig4": [series]},
-    }
-    with pytest.raises(ConfigError, match=r"figures.fig4\[0\].*probe_batch_per_task: 600 exceeds the 500"):
-        build_grid(study)
-    assert build_grid({**study, "probe_batch_per_task": 500}).runs
 
 
 def test_a_failed_result_write_names_the_file_and_leaves_no_temporary(tmp_path):

@@ -55,9 +55,9 @@ def test_tiny_run_writes_complete_results(tmp_path, tiny_config):
     steps = [s for s, _ in ckpt.probe_checkpoints(tmp_path / "run")]
     assert steps == [0, 1000, 2000]
     probe = ckpt.load(ckpt.probe_checkpoints(tmp_path / "run")[-1][1])
-    assert set(probe) == {"step", "config", "actor", "critic", "log_alpha"}  # networks only, no buffer
-    sample = ckpt.load(ckpt.replay_sample_path(tmp_path / "run"))
-    assert sample["obs"].shape == (1000, 40)
+    # networks and one probe batch (batch_per_task rows per task), no buffer
+    assert set(probe) == {"step", "config", "actor", "critic", "log_alpha", "probe_batch"}
+    assert probe["probe_batch"]["obs"].shape == (tiny_config.batch_per_task, 40)
     assert not ckpt.resume_path(tmp_path / "run").exists()  # no stale multi-GB state once complete
     assert train(tiny_config, tmp_path / "run", quiet=True) == path  # complete runs are not redone
 

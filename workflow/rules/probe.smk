@@ -1,11 +1,10 @@
 rule probe:
-    """Plasticity metrics of every probe checkpoint of a run, on a fixed probe batch (CPU is enough)."""
+    """Plasticity metrics of every probe checkpoint of a run, on its own probe batch (CPU is enough)."""
     input:
         RESULTS / "runs" / "{run}" / "train.h5",
     output:
         RESULTS / "runs" / "{run}" / "plasticity.h5",
     params:
-        batch_per_task=config["probe_batch_per_task"],
         code=CODE["probe"],
     log:
         RESULTS / "logs" / "probe" / "{run}.log",

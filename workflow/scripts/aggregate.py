@@ -3,7 +3,7 @@
 from _adapter import logged
 
 with logged(snakemake.log[0]):
-    from mtrl.aggregate import RunRef, aggregate
+    from mtrl.tables import RunRef, aggregate
 
     runs = [RunRef(**ref) for ref in snakemake.params.runs]
     table = aggregate(snakemake.wildcards.figure, runs, reps=snakemake.params.reps)

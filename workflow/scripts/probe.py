@@ -8,4 +8,4 @@ with logged(snakemake.log[0]):
     from mtrl.probe import probe_run
 
     run_dir = Path(snakemake.input[0]).parent
-    probe_run(run_dir, Path(snakemake.output[0]), batch_per_task=snakemake.params.batch_per_task)
+    probe_run(run_dir, Path(snakemake.output[0]))
