@@ -250,3 +250,36 @@ def test_a_second_ctrl_c_stops_at_once():
             time.sleep(0.05)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_the_workflow_rule_script_turns_an_interruption_into_exit_75(tmp_path, monkeypatch):
+    """The contract with the workflow: the rule script prints the one line and exits 75 (retry)."""
+    import logging
+    import runpy
+    import types
+
+    import mtrl.train as train_module
+
+    def interrupted(*_a, **_k):
+        raise train_module.TrainingInterrupted("SIGTERM", 1500)
+
+    monkeypatch.setattr(train_module, "train", interrupted)
+    scripts = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+    monkeypatch.syspath_prepend(str(scripts))
+    job = types.SimpleNamespace(
+        log=[str(tmp_path / "train.log")],
+        params=types.SimpleNamespace(config=TINY, code="abc"),
+        output=[str(tmp_path / "run" / "train.h5")],
+    )
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with pytest.raises(SystemExit) as info:
+            runpy.run_path(str(scripts / "train.py"), init_globals={"snakemake": job})
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert info.value.code == 75
+    log = (tmp_path / "train.log").read_text()
+    assert "mtrl: SIGTERM received: stopped at step 1500, resume checkpoint written" in log
+    assert "Traceback" not in log
