@@ -19,9 +19,12 @@ import time
 from pathlib import Path
 
 import h5py
+import numpy as np
 import torch
 
+from mtrl import checkpoints as ckpt
 from mtrl.config import TrainConfig
+from mtrl.envs.benchmarks import task_names
 from mtrl.train import train
 
 RESULTS = Path(__file__).parent / "results"
@@ -63,6 +66,57 @@ CHECKS = {
 }
 
 
+CURVE_SCALARS = ("critic_loss", "actor_loss", "q_mean", "entropy")
+
+
+def curves_from_train_h5(path: Path) -> dict:
+    """Eval curve (mean and per task) and training scalars of a finished run."""
+    with h5py.File(path) as handle:
+        return {
+            "tasks": json.loads(handle.attrs["tasks"]),
+            "eval_step": handle["eval/step"][()],
+            "success_mean": handle["eval/success_mean"][()],
+            "success": handle["eval/success"][()],
+            "train_step": handle["train/step"][()],
+            **{k: handle[f"train/{k}"][()] for k in CURVE_SCALARS},
+            "alpha_mean": handle["train/alpha"][()].mean(axis=1),
+        }
+
+
+def curves_from_resume(path: Path) -> dict:
+    """The same curves from a resume checkpoint's log (a run that has not finished)."""
+    state = ckpt.load(path)  # checksummed format (mtrl.checkpoints)
+    log = state["log"]
+    success = np.asarray(log["eval_success"], dtype=np.float64)
+    config = TrainConfig.from_dict(state["config"])
+    return {
+        "tasks": list(task_names(config.task_set, config.mt1_task)),
+        "eval_step": np.asarray(log["eval_step"]),
+        "success_mean": success.mean(axis=1),
+        "success": success,
+        "train_step": np.asarray(log["train_step"]),
+        **{k: np.asarray(log["train_scalars"][k]) for k in CURVE_SCALARS},
+        "alpha_mean": np.asarray(log["train_alpha"]).mean(axis=1),
+    }
+
+
+def write_curves(name: str, curves: dict) -> None:
+    """benchmarks/results/<name>.csv (eval, per task) and <name>_train.csv (losses, Q, alpha)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / f"{name}.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", "success_mean", *curves["tasks"]])
+        rows = zip(curves["eval_step"].tolist(), curves["success_mean"], curves["success"], strict=True)
+        for step, mean, per_task in rows:
+            writer.writerow([step, f"{mean:.3f}", *(f"{v:.3f}" for v in per_task)])
+    with open(RESULTS / f"{name}_train.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", *CURVE_SCALARS, "alpha_mean"])
+        for i, step in enumerate(curves["train_step"].tolist()):
+            values = [curves[k][i] for k in (*CURVE_SCALARS, "alpha_mean")]
+            writer.writerow([step, *(f"{v:.4g}" for v in values)])
+
+
 def machine() -> str:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU x{torch.get_num_threads()}"
     cpu = platform.processor() or platform.machine()
@@ -79,6 +133,9 @@ def main() -> int:
     parser.add_argument("--total-steps", type=int, help="override the check's length (transitions)")
     parser.add_argument("--buffer-per-task", type=int, help="override the replay capacity per task")
     parser.add_argument("--max-q-value", type=float, help="clip TD targets and Q to +-this")
+    parser.add_argument(
+        "--partial", action="store_true", help="write the curves so far of a run in progress (no training)"
+    )
     args = parser.parse_args()
     overrides = {
         key: value
@@ -101,28 +158,23 @@ def main() -> int:
     )
     variant = "".join(f"_{key}{value:g}" for key, value in sorted(overrides.items()) if key != "total_steps")
     run_dir = args.workdir / f"learning_{args.check}{variant}_s{args.seed}"
+    if args.partial:  # a run still training (or cut off): its curves so far, from the resume checkpoint
+        resume = run_dir / "checkpoints" / "resume.pt"
+        if not resume.is_file():
+            print(f"learning_check: error: {resume}: no resume checkpoint to report from", file=sys.stderr)
+            return 2
+        curves = curves_from_resume(resume)
+        write_curves(f"{run_dir.name}_partial", curves)
+        steps, success = curves["eval_step"], curves["success_mean"]
+        print(f"{args.check}: partial, {curves['train_step'][-1]:,} of {config.total_steps:,} transitions")
+        print(" ".join(f"{s}:{v:.2f}" for s, v in zip(steps.tolist(), success.tolist(), strict=True)))
+        return 0
     start = time.time()
     path = train(config, run_dir)
     minutes = (time.time() - start) / 60
-    with h5py.File(path) as handle:
-        steps, success = handle["eval/step"][()], handle["eval/success_mean"][()]
-        tasks = json.loads(handle.attrs["tasks"])
-        per_task = handle["eval/success"][()]
-        train_step = handle["train/step"][()]
-        scalars = {k: handle[f"train/{k}"][()] for k in ("critic_loss", "actor_loss", "q_mean", "entropy")}
-        alpha_mean = handle["train/alpha"][()].mean(axis=1)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    name = run_dir.name
-    with open(RESULTS / f"{name}.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["step", "success_mean", *tasks])
-        for row in zip(steps.tolist(), success.tolist(), per_task.tolist(), strict=True):
-            writer.writerow([row[0], f"{row[1]:.3f}", *(f"{v:.3f}" for v in row[2])])
-    with open(RESULTS / f"{name}_train.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["step", *scalars, "alpha_mean"])
-        for i, step in enumerate(train_step.tolist()):
-            writer.writerow([step, *(f"{v[i]:.4g}" for v in scalars.values()), f"{alpha_mean[i]:.4g}"])
+    curves = curves_from_train_h5(path)
+    write_curves(run_dir.name, curves)
+    steps, success = curves["eval_step"], curves["success_mean"]
     reached = next((int(s) for s, v in zip(steps, success, strict=True) if v >= 0.8), None)
     summary = RESULTS / "learning_summary.csv"
     new = not summary.exists()

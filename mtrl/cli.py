@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from mtrl.config import ConfigError, TrainConfig
 
@@ -45,16 +46,39 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_yaml(args.config, overrides)
 
 
+MAX_PARAMS_DEPTH = 16
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors in the project's one-line form (`mtrl: error: ...`, exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"mtrl: error: {message} (see {self.prog} --help)\n")
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: --out must be a run directory, but it is a file")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    from mtrl.train import train  # heavy imports only after the config is known to be good
+    _check_out_dir(args.out)
+    from mtrl.train import TrainingInterrupted, train  # heavy imports only once the config is good
 
-    path = train(config, args.out, quiet=args.quiet)
+    try:
+        path = train(config, args.out, quiet=args.quiet)
+    except TrainingInterrupted as exc:  # SIGTERM/SIGUSR1 -> 75 (retry), SIGINT -> 130
+        print(f"mtrl: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
     print(path)
     return 0
 
 
 def cmd_params(args: argparse.Namespace) -> int:
+    for depth in args.depths:
+        if not 1 <= depth <= MAX_PARAMS_DEPTH:
+            raise ConfigError(f"--depths: each depth must be in 1..{MAX_PARAMS_DEPTH}, got {depth}")
     from mtrl.nets.matching import format_param_table, param_table
 
     print(format_param_table(param_table(tuple(args.task_sets), tuple(args.depths))))
@@ -62,18 +86,22 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    run_dir, out = Path(args.run_dir), Path(args.out) if args.out else None
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: not a run directory" + (" (it is a file)" if run_dir.exists() else ""))
+    if out is not None and out.is_dir():
+        raise ConfigError(f"{out}: --out must be a file path, but it is a directory")
     from mtrl.probe import probe_run
 
-    print(
-        probe_run(
-            Path(args.run_dir), Path(args.out) if args.out else None, batch_per_task=args.batch_per_task
-        )
-    )
+    try:
+        print(probe_run(run_dir, out))
+    except ValueError as exc:  # inconsistent or batch-less checkpoints: named in one line
+        raise ConfigError(str(exc)) from None
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mtrl", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="mtrl", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -86,13 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     params = sub.add_parser("params", help="parameter counts of SM/PaCo/MOORE and the matched MLP widths")
     params.add_argument("--task-sets", nargs="+", default=["mt10", "mt50"], choices=["mt10", "mt25", "mt50"])
-    params.add_argument("--depths", nargs="+", type=int, default=[3, 4])
+    params.add_argument("--depths", nargs="+", type=int, default=[3, 4], help="MLP depths (1..16)")
     params.set_defaults(func=cmd_params)
 
     probe = sub.add_parser("probe", help="plasticity metrics of every checkpoint of a run -> plasticity.h5")
-    probe.add_argument("run_dir", help="run directory holding checkpoints/probe and replay_sample.pt")
+    probe.add_argument("run_dir", help="run directory holding checkpoints/probe (with their probe batches)")
     probe.add_argument("--out", help="output file (default: RUN_DIR/plasticity.h5)")
-    probe.add_argument("--batch-per-task", type=int, default=128, help="probe batch size per task")
     probe.set_defaults(func=cmd_probe)
 
     status = sub.add_parser(
@@ -110,11 +137,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="[%(name)s] %(message)s"
     )
+    from mtrl.checkpoints import CheckpointError
+
     try:
         return args.func(args)
     except (ConfigError, FileNotFoundError) as exc:
         print(f"mtrl: error: {exc}", file=sys.stderr)
         return 2
+    except CheckpointError as exc:  # damaged files, disk full: named in one line
+        print(f"mtrl: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("mtrl: interrupted (a resumable checkpoint is kept if one was written)", file=sys.stderr)
         return 130

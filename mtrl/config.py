@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -20,11 +21,31 @@ from typing import Any
 
 import yaml
 
-from mtrl.envs.benchmarks import EPISODE_LENGTH, TASK_SETS, num_tasks_of
+from mtrl.envs.benchmarks import EPISODE_LENGTH, REWARD_VERSIONS, TASK_SETS, num_tasks_of
 
 ARCHS = ("mtmhsac", "sm", "paco", "moore")
 DEVICES = ("auto", "cpu", "cuda")
 VECTOR_STRATEGIES = ("sync", "async")
+MAX_SEED = 2**32 - 4  # numpy's legacy seed is 32-bit; seed + 3 seeds the probe-batch generator
+UPDATE_MODES = ("eager", "graph")
+MATMUL_PRECISIONS = ("float32", "tf32", "bf16")
+
+
+# Per-architecture settings of the authors' experiment files (rainx0r/mtrl experiments/baselines),
+# applied by `TrainConfig.resolved()` when the field is left at None.
+PACO_MAX_Q_VALUE = 5000.0  # their PaCo runs clip TD targets and predicted Q (commit f5c121f)
+MOORE_MT10_LOG_STD_MIN = -10.0  # mt10_moore.py; mt50_moore.py and every other run: -20
+LOG_STD_MIN = -20.0
+
+
+def default_max_q_value(arch: str) -> float:
+    """The clip bound an architecture's runs used: 5000 for PaCo, 0 (no clipping) otherwise."""
+    return PACO_MAX_Q_VALUE if arch == "paco" else 0.0
+
+
+def default_log_std_min(arch: str, task_set: str) -> float:
+    """The policy's log-std floor in the authors' runs: -10 for MOORE on MT10, -20 otherwise."""
+    return MOORE_MT10_LOG_STD_MIN if (arch, task_set) == ("moore", "mt10") else LOG_STD_MIN
 
 
 class ConfigError(ValueError):
@@ -49,6 +70,10 @@ class TrainConfig:
     skip: bool = field(default=False, metadata=_meta("residual skip connections between hidden layers"))
     layer_norm: bool = field(default=False, metadata=_meta("layer norm before each hidden ReLU"))
     seed: int = field(default=0, metadata=_meta("seed for envs, networks, sampling"))
+    reward_version: str = field(
+        default="v2",
+        metadata=_meta("Meta-World reward functions: v2 (current) or v1 (the study's Table 1 SM runs)"),
+    )
     # --- architecture sizes (None: the paper's default for the task set)
     sm_layers: int | None = field(default=None, metadata=_meta("Soft Modularization module layers"))
     sm_modules: int | None = field(default=None, metadata=_meta("Soft Modularization modules per layer"))
@@ -88,9 +113,18 @@ class TrainConfig:
     use_task_weights: bool = field(default=False, metadata=_meta("weight task losses by softmax(-log alpha)"))
     max_q_value: float | None = field(
         default=None,
-        metadata=_meta("clip TD targets and predicted Q to +-this (the authors' code: 5000; None: off)"),
+        metadata=_meta(
+            "clip TD targets and predicted Q to +-this; 0: no clipping; None: the architecture's "
+            f"default (paco: {PACO_MAX_Q_VALUE:g}, as the authors' PaCo runs; other archs: 0)"
+        ),
     )
-    log_std_min: float = field(default=-20.0, metadata=_meta("policy log-std lower bound"))
+    log_std_min: float | None = field(
+        default=None,
+        metadata=_meta(
+            f"policy log-std lower bound (None: {MOORE_MT10_LOG_STD_MIN:g} for moore on mt10, as the "
+            f"authors' MT10 MOORE run; {LOG_STD_MIN:g} otherwise)"
+        ),
+    )
     log_std_max: float = field(default=2.0, metadata=_meta("policy log-std upper bound"))
     # --- execution
     device: str = field(default="auto", metadata=_meta(f"torch device: one of {', '.join(DEVICES)}"))
@@ -98,6 +132,18 @@ class TrainConfig:
         default="async", metadata=_meta("env vectorisation: sync (one process) or async (one per task)")
     )
     torch_threads: int = field(default=0, metadata=_meta("torch CPU threads (0: torch's default)"))
+    update_mode: str = field(
+        default="eager",
+        metadata=_meta("SAC update: eager (reference) or graph (one CUDA graph per update on a GPU)"),
+    )
+    matmul_precision: str = field(
+        default="float32",
+        metadata=_meta("float32, tf32 (CUDA only; the JAX default on Ampere/Hopper) or bf16 (autocast)"),
+    )
+    overlap: bool = field(
+        default=False,
+        metadata=_meta("step the envs while the update runs; the update then sees the buffer one step old"),
+    )
 
     # ------------------------------------------------------------------ derived
     @property
@@ -124,7 +170,14 @@ class TrainConfig:
             paco_k=self.paco_k or (20 if large else 5),
             moore_experts=self.moore_experts or (6 if large else 4),
             target_entropy=self.target_entropy if self.target_entropy is not None else -4.0,
+            max_q_value=self.max_q_value if self.max_q_value is not None else default_max_q_value(self.arch),
+            log_std_min=self._log_std_min(),
         )
+
+    def _log_std_min(self) -> float:
+        if self.log_std_min is not None:
+            return self.log_std_min
+        return default_log_std_min(self.arch, self.task_set)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -148,30 +201,48 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"{path}: config file is a directory")
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: config file is not text (binary or not UTF-8)") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+            problem = " ".join(str(exc).split())
+            raise ConfigError(f"config file {path} is not valid YAML: {problem}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping of keys to values")
         return cls.from_dict({**data, **(overrides or {})})
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key."""
+        for f in fields(self):  # also for configs built directly, not through from_dict
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name}: must be a finite number, got {value}")
         if self.task_set not in TASK_SETS:
             raise ConfigError(
                 f"task_set: unknown task set {self.task_set!r}; choose one of {list(TASK_SETS)}"
             )
         if self.arch not in ARCHS:
             raise ConfigError(f"arch: unknown architecture {self.arch!r}; choose one of {list(ARCHS)}")
+        if self.reward_version not in REWARD_VERSIONS:
+            raise ConfigError(
+                f"reward_version: {self.reward_version!r} is not one of {list(REWARD_VERSIONS)}"
+            )
         if self.device not in DEVICES:
             raise ConfigError(f"device: {self.device!r} is not one of {list(DEVICES)}")
         if self.vector_strategy not in VECTOR_STRATEGIES:
             raise ConfigError(
                 f"vector_strategy: {self.vector_strategy!r} is not one of {list(VECTOR_STRATEGIES)}"
             )
+        for name, allowed in (("update_mode", UPDATE_MODES), ("matmul_precision", MATMUL_PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name}: {getattr(self, name)!r} is not one of {list(allowed)}")
         if self.task_set == "mt1":
             from mtrl.envs.benchmarks import ALL_TASKS
 
@@ -196,16 +267,22 @@ class TrainConfig:
         for name in ["warmup_steps_per_task", "seed", "torch_threads"]:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if self.seed > MAX_SEED:
+            raise ConfigError(f"seed: must be at most {MAX_SEED}, got {self.seed}")
         for name in ["lr", "alpha_lr", "adam_eps", "initial_alpha"]:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
         for name in ["gamma", "tau"]:
             if not 0 < getattr(self, name) <= 1:
                 raise ConfigError(f"{name}: must be in (0, 1], got {getattr(self, name)}")
-        if self.max_q_value is not None and not self.max_q_value > 0:
-            raise ConfigError(f"max_q_value: must be > 0 (or None for no clipping), got {self.max_q_value}")
-        if not self.log_std_min < self.log_std_max:
-            raise ConfigError("log_std_min: must be below log_std_max")
+        if self.max_q_value is not None and not self.max_q_value >= 0:
+            raise ConfigError(
+                f"max_q_value: must be >= 0 (0: no clipping, None: arch default), got {self.max_q_value}"
+            )
+        if not self._log_std_min() < self.log_std_max:
+            raise ConfigError(
+                f"log_std_min: {self._log_std_min()} must be below log_std_max {self.log_std_max}"
+            )
         unit = self.episode_transitions
         for name in ["total_steps", "eval_every", "checkpoint_every", "log_every"]:
             value = getattr(self, name)
@@ -257,7 +334,12 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
         if base is float:
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise OverflowError
+            return number
         return str(value)
+    except OverflowError:
+        raise ConfigError(f"{name}: must be a finite number, got {value!r}") from None
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: expected {base.__name__}, got {value!r}") from None

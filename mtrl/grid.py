@@ -8,6 +8,7 @@ most that architecture's actor and critic parameter counts" (computed, see mtrl.
 Every grid point is trained once per seed, and the run id is a readable path derived from it:
 
     mt10/mtmhsac/a1024-c1024-d3/s3        mt10/moore/a400-c400-d3/s0        mt10/mtmhsac/a656-c656-d4-skip/s1
+    mt10/sm/a400-c400-d3-rewv1/s0         (Meta-World's v1 rewards; the default v2 adds nothing)
 
 Two series that reach the same grid point share the run. Settings that are not part of the id
 (steps, batch, ...) come from `run_defaults`, `task_set_defaults` and `arch_defaults`; a run id that
@@ -37,6 +38,7 @@ ID_KEYS = {
     "skip",
     "layer_norm",
     "seed",
+    "reward_version",
 }
 
 
@@ -67,6 +69,8 @@ def run_id(config: TrainConfig, extra_keys: Sequence[str] = ()) -> str:
     shape = f"a{config.actor_width}-c{config.critic_width}-d{config.depth}"
     shape += "-skip" if config.skip else ""
     shape += "-ln" if config.layer_norm else ""
+    if config.reward_version != TrainConfig.reward_version:  # only off the default: v2 ids stay as they were
+        shape += f"-rew{config.reward_version}"
     for key in sorted(extra_keys):
         shape += f"-{key}{getattr(config, key)}"
     return f"{task}/{config.arch}/{shape}/s{config.seed}"

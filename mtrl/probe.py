@@ -1,23 +1,32 @@
-"""Probe a finished run: plasticity metrics of every probe checkpoint on one fixed batch -> plasticity.h5.
+"""Probe a finished run: plasticity metrics of every probe checkpoint on its own probe batch -> plasticity.h5.
 
-For each checkpoint `checkpoints/probe/step_*.pt` (in step order) the agent is rebuilt on the CPU
-from the checkpoint's config, and one fixed, task-balanced probe batch drawn from
-`replay_sample.pt` is fed through the actor (input: obs with one-hot) and the critic ensemble
-(input: [obs, one-hot, replay action]). Forward hooks on each network's `hidden_layers()` collect
-the hidden features, from which `mtrl.plasticity` computes per layer the dormant-unit percentage
-(one value per tau), srank and feature norm, plus the pooled dormant percentage over all hidden
-layers. Parameter norms are per network (the actor, and each member of the E=2 critic ensemble);
-gradient norms are those of the SAC critic loss w.r.t. each critic member and of the SAC actor loss
-w.r.t. the actor, on the probe batch, before any clipping.
+Each checkpoint `checkpoints/probe/step_*.pt` (in step order) carries its probe batch: one training
+batch (`batch_per_task` transitions per task) drawn with a fixed seed from the replay buffer as it
+was at that step, so every checkpoint is measured on the data it was training on -- as the authors
+computed these metrics on the current training batch. The step-0 checkpoint (untrained networks)
+holds the first episode's warm-up data, the earliest a batch can be drawn (see `mtrl.train`).
+
+For each checkpoint the agent is rebuilt on the CPU from the checkpoint's config; the actor runs on
+the batch's observations (with one-hot) and samples actions (noise from the agent's generator,
+re-seeded with `seed`); the critic ensemble runs on [obs, one-hot, those policy actions], as the
+authors' `_get_intermediates` does. Forward hooks on each network's `hidden_layers()` collect the
+hidden features, from which `mtrl.plasticity` computes per layer the dormant-unit percentage (one
+value per tau), srank and feature norm, plus the pooled dormant percentage over all hidden layers.
+Parameter norms are per network (the actor, and each member of the E=2 critic ensemble); gradient
+norms are those of the SAC critic loss (on the batch's replay actions, as in training) w.r.t. each
+critic member and of the SAC actor loss w.r.t. the actor, on the probe batch, before any clipping.
+Both critics are kept; the figures use the first critic's activations and the joint norm of both
+(see `mtrl.tables.plasticity`).
 
 Probe checkpoints hold no target critic: the target critic is set to a copy of the critic, so the
 TD targets inside the critic loss (and thus its gradient norm) use the online critic's values.
-The policy noise of both losses comes from the agent's generator, re-seeded with `seed` before
-every checkpoint, so the numbers are a deterministic function of (run, batch_per_task, seed).
+The generator is re-seeded with `seed` before the policy actions and again before the losses, so
+the numbers are a deterministic function of (run, seed).
 
 File layout of plasticity.h5 (written to a temporary name, then renamed):
   attrs:  taus (JSON list of T floats), config (JSON of the run's TrainConfig), definitions (JSON
-          dict metric -> one-line definition with units), batch_per_task, seed
+          dict metric -> one-line definition with units), batch_per_task (rows per task of the
+          probe batches), seed (policy-noise seed), critic_actions ("policy")
   step    (S,) int64, ascending total env steps of the probed checkpoints
   actor/, critic0/, critic1/   attr layers (JSON list of the L hidden-layer names) and datasets
           dormant_pct (S, T, L), dormant_pct_total (S, T), srank (S, L) int64, feature_norm (S, L),
@@ -53,7 +62,7 @@ from mtrl.plasticity import (
 )
 from mtrl.results import write_atomic_h5
 
-__all__ = ["NETWORKS", "METRICS", "probe_run", "probe_batch", "probe_agent", "capture_hidden"]
+__all__ = ["NETWORKS", "METRICS", "probe_run", "stored_batch", "features", "probe_agent", "capture_hidden"]
 
 log = logging.getLogger("mtrl.probe")
 CPU = torch.device("cpu")
@@ -94,35 +103,30 @@ METRICS: dict[str, tuple[str, str]] = {
 
 
 # ----------------------------------------------------------------------------------- probe batch
-def probe_batch(sample: Mapping[str, Tensor], num_tasks: int, batch_per_task: int, seed: int) -> Batch:
-    """`batch_per_task` rows per task of a replay sample, drawn without replacement, task by task.
+BATCH_KEYS = ("obs", "action", "reward", "next_obs", "done", "task")
 
-    Rows are drawn with a CPU generator seeded by `seed`, so the batch depends only on the sample,
-    `batch_per_task` and `seed`. Raises ValueError if some task has fewer rows than requested.
+
+def stored_batch(state: Mapping[str, Any], path: Path, num_tasks: int) -> Batch:
+    """The probe batch stored in a probe checkpoint, checked to be balanced and ordered task by task.
+
+    Raises ValueError naming `path` if the checkpoint has no batch (written before probe batches
+    were stored, or a step-0 checkpoint of a run killed within its first episode) or a malformed one.
     """
-    if batch_per_task < 1:
-        raise ValueError(f"batch_per_task must be positive, got {batch_per_task}")
-    missing = {"obs", "action", "reward", "next_obs", "done", "task"} - set(sample)
+    sample = state.get("probe_batch")
+    if sample is None:
+        raise ValueError(f"{path}: no probe batch in this checkpoint; retrain the run to probe it")
+    missing = set(BATCH_KEYS) - set(sample)
     if missing:
-        raise ValueError(f"replay sample lacks {sorted(missing)}")
-    task = sample["task"].to(CPU)
-    generator = torch.Generator(device=CPU)
-    generator.manual_seed(seed)
-    chosen = []
-    for t in range(num_tasks):
-        rows = (task == t).nonzero().flatten()
-        if rows.numel() < batch_per_task:
-            raise ValueError(
-                f"replay sample has {rows.numel()} rows of task {t}, "
-                f"fewer than batch_per_task={batch_per_task}"
-            )
-        pick = torch.randperm(rows.numel(), generator=generator)[:batch_per_task]
-        chosen.append(rows[pick.sort().values])
-    index = torch.cat(chosen)
-    return Batch(
-        **{key: sample[key].to(CPU)[index] for key in ("obs", "action", "reward", "next_obs", "done")},
-        task=task[index],
-    )
+        raise ValueError(f"{path}: probe batch lacks {sorted(missing)}")
+    task = sample["task"].to(CPU).long()
+    rows = task.numel()
+    if (
+        rows == 0
+        or rows % num_tasks
+        or not torch.equal(task, torch.arange(num_tasks).repeat_interleave(rows // num_tasks))
+    ):
+        raise ValueError(f"{path}: probe batch is not {num_tasks} equal task blocks in task order")
+    return Batch(**{key: sample[key].to(CPU) for key in BATCH_KEYS[:-1]}, task=task)
 
 
 # ------------------------------------------------------------------------------ hidden features
@@ -153,23 +157,36 @@ def capture_hidden(net: nn.Module) -> Iterator[dict[str, Tensor]]:
             handle.remove()
 
 
-def _features(net: nn.Module, x: Tensor, task: Tensor, ensemble: int) -> dict[str, Tensor]:
-    """Hidden features name -> (E, B, U) of one forward of `net`, in `hidden_layers()` order."""
-    names = list(net.hidden_layers())
-    with torch.no_grad(), capture_hidden(net) as captured:
-        net(x, task)
+def _checked(net: nn.Module, captured: Mapping[str, Tensor], ensemble: int, batch: int) -> dict[str, Tensor]:
+    """Hidden features name -> (E, B, U) captured from one forward of `net`, in `hidden_layers()` order."""
     out = {}
-    for name in names:
+    for name in net.hidden_layers():
         if name not in captured:
             raise RuntimeError(f"hidden layer {name!r} did not run in the probe forward")
         h = captured[name]
-        if h.ndim != 3 or h.shape[0] != ensemble or h.shape[1] != x.shape[0]:
+        if h.ndim != 3 or h.shape[0] != ensemble or h.shape[1] != batch:
             raise RuntimeError(
-                f"hidden layer {name!r} gave shape {tuple(h.shape)}, "
-                f"expected ({ensemble}, {x.shape[0]}, units)"
+                f"hidden layer {name!r} gave shape {tuple(h.shape)}, expected ({ensemble}, {batch}, units)"
             )
         out[name] = h
     return out
+
+
+def features(agent: MultiTaskSAC, batch: Batch, seed: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Hidden features of the actor and of the critic ensemble on `batch`: name -> (E, B, U).
+
+    The actor sees the observations and samples actions (noise from `agent.generator` seeded with
+    `seed`); the critics see [obs, those actions], not the replay actions: the critic is probed on
+    the actions of the policy it is evaluating (the authors' `_get_intermediates`).
+    """
+    b = batch.obs.shape[0]
+    agent.generator.manual_seed(seed)
+    with torch.no_grad(), capture_hidden(agent.actor) as actor_out:
+        action = agent.act(batch.obs)
+    actor = _checked(agent.actor, actor_out, 1, b)
+    with torch.no_grad(), capture_hidden(agent.critic) as critic_out:
+        agent.critic(torch.cat([batch.obs, action], dim=-1), batch.task)
+    return actor, _checked(agent.critic, critic_out, agent.critic.ensemble, b)
 
 
 def _layer_metrics(features: Mapping[str, Tensor], taus: Sequence[float]) -> dict[str, np.ndarray]:
@@ -194,13 +211,13 @@ def probe_agent(
     """All metrics of one agent on `batch`: network ('actor', 'critic0', 'critic1') -> metric -> array.
 
     Per network: dormant_pct (T, L), dormant_pct_total (T,), srank (L,), feature_norm (L,) and the
-    scalars param_norm and grad_norm (0-d arrays). Re-seeds `agent.generator` with `seed`; leaves
-    the parameters unchanged and their gradients cleared.
+    scalars param_norm and grad_norm (0-d arrays). Critic activations are taken on policy actions
+    (`features`). Re-seeds `agent.generator` with `seed`; leaves the parameters unchanged and their
+    gradients cleared.
     """
     critic_e = agent.critic.ensemble
-    actor = _layer_metrics(_features(agent.actor, batch.obs, batch.task, 1), taus)
-    critic_in = torch.cat([batch.obs, batch.action], dim=-1)
-    critic = _layer_metrics(_features(agent.critic, critic_in, batch.task, critic_e), taus)
+    actor_h, critic_h = features(agent, batch, seed)
+    actor, critic = _layer_metrics(actor_h, taus), _layer_metrics(critic_h, taus)
 
     agent.generator.manual_seed(seed)
     agent.zero_grad(set_to_none=True)
@@ -246,18 +263,32 @@ def _load_agent(agent: MultiTaskSAC, state: Mapping[str, Any]) -> None:
 
 
 # ----------------------------------------------------------------------------------------- a run
+def _check_all_steps_present(run_dir: Path, config_dict: Mapping[str, Any], found: Sequence[int]) -> None:
+    """FileNotFoundError naming the steps whose probe checkpoints the run should have written but lacks."""
+    from mtrl.envs.benchmarks import EPISODE_LENGTH
+    from mtrl.train import probe_episodes
+
+    config = TrainConfig.from_dict(dict(config_dict))
+    per_episode = EPISODE_LENGTH * config.num_tasks
+    missing = sorted({e * per_episode for e in probe_episodes(config)} - set(found))
+    if missing:
+        shown = ", ".join(str(s) for s in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise FileNotFoundError(
+            f"{ckpt.probe_path(run_dir, missing[0])}: missing (no probe checkpoint for step(s) {shown})"
+        )
+
+
 def probe_run(
     run_dir: Path,
     out: Path | None = None,
-    batch_per_task: int = 128,
     seed: int = 0,
     taus: Sequence[float] = DEFAULT_TAUS,
 ) -> Path:
-    """Probe every checkpoint of `run_dir` on one fixed batch and write `out` (default RUN_DIR/plasticity.h5).
+    """Probe every checkpoint of `run_dir` on its own probe batch; write `out` (RUN_DIR/plasticity.h5).
 
     Runs on the CPU whatever device trained the run. Raises FileNotFoundError (naming the path)
-    when the run has no probe checkpoints or no replay_sample.pt, ValueError on inconsistent
-    checkpoints (configs differ, step mismatch) or a too-small replay sample. Returns `out`.
+    when the run has no probe checkpoints, ValueError on inconsistent checkpoints (configs differ,
+    step mismatch, probe batches missing, malformed or of different sizes). Returns `out`.
     """
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "plasticity.h5"
@@ -269,28 +300,36 @@ def probe_run(
         raise FileNotFoundError(
             f"no probe checkpoints (step_*.pt) in {run_dir / 'checkpoints' / 'probe'}; train the run first"
         )
-    sample_path = ckpt.replay_sample_path(run_dir)
-    if not sample_path.is_file():
-        raise FileNotFoundError(f"missing replay sample {sample_path}; it is written when training finishes")
-    sample = ckpt.load(sample_path, CPU)
-    obs_dim, action_dim = int(sample["obs"].shape[-1]), int(sample["action"].shape[-1])
 
     config_dict: dict[str, Any] | None = None
     agent: MultiTaskSAC | None = None
-    batch: Batch | None = None
+    rows_per_task: int | None = None
     steps: list[int] = []
     rows: list[dict[str, dict[str, np.ndarray]]] = []
     for i, (step, path) in enumerate(checkpoints):
-        state = ckpt.load(path, CPU)
+        try:
+            state = ckpt.load(path, CPU)
+        except ckpt.CheckpointError as exc:
+            raise ckpt.CheckpointError(f"{exc} (the probe checkpoint of step {step})") from None
         if int(state["step"]) != step:
             raise ValueError(f"{path} holds step {state['step']}, its name says {step}")
         if config_dict is None:
             config_dict = dict(state["config"])
-            agent = _build_agent(config_dict, obs_dim, action_dim)
-            batch = probe_batch(sample, agent.num_tasks, batch_per_task, seed)
+            sample = state.get("probe_batch") or {}
+            if "obs" not in sample or "action" not in sample:
+                raise ValueError(f"{path}: no probe batch in this checkpoint; retrain the run to probe it")
+            _check_all_steps_present(run_dir, config_dict, [s for s, _ in checkpoints])
+            agent = _build_agent(config_dict, int(sample["obs"].shape[-1]), int(sample["action"].shape[-1]))
         elif dict(state["config"]) != config_dict:
             raise ValueError(f"{path} was written by a different config than {checkpoints[0][1]}")
-        assert agent is not None and batch is not None
+        assert agent is not None
+        batch = stored_batch(state, path, agent.num_tasks)
+        per_task = batch.task.numel() // agent.num_tasks
+        if rows_per_task is not None and per_task != rows_per_task:
+            raise ValueError(
+                f"{path}: probe batch has {per_task} rows per task, earlier ones {rows_per_task}"
+            )
+        rows_per_task = per_task
         _load_agent(agent, state)
         row = probe_agent(agent, batch, taus, seed)
         steps.append(step)
@@ -319,8 +358,9 @@ def probe_run(
         handle.attrs["taus"] = json.dumps(taus)
         handle.attrs["config"] = json.dumps(config_dict, sort_keys=True)
         handle.attrs["definitions"] = json.dumps({k: f"{d} [{u}]" for k, (u, d) in METRICS.items()})
-        handle.attrs["batch_per_task"] = int(batch_per_task)
+        handle.attrs["batch_per_task"] = int(rows_per_task or 0)
         handle.attrs["seed"] = int(seed)
+        handle.attrs["critic_actions"] = "policy"
         handle.create_dataset("step", data=np.asarray(steps, dtype=np.int64), track_times=False)
         for net in NETWORKS:
             group = handle.create_group(net)

@@ -38,7 +38,8 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "mtrl/checkpoints.py",
         "mtrl/provenance.py::identity,provenance_record,package_versions,git_commit,device_name,PACKAGES,"
         "EXECUTION_KEYS,ARCH_KEYS",
-        "mtrl/results.py::TRAIN_SCALARS,TrainLog,write_atomic_h5,write_train_h5,provenance_attrs",
+        "mtrl/results.py::TRAIN_SCALARS,TrainLog,write_atomic_h5,write_train_h5,REQUIRED,train_h5_problem,"
+        "provenance_attrs",
         "workflow/scripts/train.py",
         "workflow/scripts/_adapter.py",
     ),
@@ -52,13 +53,14 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "mtrl/checkpoints.py",
         "mtrl/plasticity.py",
         "mtrl/probe.py",
+        "mtrl/train.py::probe_episodes",
         "mtrl/results.py::write_atomic_h5,provenance_attrs",
         "workflow/scripts/probe.py",
         "workflow/scripts/_adapter.py",
     ),
     "aggregate": (
         "mtrl/stats.py",
-        "mtrl/aggregate.py",
+        "mtrl/tables/*.py",
         "mtrl/results.py::TrainResult,read_train_h5,read_provenance",
         "mtrl/status.py::TRAIN_FILE,RunStatus,_differs,_settings_diff,_progress,run_status,stale_inputs",
         "workflow/scripts/aggregate.py",

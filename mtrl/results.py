@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,19 @@ def write_atomic_h5(path: Path, fill) -> None:
     """Create `path` by calling fill(h5file) on a temporary file, then renaming it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with h5py.File(tmp, "w") as handle:
-        fill(handle)
+    try:
+        with h5py.File(tmp, "w") as handle:
+            fill(handle)
+    except OSError as exc:  # a full disk among them: name the file, leave no temporary behind
+        from mtrl.checkpoints import CheckpointError
+
+        tmp.unlink(missing_ok=True)
+        free = shutil.disk_usage(path.parent).free / 2**20
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise CheckpointError(f"{path}: cannot write ({reason}); {free:,.1f} MB free") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 
@@ -84,6 +96,37 @@ class TrainResult:
     eval_success: np.ndarray  # (K, N)
     eval_return: np.ndarray  # (K, N)
     train: dict[str, np.ndarray]
+
+
+REQUIRED = ("eval/step", "eval/success", "eval/return", "train/step")
+
+
+def train_h5_problem(path: Path, config: dict[str, Any], provenance: str = "") -> str | None:
+    """Why `path` is not the finished result of the run `config` (a resolved config dict), or None.
+
+    A file that is unreadable, lacks a dataset, or was written by another config (or, when both
+    record one, another provenance) is not that run's result.
+    """
+    try:
+        with h5py.File(path, "r") as handle:
+            missing = [key for key in REQUIRED if key not in handle]
+            if missing:
+                return f"incomplete (no {', '.join(missing)})"
+            written = json.loads(handle.attrs["config"])
+            old_provenance = handle.attrs.get("provenance", "")
+            for key in REQUIRED:
+                handle[key][()]
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        return f"unreadable ({' '.join(str(exc).split()) or type(exc).__name__})"
+    from mtrl.provenance import identity  # execution settings and other architectures' sizes aside
+
+    written, config = identity(written), identity(config)
+    if written != config:
+        changed = sorted(k for k in set(written) | set(config) if written.get(k) != config.get(k))
+        return f"written by a different config ({', '.join(changed)} differ)"
+    if provenance and old_provenance and old_provenance != provenance:
+        return "written by another code version (provenance differs)"
+    return None
 
 
 def read_train_h5(path: str | Path) -> TrainResult:

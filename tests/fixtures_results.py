@@ -173,7 +173,7 @@ def fake_study(root: Path, seeds: int = 3, evals: int = 8, probes: int = 6) -> d
     active) so drawn figures can be eyeballed; tests should check exact values with their own
     controlled runs instead.
     """
-    from mtrl.aggregate import RunRef
+    from mtrl.tables import RunRef
 
     rng = np.random.default_rng(0)
     root = Path(root)

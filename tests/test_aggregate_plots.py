@@ -1,4 +1,4 @@
-"""mtrl.aggregate tables from synthetic result files, and every figure drawn from its table."""
+"""mtrl.tables tables from synthetic result files, and every figure drawn from its table."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtrl.aggregate import (
+from mtrl.plots import FIGURE_MODULES, draw
+from mtrl.tables import (
     FIGURES,
     RunRef,
     aggregate,
@@ -20,7 +21,6 @@ from mtrl.aggregate import (
     table1,
     table1_markdown,
 )
-from mtrl.plots import FIGURE_MODULES, draw
 from tests.fixtures_results import fake_study, write_fake_plasticity, write_fake_train
 
 REPS = 100
@@ -114,6 +114,7 @@ def plasticity_runs(root: Path) -> list[RunRef]:
                 "dormant_pct_total": total,
                 "dormant_pct": per_layer,
                 "param_norm": np.array([1.0, 2.0, 3.0]) * (k + 1) + seed,
+                "grad_norm": np.array([0.5, 0.25, 0.125]) * (k + 1) + seed,
             }
         run_dir = root / f"p{seed}"
         write_fake_plasticity(run_dir, steps, values=values, taus=taus, layers=("l0", "l1"), seed=seed)
@@ -130,8 +131,8 @@ def test_plasticity_curve(tmp_path: Path) -> None:
     assert list(actor["step"]) == [1000, 2000, 3000] and set(df["layer"]) == {"all"}
     # actor: mean over seeds 0, 1 of 100*i + 0 + seed + 0.2 -> 100*i + 0.7
     np.testing.assert_allclose(actor["mean"], [0.7, 100.7, 200.7])
-    # critic: mean of critic0 (k=1) and critic1 (k=2) -> 100*i + 15 + 0.5 + 0.2
-    np.testing.assert_allclose(critic["mean"], [15.7, 115.7, 215.7])
+    # critic: the FIRST critic, as the authors' figures (critic0, k=1) -> 100*i + 10 + 0.5 + 0.2
+    np.testing.assert_allclose(critic["mean"], [10.7, 110.7, 210.7])
     assert (df["ci_low"] <= df["mean"]).all() and (df["mean"] <= df["ci_high"]).all()
     assert set(df["tau"]) == {0.1} and set(df["n_runs"]) == {2} and set(df["metric"]) == {"dormant_pct_total"}
     low_tau = plasticity_curve(runs, tau=0.025, network="actor", reps=REPS)
@@ -140,9 +141,19 @@ def test_plasticity_curve(tmp_path: Path) -> None:
     assert set(layers["layer"]) == {"l0", "l1"}
     np.testing.assert_allclose(layers[layers["layer"] == "l1"]["mean"], [11.7, 111.7, 211.7])
     norms = plasticity_curve(runs, metric="param_norm", tau=None, network="critic", reps=REPS)
-    # critic0 (k=1): [1,2,3]*2 + seed ; critic1: [1,2,3]*3 + seed -> mean [2.5,5,7.5] + 0.5
-    np.testing.assert_allclose(norms["mean"], [3.0, 5.5, 8.0])
+    # Both critics as one parameter vector: per run sqrt(critic0^2 + critic1^2), then the mean over
+    # runs; critic0 (k=1): [1,2,3]*2 + seed, critic1 (k=2): [1,2,3]*3 + seed.
+    base = np.array([1.0, 2.0, 3.0])
+    joint = [np.sqrt((2 * base + seed) ** 2 + (3 * base + seed) ** 2) for seed in range(2)]
+    np.testing.assert_allclose(norms["mean"], np.mean(joint, axis=0))
     assert norms["tau"].isna().all()
+    grads = plasticity_curve(runs, metric="grad_norm", tau=None, network="critic", reps=REPS)
+    base = np.array([0.5, 0.25, 0.125])
+    joint = [np.sqrt((2 * base + seed) ** 2 + (3 * base + seed) ** 2) for seed in range(2)]
+    np.testing.assert_allclose(grads["mean"], np.mean(joint, axis=0))
+    # The members themselves stay available.
+    second = plasticity_curve(runs, metric="param_norm", tau=None, network="critic1", reps=REPS)
+    np.testing.assert_allclose(second["mean"], 3 * np.array([1.0, 2.0, 3.0]) + 0.5)
     with pytest.raises(ValueError, match="tau 0.5 not probed"):
         plasticity_curve(runs, tau=0.5)
     with pytest.raises(ValueError, match="unknown plasticity metric"):
@@ -154,7 +165,7 @@ def test_plasticity_curve(tmp_path: Path) -> None:
 def test_plasticity_final(tmp_path: Path) -> None:
     df = plasticity_final(plasticity_runs(tmp_path), reps=REPS)
     assert list(df["network"]) == ["actor", "critic"]
-    np.testing.assert_allclose(df["mean"], [200.7, 215.7])
+    np.testing.assert_allclose(df["mean"], [200.7, 210.7])  # the critic is the first critic
     assert set(df["params"]) == {15} and set(df["step"]) == {3000} and set(df["n_runs"]) == {2}
 
 

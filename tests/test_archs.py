@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -70,7 +71,8 @@ def sm_count(s: int, n: int, emb: int, d: int, m: int, layers: int, o: int) -> i
 
 
 def paco_count(s: int, n: int, k: int, w: int, depth: int, o: int) -> int:
-    return n * k + k * ((s * w + w) + (depth - 1) * (w * w + w) + (w * o + o))
+    # (N -> K) one-hot Dense with its bias (shared by all tasks), then K sets of an MLP.
+    return n * k + k + k * ((s * w + w) + (depth - 1) * (w * w + w) + (w * o + o))
 
 
 def moore_count(s: int, n: int, k: int, w: int, depth: int, o: int) -> int:
@@ -92,16 +94,16 @@ def test_small_parameter_counts_by_hand(role: str) -> None:
 
 
 def test_paco_shared_bias_adds_k_parameters() -> None:
-    assert count_parameters(small("paco", shared_bias=True)) == count_parameters(small("paco")) + 3
+    assert count_parameters(small("paco")) == count_parameters(small("paco", shared_bias=False)) + 3
 
 
 def test_full_size_counts_match_the_study_notebook() -> None:
     # MT10 actor counts from the study's parameter-count notebook (rainx0r/mtrl).
     assert count_actor_critic(TrainConfig(arch="sm")) == (691_022, 690_823)
     assert count_actor_critic(TrainConfig(arch="moore")) == (1_379_320, 1_357_650)
-    assert count_actor_critic(TrainConfig(arch="paco")) == (1_700_090, 1_694_055)
-    paco = PaCo(S + 10, 8, 10, width=400, depth=3, num_sets=5, shared_bias=True)
-    assert count_parameters(paco) == 1_700_095  # with the study's shared w-bias
+    # PaCo's one-hot Dense has a bias shared by all tasks (+K), as in the study's PaCoNetwork.
+    assert count_actor_critic(TrainConfig(arch="paco")) == (1_700_095, 1_694_060)
+    assert count_actor_critic(TrainConfig(arch="paco", task_set="mt50")) == (6_801_180, 6_777_040)
     assert mlp_counts("mt10", 400, 3) == (2 * 400**2 + 132 * 400 + 80, 2 * 400**2 + 66 * 400 + 10)
 
 
@@ -131,6 +133,23 @@ def test_param_table_formats() -> None:
     assert [r["arch"] for r in rows] == ["sm", "paco", "moore"]
     text = format_param_table(rows)
     assert "691,022" in text and "555" in text and len(text.splitlines()) == 5
+
+
+def test_mtrl_params_prints_mt10_and_mt50_at_depths_3_and_4(capsys) -> None:
+    from mtrl.cli import main
+
+    assert main(["params"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    paco = {(r[1], r[2]): (r[3], r[4], r[5]) for r in rows if r[0] == "paco"}
+    assert paco == {
+        ("mt10", "3"): ("1,700,095", "1,694,060", "889"),
+        ("mt10", "4"): ("1,700,095", "1,694,060", "730"),
+        ("mt50", "3"): ("6,801,180", "6,777,040", "1,725"),
+        ("mt50", "4"): ("6,801,180", "6,777,040", "1,425"),
+    }
+    assert {(r[0], r[1], r[2]) for r in rows} == {
+        (a, t, d) for a in ("sm", "paco", "moore") for t in ("mt10", "mt50") for d in ("3", "4")
+    }
 
 
 # ---------------------------------------------------------------- shapes, ensembles, hooks
@@ -246,6 +265,7 @@ def test_paco_task_vectors_get_gradient_only_from_their_task() -> None:
     net(x[mask], task[mask]).square().sum().backward()
     grad = net.task_weights.grad  # (E, N, K)
     assert (grad[:, i] != 0).all()
+    assert (net.task_bias.grad != 0).all()  # the shared bias learns from every task
     for j in range(N):
         if j != i:
             assert torch.equal(grad[:, j], torch.zeros_like(grad[:, j]))  # exactly zero
@@ -255,11 +275,13 @@ def test_paco_task_vectors_get_gradient_only_from_their_task() -> None:
 def test_paco_equals_the_network_with_composed_parameters() -> None:
     torch.manual_seed(2)
     net = small("paco", "actor", ensemble=1, depth=3)
+    with torch.no_grad():
+        net.task_bias.uniform_(-1.0, 1.0)  # zero at init; non-zero here so that it is checked
     x, task = batch(net)
     out = net(x, task)[0]
     state = x[:, :S]
     for b in range(x.shape[0]):
-        w = net.task_weights[0, task[b]]  # (K,)
+        w = net.task_weights[0, task[b]] + net.task_bias[0, 0]  # (K,)
         h = state[b : b + 1]
         for layer in list(net.layers) + [net.head]:
             weight = torch.einsum("k,ikj->ij", w, layer.weight[0])
@@ -315,6 +337,20 @@ def test_build_network_for_actor_and_critic(arch: str) -> None:
         assert actor.num_experts == resolved.moore_experts == 4
     if arch == "sm":
         assert (actor.num_layers, actor.num_modules) == (resolved.sm_layers, resolved.sm_modules) == (2, 2)
+
+
+@pytest.mark.parametrize("task_set", ["mt10", "mt50"])
+def test_build_network_sizes_paco_and_moore_from_the_config(task_set: str) -> None:
+    # Role width, depth and the task set's K / expert count, the one-hot Dense bias included.
+    config = TrainConfig(task_set=task_set, actor_width=16, critic_width=24, depth=2)
+    n = config.num_tasks
+    k_paco, k_moore = config.resolved().paco_k, config.resolved().moore_experts
+    for role, width, in_f, out_f in [("actor", 16, S + n, 2 * A), ("critic", 24, S + n + A, 1)]:
+        s = in_f - n
+        paco = build_network(dataclasses.replace(config, arch="paco"), role, in_f, out_f)
+        moore = build_network(dataclasses.replace(config, arch="moore"), role, in_f, out_f)
+        assert count_parameters(paco) == paco_count(s, n, k=k_paco, w=width, depth=2, o=out_f)
+        assert count_parameters(moore) == moore_count(s, n, k=k_moore, w=width, depth=2, o=out_f)
 
 
 @pytest.mark.parametrize("arch", ["mtmhsac", "sm", "paco", "moore"])

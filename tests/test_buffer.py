@@ -46,3 +46,28 @@ def test_state_dict_round_trip_keeps_only_filled_part():
     a = buffer.sample(8, torch.Generator().manual_seed(1))
     b = other.sample(8, torch.Generator().manual_seed(1))
     assert torch.equal(a.obs, b.obs) and torch.equal(a.reward, b.reward) and other.pos == buffer.pos
+
+
+def test_every_task_is_sampled_at_the_same_positions_as_the_authors_buffer():
+    """The authors draw one set of time indices per batch and read every task's row there."""
+    buffer = MultiTaskReplayBuffer(3, 50, 2, 1)
+    for t in range(40):
+        obs = np.stack([np.full(2, 100 * task + t, dtype=np.float32) for task in range(3)])
+        buffer.add(obs, np.zeros((3, 1)), np.zeros(3), obs, np.zeros(3))
+    batch = buffer.sample(16, torch.Generator().manual_seed(0))
+    times = batch.obs[:, 0].view(3, 16) - 100 * torch.arange(3)[:, None]
+    assert torch.equal(times[0], times[1]) and torch.equal(times[0], times[2])
+    assert len(set(times[0].tolist())) > 5  # and the positions vary
+
+
+def test_state_dict_holds_only_the_filled_part_in_storage_and_on_disk(tmp_path):
+    """On CPU a slice is a view: saving it would write the whole (mostly empty) storage."""
+    buffer = MultiTaskReplayBuffer(2, 1000, 39, 4)
+    fill(buffer, 7, 2)
+    state = buffer.state_dict()
+    for key in ("obs", "next_obs", "action", "reward", "done"):
+        assert state[key].untyped_storage().nbytes() == state[key].numel() * 4, key
+    torch.save(state, tmp_path / "buffer.pt")
+    assert (tmp_path / "buffer.pt").stat().st_size < 20_000  # the full storage would be ~700 kB
+    state["obs"][0, 0, 0] = -1.0
+    assert buffer.obs[0, 0, 0] != -1.0  # a copy, not a view of the live buffer

@@ -29,8 +29,9 @@ from tests.conftest import TINY
         ({"widht": 3}, "widht"),
         ({"actor_width": 2.5}, "actor_width"),
         ({"skip": "maybe"}, "skip"),
-        ({"max_q_value": 0}, "max_q_value"),
+        ({"max_q_value": -1}, "max_q_value"),
         ({"max_q_value": "huge"}, "max_q_value"),
+        ({"max_q_value": "nan"}, "max_q_value"),
     ],
 )
 def test_bad_values_name_their_key(overrides, key):
@@ -117,3 +118,35 @@ def test_cli_error_is_fast_as_a_process(tmp_path):
     )
     assert proc.returncode == 2 and "critic_width" in proc.stderr and "Traceback" not in proc.stderr
     assert time.time() - start < 30
+
+
+@pytest.mark.parametrize(
+    ("arch", "task_set", "max_q", "log_std_min"),
+    [
+        ("mtmhsac", "mt10", 0.0, -20.0),
+        ("sm", "mt10", 0.0, -20.0),
+        ("paco", "mt10", 5000.0, -20.0),  # the authors' PaCo runs clip Q to +-5000
+        ("paco", "mt50", 5000.0, -20.0),
+        ("moore", "mt10", 0.0, -10.0),  # experiments/baselines/mt10_moore.py
+        ("moore", "mt50", 0.0, -20.0),  # experiments/baselines/mt50_moore.py
+    ],
+)
+def test_per_arch_defaults_of_q_clip_and_log_std_floor(arch, task_set, max_q, log_std_min):
+    config = TrainConfig(arch=arch, task_set=task_set).resolved()
+    assert (config.max_q_value, config.log_std_min) == (max_q, log_std_min)
+    assert config.resolved() == config  # resolving twice changes nothing (0 stays "off")
+    assert TrainConfig.from_dict(config.to_dict()) == config  # a resolved config round-trips
+
+
+def test_q_clip_and_log_std_floor_can_be_overridden(tmp_path):
+    off = TrainConfig.from_dict({**TINY, "arch": "paco", "max_q_value": 0}).resolved()
+    assert off.max_q_value == 0.0
+    own = TrainConfig.from_dict({**TINY, "arch": "moore", "max_q_value": "100", "log_std_min": -5}).resolved()
+    assert (own.max_q_value, own.log_std_min) == (100.0, -5.0)
+    path = tmp_path / "c.yaml"
+    path.write_text("arch: paco\nmax_q_value: 50\n")
+    flags = {**TINY, "max_q_value": "none"}  # a flag "none" restores the arch default over the file's
+    assert TrainConfig.from_yaml(path, flags).resolved().max_q_value == 5000.0
+    TrainConfig(arch="moore", task_set="mt50", log_std_max=-12).validate()  # floor -20 fits below
+    with pytest.raises(ConfigError, match="log_std_min: -10.0 must be below log_std_max -12"):
+        TrainConfig(arch="moore", task_set="mt10", log_std_max=-12).validate()

@@ -20,6 +20,7 @@ def study(**figures) -> dict:
         "task_set_defaults": {
             "mt10": {
                 "total_steps": 10000,
+                "warmup_steps_per_task": 100,
                 "eval_every": 5000,
                 "checkpoint_every": 5000,
                 "log_every": 5000,
@@ -155,8 +156,8 @@ def test_full_grid_uses_the_papers_settings():
     assert grid.runs["mt10/sm/a400-c400-d3/s0"].use_task_weights
     assert {
         "mt25/mtmhsac/a4096-c4096-d3/s0",
-        "mt10/mtmhsac/a889-c889-d3/s0",
-        "mt10/mtmhsac/a656-c656-d4-skip/s0",
+        "mt10/mtmhsac/a885-c885-d3/s0",  # the experiment files' matched widths
+        "mt10/mtmhsac/a650-c650-d4-skip/s0",
     } <= set(grid.runs)
 
 
@@ -235,3 +236,35 @@ def test_schema_errors_are_one_line_naming_the_key():
     bad["train_resources"]["max_runtime_minutes"] = 1
     with pytest.raises(ConfigError, match=r"^train_resources\.max_runtime_minutes: 1 is less than"):
         validate_study(bad, schema)
+
+
+def test_reward_version_enters_the_run_id_only_off_the_default():
+    sm = {"panel": "MT10", "series": "SM", "task_set": "mt10", "arch": "sm"}
+    grid = build_grid(study(fig1=[sm], table1=[{**sm, "reward_version": "v1"}]))
+    assert grid.runs_of("fig1") == ["mt10/sm/a400-c400-d3/s0", "mt10/sm/a400-c400-d3/s1"]
+    assert grid.runs_of("table1") == ["mt10/sm/a400-c400-d3-rewv1/s0", "mt10/sm/a400-c400-d3-rewv1/s1"]
+    assert grid.runs["mt10/sm/a400-c400-d3-rewv1/s0"].reward_version == "v1"
+    assert grid.runs["mt10/sm/a400-c400-d3/s0"].reward_version == "v2"
+    # a v1 default for every run still marks every id (two configs never share a path)
+    v1_everywhere = {**study(fig1=[sm]), "run_defaults": {"reward_version": "v1"}}
+    assert list(build_grid(v1_everywhere).runs) == [
+        "mt10/sm/a400-c400-d3-rewv1/s0",
+        "mt10/sm/a400-c400-d3-rewv1/s1",
+    ]
+    with pytest.raises(ConfigError, match=r"table1\[0\].*reward_version"):
+        build_grid(study(table1=[{**sm, "reward_version": "v0"}]))
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml"])
+def test_table1_sm_runs_use_v1_rewards_and_task_weights_and_nothing_else_does(name):
+    config = yaml.safe_load((ROOT / "config" / name).read_text())
+    grid = build_grid(config)
+    width = 400 if name == "config.yaml" else config["run_defaults"]["actor_width"]
+    table1_sm = [r.run_id for r in grid.figures["table1"] if r.series == "SM"]
+    assert table1_sm == [f"mt10/sm/a{width}-c{width}-d3-rewv1/s{seed}" for seed in config["seeds"]]
+    for rid in table1_sm:
+        assert grid.runs[rid].reward_version == "v1" and grid.runs[rid].use_task_weights
+    fig1_sm = [r.run_id for r in grid.figures["fig1"] if r.series == "SM"]
+    assert fig1_sm == [f"mt10/sm/a{width}-c{width}-d3/s{seed}" for seed in config["seeds"]]
+    assert all(grid.runs[rid].use_task_weights for rid in fig1_sm)
+    assert {rid for rid, c in grid.runs.items() if c.reward_version != "v2"} == set(table1_sm)

@@ -81,3 +81,31 @@ def test_ensemble_members_are_independent():
     torch.testing.assert_close(out[1], x[1] @ layer.weight[1])
     bound = (6 / 5) ** 0.5  # He-uniform
     assert layer.weight.abs().max() <= bound and torch.equal(layer.bias, torch.zeros_like(layer.bias))
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_skip_adds_the_residual_before_the_relu(layer_norm):
+    # The study's torso: h = relu(W h + b + h) for every layer whose input has the hidden width.
+    torch.manual_seed(0)
+    net = MultiHeadMLP(6, 2, 3, width=8, depth=3, skip=True, layer_norm=layer_norm)
+    x, task = torch.randn(5, 6), torch.tensor([0, 1, 2, 0, 1])
+    with torch.no_grad():
+        for norm in net.norms:  # non-trivial affine parameters, so the norm's place matters
+            for p in norm.parameters():
+                p.uniform_(-1.0, 1.0)
+        h = net.norms[0](net.linears[0](x.unsqueeze(0))).relu()  # 6 -> 8 inputs: no residual
+        for linear, norm in zip(net.linears[1:], net.norms[1:], strict=True):
+            h = (norm(linear(h)) + h).relu()
+        expected = net.head(h, task)
+    torch.testing.assert_close(net(x, task), expected)
+    assert (h >= 0).all()  # the features (and the probed `act{i}` outputs) are post-ReLU
+
+
+def test_skip_also_feeds_an_input_of_the_hidden_width_into_the_first_layer():
+    # As in the study, the residual depends on the input having the hidden width, not on the index.
+    torch.manual_seed(0)
+    net = MultiHeadMLP(8, 2, 3, width=8, depth=1, skip=True)
+    x, task = torch.randn(4, 8), torch.tensor([0, 1, 2, 0])
+    with torch.no_grad():
+        expected = net.head((net.linears[0](x.unsqueeze(0)) + x).relu(), task)
+    torch.testing.assert_close(net(x, task), expected)

@@ -1,7 +1,8 @@
-"""Probing real (tiny) runs: file format, sane ranges, determinism, CPU loading, errors."""
+"""Probing real (tiny) runs: probe batches per checkpoint, policy actions, format, determinism, errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -12,9 +13,20 @@ import pytest
 import torch
 
 from mtrl import checkpoints as ckpt
-from mtrl.aggregate import read_plasticity_h5
 from mtrl.config import TrainConfig
-from mtrl.probe import METRICS, NETWORKS, _build_agent, _load_agent, probe_batch, probe_run
+from mtrl.plasticity import feature_norm
+from mtrl.probe import (
+    METRICS,
+    NETWORKS,
+    _build_agent,
+    _load_agent,
+    capture_hidden,
+    features,
+    probe_agent,
+    probe_run,
+    stored_batch,
+)
+from mtrl.tables import read_plasticity_h5
 from mtrl.train import train
 from tests.conftest import TINY
 
@@ -59,7 +71,8 @@ def test_file_shapes_and_ranges(tiny_run: Path, probed: Path) -> None:
         assert json.loads(handle.attrs["taus"]) == list(TAUS)
         assert json.loads(handle.attrs["config"]) == TrainConfig.from_dict(TINY).resolved().to_dict()
         assert set(json.loads(handle.attrs["definitions"])) == set(METRICS)
-        assert handle.attrs["batch_per_task"] == 128 and handle.attrs["seed"] == 0
+        assert handle.attrs["batch_per_task"] == TINY["batch_per_task"] and handle.attrs["seed"] == 0
+        assert handle.attrs["critic_actions"] == "policy"
         for net in NETWORKS:
             group = handle[net]
             layers = json.loads(group.attrs["layers"])
@@ -102,7 +115,7 @@ def test_probe_is_deterministic_and_leaves_rng(tiny_run: Path, probed: Path, tmp
     for key, value in first.items():
         assert np.array_equal(np.asarray(value), np.asarray(second[key])), key
     assert probed.read_bytes() == again.read_bytes()
-    # A different batch seed gives a different batch and different numbers.
+    # A different noise seed gives other policy actions, so other critic features.
     other = probe_run(tiny_run, tmp_path / "other.h5", seed=1)
     with h5py.File(probed, "r") as a, h5py.File(other, "r") as b:
         assert not np.array_equal(a["critic0/feature_norm"][()], b["critic0/feature_norm"][()])
@@ -112,10 +125,9 @@ def test_probe_is_deterministic_and_leaves_rng(tiny_run: Path, probed: Path, tmp
 def test_grad_and_param_norms_match_a_direct_computation(tiny_run: Path, probed: Path) -> None:
     step, path = ckpt.probe_checkpoints(tiny_run)[-1]
     state = ckpt.load(path)
-    sample = ckpt.load(ckpt.replay_sample_path(tiny_run))
-    agent = _build_agent(state["config"], sample["obs"].shape[-1], sample["action"].shape[-1])
+    agent = _build_agent(state["config"], 40, 4)
     _load_agent(agent, state)
-    batch = probe_batch(sample, agent.num_tasks, 128, seed=0)
+    batch = stored_batch(state, path, agent.num_tasks)
     agent.generator.manual_seed(0)
     agent.critic_loss(batch)[0].backward()
     critic_total = torch.nn.utils.clip_grad_norm_(list(agent.critic.parameters()), max_norm=1e12)
@@ -135,23 +147,74 @@ def test_grad_and_param_norms_match_a_direct_computation(tiny_run: Path, probed:
     assert m["critic1"]["param_norm"][-1] == pytest.approx(torch.linalg.vector_norm(member1).item(), rel=1e-5)
 
 
-def test_probe_batch_is_balanced_without_replacement(tiny_run: Path) -> None:
-    sample = ckpt.load(ckpt.replay_sample_path(tiny_run))
-    rows = sample["obs"].shape[0]
-    sample["reward"] = torch.arange(rows, dtype=torch.float32)  # tag rows to find them in the batch
-    batch = probe_batch(sample, 1, 100, seed=3)
-    assert batch.obs.shape == (100, sample["obs"].shape[1]) and batch.task.tolist() == [0] * 100
-    index = batch.reward.long()
-    assert len(set(index.tolist())) == 100 and torch.equal(batch.obs, sample["obs"][index])
-    again = probe_batch(sample, 1, 100, seed=3)
-    assert torch.equal(again.obs, batch.obs) and torch.equal(again.action, batch.action)
-    assert not torch.equal(probe_batch(sample, 1, 100, seed=4).obs, batch.obs)
-    # Two tasks: equal counts, ordered task by task.
-    two = {k: torch.cat([v, v]) for k, v in sample.items()}
-    two["task"] = torch.cat([torch.zeros(rows, dtype=torch.long), torch.ones(rows, dtype=torch.long)])
-    assert probe_batch(two, 2, 5, seed=0).task.tolist() == [0] * 5 + [1] * 5
-    with pytest.raises(ValueError, match="fewer than batch_per_task"):
-        probe_batch(sample, 1, rows + 1, seed=0)
+def test_each_checkpoint_has_a_batch_from_the_buffer_at_its_step(tiny_run: Path, tmp_path: Path) -> None:
+    """Checkpoint S holds one training batch drawn (fixed seed) from the buffer as it was at step S;
+    step 0 holds the first episode's warm-up data."""
+    per_task = TINY["batch_per_task"]
+    batches = {}
+    for step, path in ckpt.probe_checkpoints(tiny_run):
+        state = ckpt.load(path)
+        batch = stored_batch(state, path, 1)
+        assert batch.obs.shape == (per_task, 40) and batch.action.shape == (per_task, 4)
+        assert batch.task.tolist() == [0] * per_task and torch.equal(batch.obs[:, -1], torch.ones(per_task))
+        batches[step] = batch
+    assert sorted(batches) == [0, 1000, 2000]
+    assert not torch.equal(batches[1000].obs, batches[2000].obs)
+    # A run stopped after one episode has, at its end, the buffer the step-0 batch was drawn from,
+    # and the same run continued further draws its later batches from later buffers.
+    short = dataclasses.replace(
+        TrainConfig.from_dict(TINY), total_steps=500, probe_checkpoints=1, eval_every=500
+    )
+    train(short, tmp_path / "short", quiet=True)
+    (_, first), (_, last) = ckpt.probe_checkpoints(tmp_path / "short")
+    first_batch, last_batch = (stored_batch(ckpt.load(p), p, 1) for p in (first, last))
+    assert torch.equal(first_batch.obs, last_batch.obs) and torch.equal(first_batch.action, last_batch.action)
+    assert torch.equal(first_batch.obs, batches[0].obs)
+    assert not torch.equal(batches[2000].obs, batches[0].obs)
+
+
+def test_critic_features_use_policy_actions(tiny_run: Path) -> None:
+    step, path = ckpt.probe_checkpoints(tiny_run)[-1]
+    state = ckpt.load(path)
+    agent = _build_agent(state["config"], 40, 4)
+    _load_agent(agent, state)
+    batch = stored_batch(state, path, 1)
+    agent.generator.manual_seed(7)
+    action = agent.act(batch.obs)
+    layers = list(agent.critic.hidden_layers())
+    with torch.no_grad(), capture_hidden(agent.critic) as on_policy:
+        agent.critic(torch.cat([batch.obs, action], dim=-1), batch.task)
+    with torch.no_grad(), capture_hidden(agent.critic) as on_replay:
+        agent.critic(torch.cat([batch.obs, batch.action], dim=-1), batch.task)
+    actor_h, critic_h = features(agent, batch, seed=7)
+    assert list(critic_h) == layers and list(actor_h) == list(agent.actor.hidden_layers())
+    for name in layers:
+        assert torch.equal(critic_h[name], on_policy[name])
+        assert not torch.equal(critic_h[name], on_replay[name])
+    row = probe_agent(agent, batch, seed=7)
+    expected = torch.stack([feature_norm(on_policy[name]) for name in layers], dim=-1).numpy()
+    np.testing.assert_allclose(row["critic0"]["feature_norm"], expected[0])
+    np.testing.assert_allclose(row["critic1"]["feature_norm"], expected[1])
+    probed = read_plasticity_h5(probe_run(tiny_run, tiny_run / "seed7.h5", seed=7))
+    assert probed.step[-1] == step
+    np.testing.assert_allclose(probed.metrics["critic0"]["feature_norm"][-1], expected[0])
+
+
+def test_checkpoint_without_probe_batch_is_an_error_naming_it(tiny_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "old"
+    shutil.copytree(tiny_run / "checkpoints", run / "checkpoints")
+    step, path = ckpt.probe_checkpoints(run)[1]
+    state = ckpt.load(path)
+    del state["probe_batch"]
+    ckpt.save_atomic(state, path)
+    with pytest.raises(ValueError, match=f"{path}: no probe batch"):
+        probe_run(run)
+    state = ckpt.load(ckpt.probe_checkpoints(tiny_run)[1][1])
+    state["probe_batch"]["task"] = torch.ones_like(state["probe_batch"]["task"])
+    ckpt.save_atomic(state, path)
+    with pytest.raises(ValueError, match="not 1 equal task blocks"):
+        probe_run(run)
+    assert not (run / "plasticity.h5").exists()
 
 
 def test_checkpoints_load_on_cpu(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -166,27 +229,26 @@ def test_checkpoints_load_on_cpu(tiny_run: Path, tmp_path: Path, monkeypatch: py
         return real_load(path, device)
 
     monkeypatch.setattr(ckpt, "load", spy)
-    probe_run(tiny_run, tmp_path / "p.h5", batch_per_task=16)
+    probe_run(tiny_run, tmp_path / "p.h5")
     assert devices and all(d == torch.device("cpu") for d in devices)
     if torch.cuda.is_available():  # a checkpoint written from GPU tensors probes on the CPU path
         run = tmp_path / "gpu_run"
         shutil.copytree(tiny_run / "checkpoints", run / "checkpoints")
-        shutil.copy(ckpt.replay_sample_path(tiny_run), ckpt.replay_sample_path(run))
         for _, path in ckpt.probe_checkpoints(run):
             state = real_load(path)
-            for key in ("actor", "critic"):
+            for key in ("actor", "critic", "probe_batch"):
                 state[key] = {k: v.cuda() for k, v in state[key].items()}
             ckpt.save_atomic(state, path)
-        assert _read_all(probe_run(run, batch_per_task=16))["step"] is not None
+        assert _read_all(probe_run(run))["step"] is not None
 
 
 def test_cli_probe(tiny_run: Path, tmp_path: Path) -> None:
     from mtrl.cli import main
 
     out = tmp_path / "cli.h5"
-    assert main(["probe", str(tiny_run), "--out", str(out), "--batch-per-task", "64"]) == 0
+    assert main(["probe", str(tiny_run), "--out", str(out)]) == 0
     with h5py.File(out, "r") as handle:
-        assert handle.attrs["batch_per_task"] == 64
+        assert handle.attrs["batch_per_task"] == TINY["batch_per_task"]
 
 
 def test_missing_inputs_name_the_path(tiny_run: Path, tmp_path: Path) -> None:
@@ -194,11 +256,6 @@ def test_missing_inputs_name_the_path(tiny_run: Path, tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match=str(empty / "checkpoints" / "probe")):
         probe_run(empty)
-    no_sample = tmp_path / "no_sample"
-    shutil.copytree(tiny_run / "checkpoints" / "probe", no_sample / "checkpoints" / "probe")
-    with pytest.raises(FileNotFoundError, match="replay_sample.pt"):
-        probe_run(no_sample)
-    assert not (no_sample / "plasticity.h5").exists()
 
 
 @pytest.mark.parametrize(
@@ -214,7 +271,7 @@ def test_probe_other_architecture(arch_settings: dict, tmp_path: Path) -> None:
     config = TrainConfig.from_dict(cfg)
     run_dir = tmp_path / "run"
     train(config, run_dir, quiet=True)
-    res = read_plasticity_h5(probe_run(run_dir, batch_per_task=64))
+    res = read_plasticity_h5(probe_run(run_dir))
     agent = _build_agent(config.to_dict(), 39 + 1, 4)
     layers = list(agent.actor.hidden_layers())
     assert res.layers["actor"] == layers and res.layers["critic0"] == list(agent.critic.hidden_layers())

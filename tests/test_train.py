@@ -55,9 +55,9 @@ def test_tiny_run_writes_complete_results(tmp_path, tiny_config):
     steps = [s for s, _ in ckpt.probe_checkpoints(tmp_path / "run")]
     assert steps == [0, 1000, 2000]
     probe = ckpt.load(ckpt.probe_checkpoints(tmp_path / "run")[-1][1])
-    assert set(probe) == {"step", "config", "actor", "critic", "log_alpha"}  # networks only, no buffer
-    sample = torch.load(ckpt.replay_sample_path(tmp_path / "run"))
-    assert sample["obs"].shape == (1000, 40)
+    # networks and one probe batch (batch_per_task rows per task), no buffer
+    assert set(probe) == {"step", "config", "actor", "critic", "log_alpha", "probe_batch"}
+    assert probe["probe_batch"]["obs"].shape == (tiny_config.batch_per_task, 40)
     assert not ckpt.resume_path(tmp_path / "run").exists()  # no stale multi-GB state once complete
     assert train(tiny_config, tmp_path / "run", quiet=True) == path  # complete runs are not redone
 
@@ -157,3 +157,131 @@ def test_warmup_counts_steps_per_task_not_transitions(tmp_path):
     assert len(calls) == 101
     assert calls[0] == 400
     assert TrainConfig().warmup_steps_per_task == 4000
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_checkpoints_and_resumes_identically(tmp_path):
+    """SLURM's scancel/time limit: SIGTERM to every process of the job, env workers included. The
+    trainer ends the episode, writes the resume checkpoint, says so in one line and exits 75; the
+    resumed run equals an uninterrupted one."""
+    config = {**TINY, "total_steps": 2000, "checkpoint_every": 2000, "vector_strategy": "async"}
+    reference = tmp_path / "reference"
+    subprocess.run(
+        _train_command(reference, {**config, "vector_strategy": "sync"}), check=True, capture_output=True
+    )
+
+    stopped = tmp_path / "stopped"
+    proc = subprocess.Popen(
+        _train_command(stopped, config),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the first progress line: training is under way, before step 2000
+        if line.startswith("[mtrl] step"):
+            break
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 75, err
+    lines = [x for x in err.splitlines() if x.startswith("mtrl:")]
+    assert len(lines) == 1 and "Traceback" not in err
+    assert lines[0].startswith("mtrl: SIGTERM received: stopped at step ")
+    assert lines[0].endswith(", resume checkpoint written; run again to continue")
+    step = int(lines[0].split("stopped at step ")[1].split(",")[0])
+    assert 0 < step < 2000
+    assert ckpt.load(ckpt.resume_path(stopped))["step"] == step  # vector steps == transitions on MT1
+    assert not (stopped / "train.h5").exists()
+
+    resumed = subprocess.run(_train_command(stopped, config), check=True, capture_output=True, text=True)
+    assert "resumed" in resumed.stderr
+    want, got = h5_contents(reference / "train.h5"), h5_contents(stopped / "train.h5")
+    assert want.keys() == got.keys()
+    for key in want:
+        if key != "@config":  # differs only in vector_strategy
+            np.testing.assert_array_equal(want[key], got[key], err_msg=key)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGUSR1, 75)])
+def test_signal_stops_at_the_episode_boundary_with_its_exit_code(
+    tmp_path, tiny_config, monkeypatch, sig, code, capsys
+):
+    """The signal arrives mid-episode (here: during the step-500 evaluation hook); training stops at
+    that episode's end with the resume checkpoint of that step, and the CLI exits with the code."""
+    from mtrl.cli import main
+    from mtrl.train import Trainer, TrainingInterrupted
+
+    real = Trainer.at_episode_end
+
+    def signalled(self):
+        if self.step == 500:
+            os.kill(os.getpid(), sig)
+        real(self)
+
+    monkeypatch.setattr(Trainer, "at_episode_end", signalled)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(tiny_config, tmp_path / "run", quiet=True)
+    assert (info.value.signal_name, info.value.step, info.value.exit_code) == (sig.name, 500, code)
+    assert ckpt.load(ckpt.resume_path(tmp_path / "run"))["step"] == 500
+    assert signal.getsignal(sig) in (signal.default_int_handler, signal.SIG_DFL)  # handlers restored
+
+    args = ["train", "--out", str(tmp_path / "cli")] + [
+        f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()
+    ]
+    assert main(args) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        err[-1]
+        == f"mtrl: {sig.name} received: stopped at step 500, resume checkpoint written; run again to continue"
+    )
+
+
+def test_a_second_ctrl_c_stops_at_once():
+    from mtrl.train import StopSignals
+
+    stop = StopSignals()
+    with stop.active():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert stop.received == "SIGTERM"  # recorded, the process lives on to the episode's end
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_the_workflow_rule_script_turns_an_interruption_into_exit_75(tmp_path, monkeypatch):
+    """The contract with the workflow: the rule script prints the one line and exits 75 (retry)."""
+    import logging
+    import runpy
+    import types
+
+    import mtrl.train as train_module
+
+    def interrupted(*_a, **_k):
+        raise train_module.TrainingInterrupted("SIGTERM", 1500)
+
+    monkeypatch.setattr(train_module, "train", interrupted)
+    scripts = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+    monkeypatch.syspath_prepend(str(scripts))
+    job = types.SimpleNamespace(
+        log=[str(tmp_path / "train.log")],
+        params=types.SimpleNamespace(run=TINY, code="abc"),  # the run's identity (+ execution keys)
+        config={},  # the workflow config: execution settings come from its *_defaults sections
+        input=[],
+        output=[str(tmp_path / "run" / "train.h5")],
+    )
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with pytest.raises(SystemExit) as info:
+            runpy.run_path(str(scripts / "train.py"), init_globals={"snakemake": job})
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert info.value.code == 75
+    log = (tmp_path / "train.log").read_text()
+    assert "mtrl: SIGTERM received: stopped at step 1500, resume checkpoint written" in log
+    assert "Traceback" not in log

@@ -28,10 +28,11 @@ FIGURES = ["fig1", "fig4", "fig5", "fig6", "fig7", "fig9", "fig10", "fig11", "fi
 def test_full_grid_dry_run_schedules_exactly_the_study(tmp_path):
     # Grid points, 10 seeds each: MT10 6 widths + 3 archs + 3 matched + 4 new actor/critic pairs
     # (1024/1024 is in the sweep) + 2 depth-4 points each for MOORE and PaCo = 20; MT50 6 widths +
-    # PaCo, MOORE + 2 matched = 10 (no SM on MT50, as in the study); MT25 5 widths.
+    # PaCo, MOORE + 2 matched = 10 (no SM on MT50, as in the study); MT25 5 widths; Table 1's SM on
+    # v1 rewards, its own run = 1.
     # Probing only where a figure needs plasticity: the three width sweeps (6 + 6 + 5).
     counts = dry_run(ROOT, "--config", f"results_dir={tmp_path}/results", f"figures_dir={tmp_path}/figures")
-    assert counts == {"train": 350, "probe": 170, "aggregate": 10, "figure": 9, "table1": 1, "all": 1}
+    assert counts == {"train": 360, "probe": 170, "aggregate": 10, "figure": 9, "table1": 1, "all": 1}
 
 
 def test_one_figure_target_schedules_only_its_runs(tmp_path):
@@ -139,7 +140,7 @@ def test_smoke_code_changes_rerun_their_rules_only(smoke):
     try:
         sac.write_text(original + "\nUNUSED_CONSTANT = 1\n")  # the training code: everything downstream
         counts = dry_run(workdir, "--configfile", "config/smoke.yaml")
-        assert counts["train"] == 23 and counts["probe"] == 7 and counts["figure"] == 9
+        assert counts["train"] == 24 and counts["probe"] == 7 and counts["figure"] == 9
     finally:
         sac.write_text(original)
 

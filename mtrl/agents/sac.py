@@ -2,23 +2,55 @@
 the two critics as one batched ensemble, Polyak targets, and one learned temperature per task.
 
 `update` returns its metrics as device tensors so that the loop never waits on the device.
+
+Two ways to run an update (config `update_mode`): `eager`, the reference and the CPU default, and
+`graph`, the same maths with fixed-address inputs (sample indices and policy noise drawn outside into
+static buffers, the batch gathered inside) so that on a GPU the whole update (critic, actor,
+temperature, Adam steps, clipping, Polyak) is captured once as a CUDA graph and replayed: one
+launch instead of hundreds. Both draw the same random numbers in the same order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mtrl.buffers import Batch
+from mtrl.buffers import Batch, MultiTaskReplayBuffer
 from mtrl.config import TrainConfig
 from mtrl.nets import build_network
 from mtrl.nets.layers import count_parameters
 
 METRICS = ("critic_loss", "actor_loss", "alpha_loss", "q_mean", "entropy")
+GRAPH_WARMUP_UPDATES = 3  # uncaptured updates on a side stream before capture (then undone)
+
+
+def set_matmul_precision(precision: str, device: torch.device) -> None:
+    """float32 matmuls at full precision, or TF32 (the JAX default on Ampere/Hopper); process-wide.
+
+    TF32 exists only on CUDA; on a CPU `tf32` leaves float32 as it is. `bf16` is autocast, applied
+    per forward pass (`MultiTaskSAC.autocast`), with float32 matmuls outside it.
+    """
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = precision == "tf32"
+
+
+@dataclass
+class _Static:
+    """Fixed-address inputs and output of the capture-ready update, for one replay buffer."""
+
+    buffer: MultiTaskReplayBuffer
+    idx: Tensor  # (N, b) ring positions
+    next_noise: Tensor  # (B, A) policy noise for the TD target
+    noise: Tensor  # (B, A) policy noise for the actor loss
+    out: Tensor | None = None  # the metrics the captured graph writes
+    graph: torch.cuda.CUDAGraph | None = None
 
 
 def squashed_gaussian(mean: Tensor, log_std: Tensor, noise: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -51,21 +83,40 @@ class MultiTaskSAC(nn.Module):
         self._actor_params = list(self.actor.parameters())
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.target_critic.parameters())
-        adam = {"lr": config.lr, "eps": config.adam_eps, "fused": True}
+        self.update_mode, self.precision = config.update_mode, config.matmul_precision
+        set_matmul_precision(self.precision, device)
+        # Captured Adam keeps its step count on the device (`capturable`); eager Adam is unchanged.
+        capturable = self.update_mode == "graph" and device.type == "cuda"
+        adam = {"lr": config.lr, "eps": config.adam_eps, "fused": True, "capturable": capturable}
         self.actor_optim = torch.optim.Adam(self._actor_params, **adam)
         self.critic_optim = torch.optim.Adam(self._critic_params, **adam)
         self.alpha_optim = torch.optim.Adam([self.log_alpha], **{**adam, "lr": config.alpha_lr})
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(config.seed)
+        self._static: _Static | None = None
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast for forward passes when `matmul_precision` is bf16, else nothing."""
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False)
+
+    def draw_noise(self, batch_size: int, out: Tensor | None = None) -> Tensor:
+        """Standard normal policy noise (B, A) from the agent's generator."""
+        shape = (batch_size, self.action_dim)
+        return torch.randn(shape, device=self.device, generator=self.generator, out=out)
 
     # ----------------------------------------------------------------- acting
-    def _policy(self, obs: Tensor, task: Tensor, deterministic: bool) -> tuple[Tensor, Tensor]:
-        mean, raw_log_std = self.actor(obs, task)[0].chunk(2, dim=-1)
+    def _policy(
+        self, obs: Tensor, task: Tensor, deterministic: bool, noise: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Squashed-Gaussian action and log-prob; noise is drawn here unless given (or deterministic)."""
+        with self.autocast():
+            mean, raw_log_std = self.actor(obs, task)[0].float().chunk(2, dim=-1)
         log_std = raw_log_std.clamp(self.config.log_std_min, self.config.log_std_max)
-        noise = (
-            None if deterministic else torch.randn(mean.shape, device=mean.device, generator=self.generator)
-        )
-        return squashed_gaussian(mean, log_std, noise)
+        if not deterministic and noise is None:
+            noise = self.draw_noise(mean.shape[0])
+        return squashed_gaussian(mean, log_std, None if deterministic else noise)
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
@@ -76,7 +127,8 @@ class MultiTaskSAC(nn.Module):
     def q_values(self, obs: Tensor, action: Tensor, task: Tensor, target: bool = False) -> Tensor:
         """(2, B) Q-values of both critics (or target critics)."""
         net = self.target_critic if target else self.critic
-        return net(torch.cat([obs, action], dim=-1), task).squeeze(-1)
+        with self.autocast():
+            return net(torch.cat([obs, action], dim=-1), task).squeeze(-1).float()
 
     # ----------------------------------------------------------------- learning
     def task_weights(self) -> Tensor:
@@ -85,24 +137,24 @@ class MultiTaskSAC(nn.Module):
             return torch.ones(self.num_tasks, device=self.log_alpha.device)
         return self.num_tasks * torch.softmax(-self.log_alpha.detach(), dim=0)
 
-    def critic_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
+    def critic_loss(self, batch: Batch, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Clipped double-Q TD loss (sum of both critics' MSE) and the mean Q for logging."""
         alpha = self.log_alpha.detach().exp()[batch.task]
         with torch.no_grad():
-            next_action, next_log_prob = self._policy(batch.next_obs, batch.task, deterministic=False)
+            next_action, next_log_prob = self._policy(batch.next_obs, batch.task, False, noise)
             next_q = self.q_values(batch.next_obs, next_action, batch.task, target=True).min(dim=0).values
             target = batch.reward + self.config.gamma * (1 - batch.done) * (next_q - alpha * next_log_prob)
         q = self.q_values(batch.obs, batch.action, batch.task)
-        if self.config.max_q_value is not None:  # the authors' bound on Meta-World's returns
-            bound = self.config.max_q_value
+        bound = self.config.max_q_value  # resolved: 0 = off (the authors' PaCo runs: 5000)
+        if bound:
             target, q = target.clamp(-bound, bound), q.clamp(-bound, bound)
         per_sample = 0.5 * (q - target).pow(2).sum(dim=0)
         return (self.task_weights()[batch.task] * per_sample).mean(), q.mean().detach()
 
-    def actor_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
+    def actor_loss(self, batch: Batch, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """E[alpha * log pi - min Q] and the policy's log-probabilities (for the temperature)."""
         alpha = self.log_alpha.detach().exp()[batch.task]
-        action, log_prob = self._policy(batch.obs, batch.task, deterministic=False)
+        action, log_prob = self._policy(batch.obs, batch.task, False, noise)
         q = self.q_values(batch.obs, action, batch.task).min(dim=0).values
         loss = (self.task_weights()[batch.task] * (alpha * log_prob - q)).mean()
         return loss, log_prob.detach()
@@ -111,35 +163,96 @@ class MultiTaskSAC(nn.Module):
         """Per-task temperature loss: alpha_i rises when task i's entropy is below the target."""
         return -(self.log_alpha[task] * (log_prob + self.target_entropy)).mean()
 
-    def _step(self, optim: torch.optim.Optimizer, loss: Tensor, params) -> None:
+    def _step(
+        self, optim: torch.optim.Optimizer, loss: Tensor, params: list[Tensor], clip: bool = True
+    ) -> None:
+        """Gradients of `loss` for `params` only (no requires_grad toggling), clip, one Adam step."""
         optim.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip > 0:
+        loss.backward(inputs=params)
+        if clip and self.config.grad_clip > 0:
             nn.utils.clip_grad_norm_(params, self.config.grad_clip, foreach=True)
         optim.step()
 
-    def update(self, batch: Batch) -> Tensor:
-        """One SAC gradient step for critics, actor and temperatures; returns METRICS as a tensor."""
-        critic_loss, q_mean = self.critic_loss(batch)
+    def learn(self, batch: Batch, next_noise: Tensor, noise: Tensor) -> Tensor:
+        """One SAC gradient step for critics, actor and temperatures given the policy noise.
+
+        No host values, no syncs: the body the CUDA graph captures. Returns METRICS as a tensor.
+        """
+        critic_loss, q_mean = self.critic_loss(batch, next_noise)
         self._step(self.critic_optim, critic_loss, self._critic_params)
-
-        for p in self._critic_params:  # the actor's loss must not build gradients for the critics
-            p.requires_grad_(False)
-        actor_loss, log_prob = self.actor_loss(batch)
+        actor_loss, log_prob = self.actor_loss(batch, noise)  # its gradients reach the actor only
         self._step(self.actor_optim, actor_loss, self._actor_params)
-        for p in self._critic_params:
-            p.requires_grad_(True)
-
         alpha_loss = self.alpha_loss(log_prob, batch.task)
-        self.alpha_optim.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_optim.step()
-
+        self._step(self.alpha_optim, alpha_loss, [self.log_alpha], clip=False)
         with torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._critic_params, self.config.tau)
         return torch.stack(
             [critic_loss.detach(), actor_loss.detach(), alpha_loss.detach(), q_mean, -log_prob.mean()]
         )
+
+    def update(self, batch: Batch) -> Tensor:
+        """One eager SAC update on `batch` (the reference path); returns METRICS as a tensor."""
+        next_noise = self.draw_noise(len(batch.task))  # same order as drawing inside the losses
+        return self.learn(batch, next_noise, self.draw_noise(len(batch.task)))
+
+    def update_from_buffer(
+        self, buffer: MultiTaskReplayBuffer, per_task: int, generator: torch.Generator
+    ) -> Tensor:
+        """One update on a fresh sample of `buffer`, in the configured `update_mode`.
+
+        eager: sample, then `update`. graph: draw the indices and noise into static buffers (the
+        same numbers eager draws), then replay the captured update (captured on first use) on a
+        GPU, or run its body uncaptured on a CPU. Metrics come back as a new tensor.
+        """
+        if self.update_mode == "eager":
+            return self.update(buffer.sample(per_task, generator))
+        s = self._static
+        if s is None or s.buffer is not buffer or s.idx.shape[1] != per_task:
+            batch = buffer.num_tasks * per_task
+            idx = torch.zeros(buffer.num_tasks, per_task, dtype=torch.long, device=self.device)
+            noise = [torch.empty(batch, self.action_dim, device=self.device) for _ in range(2)]
+            s = self._static = _Static(buffer, idx, *noise)
+        buffer.sample_indices(per_task, generator, out=s.idx)
+        self.draw_noise(len(s.noise), out=s.next_noise)
+        self.draw_noise(len(s.noise), out=s.noise)
+        if self.device.type != "cuda":
+            return self.learn(buffer.gather(s.idx), s.next_noise, s.noise)
+        if s.graph is None:
+            self._capture(s)
+        s.graph.replay()
+        return s.out.clone()
+
+    def _optimizers(self) -> tuple[torch.optim.Optimizer, ...]:
+        return self.critic_optim, self.actor_optim, self.alpha_optim
+
+    def _capture(self, s: _Static) -> None:
+        """Warm up on a side stream (as CUDA graph capture requires), undo it, then capture `learn`."""
+        tensors = [*self._actor_params, *self._critic_params, *self._target_params, self.log_alpha]
+        saved = [t.detach().clone() for t in tensors]
+        saved_state = [
+            {p: {k: v.clone() for k, v in st.items()} for p, st in optim.state.items()}
+            for optim in self._optimizers()
+        ]
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(GRAPH_WARMUP_UPDATES):
+                self.learn(s.buffer.gather(s.idx), s.next_noise, s.noise)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        with torch.no_grad():  # undo the warm-up in place: the graph reads these addresses
+            torch._foreach_copy_([t.detach() for t in tensors], saved)
+            for optim, before in zip(self._optimizers(), saved_state, strict=True):
+                for p, state in optim.state.items():
+                    for key, value in state.items():
+                        if p in before:
+                            value.copy_(before[p][key])
+                        else:  # zeros are a fresh Adam's state
+                            value.zero_()
+        for optim in self._optimizers():
+            optim.zero_grad(set_to_none=True)
+        s.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(s.graph):
+            s.out = self.learn(s.buffer.gather(s.idx), s.next_noise, s.noise)
 
     # ----------------------------------------------------------------- bookkeeping
     def parameter_counts(self) -> tuple[int, int]:
@@ -156,6 +269,7 @@ class MultiTaskSAC(nn.Module):
         }
 
     def load_training_state(self, state: dict) -> None:
+        self._static = None  # a captured graph would read the optimisers' replaced state tensors
         self.load_state_dict(state["model"])
         self.actor_optim.load_state_dict(state["actor_optim"])
         self.critic_optim.load_state_dict(state["critic_optim"])

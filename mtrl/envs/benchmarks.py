@@ -7,6 +7,9 @@ from functools import cache
 EPISODE_LENGTH = 500
 OBS_DIM = 39
 ACTION_DIM = 4
+# Meta-World's reward functions: v2 (current) or v1 (the original release's, which the study
+# restored for its Table 1 Soft Modularization runs).
+REWARD_VERSIONS = ("v1", "v2")
 
 MT10_TASKS: tuple[str, ...] = (
     "reach-v3",
@@ -20,8 +23,11 @@ MT10_TASKS: tuple[str, ...] = (
     "window-open-v3",
     "window-close-v3",
 )
-# MT25 as in the study's code: the MT10 tasks plus these fifteen (Meta-World ships the same set).
+# MT25 exactly as the study's code lists it (mtrl/envs/metaworld.py, `spawn`, env_id "MT25"): the
+# MT10 tasks, then these fifteen in this order. The order is the one-hot order, so it matters for
+# checkpoints and per-task results. Meta-World 3.1.1's env_dict.MT25_V3 happens to be the same list.
 MT25_TASKS: tuple[str, ...] = MT10_TASKS + (
+    "coffee-pull-v3",
     "pick-out-of-hole-v3",
     "disassemble-v3",
     "pick-place-wall-v3",
@@ -36,7 +42,6 @@ MT25_TASKS: tuple[str, ...] = MT10_TASKS + (
     "coffee-button-v3",
     "button-press-topdown-wall-v3",
     "dial-turn-v3",
-    "coffee-pull-v3",
 )
 TASK_SETS: dict[str, int] = {"mt1": 1, "mt10": 10, "mt25": 25, "mt50": 50}
 

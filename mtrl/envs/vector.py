@@ -21,7 +21,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM
+from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM, REWARD_VERSIONS
 
 warnings.filterwarnings("ignore", message=".*precision lowered by casting.*")
 _METAWORLD_VERSION = version("metaworld")
@@ -61,14 +61,16 @@ def goal_variations(name: str, seed: int) -> list[Any]:
     return tasks
 
 
-def _make_one(name: str, index: int, num_tasks: int, seed: int) -> gym.Env:
-    """What `metaworld.make_mt_envs(name, ...)` builds, with the goal variations taken from the cache."""
+def _make_one(name: str, index: int, num_tasks: int, seed: int, reward_version: str = "v2") -> gym.Env:
+    """What `metaworld.make_mt_envs(name, ...)` builds, with the goal variations taken from the cache and
+    the env class of the study's Meta-World fork where it differs (mtrl.envs.fork)."""
     import metaworld  # deferred: importing Meta-World registers envs and loads MuJoCo
-    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    from mtrl.envs.fork import env_class
 
     warnings.filterwarnings("ignore", message=".*precision lowered by casting.*")
     return metaworld._init_each_env(
-        env_cls=ALL_V3_ENVIRONMENTS[name],
+        env_cls=env_class(name),
         tasks=goal_variations(name, seed),
         seed=seed,
         num_tasks=num_tasks,
@@ -76,16 +78,24 @@ def _make_one(name: str, index: int, num_tasks: int, seed: int) -> gym.Env:
         use_one_hot=True,
         max_episode_steps=EPISODE_LENGTH,
         terminate_on_success=False,
-        reward_function_version="v2",
+        reward_function_version=reward_version,
     )
 
 
 def make_vector_env(
-    tasks: Sequence[str], seed: int, stream: int = 0, strategy: str = "sync"
+    tasks: Sequence[str], seed: int, stream: int = 0, strategy: str = "sync", reward_version: str = "v2"
 ) -> gym.vector.VectorEnv:
-    """One Meta-World env per task (50 goal variations each, sampled on reset), no auto-reset."""
+    """One Meta-World env per task (50 goal variations each, sampled on reset), no auto-reset.
+
+    `reward_version` picks Meta-World's reward functions ("v1" or "v2"); Meta-World itself treats any
+    value other than "v2" as v1, so a typo is refused here rather than silently training on v1.
+    """
+    if reward_version not in REWARD_VERSIONS:
+        raise ValueError(f"reward_version: {reward_version!r} is not one of {list(REWARD_VERSIONS)}")
     seeds = env_seeds(seed, stream, tasks)
-    makers = [partial(_make_one, name, i, len(tasks), seeds[i]) for i, name in enumerate(tasks)]
+    makers = [
+        partial(_make_one, name, i, len(tasks), seeds[i], reward_version) for i, name in enumerate(tasks)
+    ]
     vector_cls = gym.vector.AsyncVectorEnv if strategy == "async" else gym.vector.SyncVectorEnv
     kwargs: dict[str, Any] = {"autoreset_mode": gym.vector.AutoresetMode.DISABLED}
     if strategy == "async":

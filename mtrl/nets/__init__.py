@@ -45,19 +45,12 @@ def build_network(
 
 def _build(config: TrainConfig, role: Role, in_features: int, out_features: int, ensemble: int) -> nn.Module:
     config = config.resolved()
+    # Every architecture but SM is `depth` layers of the role's width; SM has its own sizes.
     width = config.actor_width if role == "actor" else config.critic_width
-    num_tasks = config.num_tasks
+    sized = {"width": width, "depth": config.depth, "ensemble": ensemble}
+    io = (in_features, out_features, config.num_tasks)
     if config.arch == "mtmhsac":
-        return MultiHeadMLP(
-            in_features,
-            out_features,
-            num_tasks,
-            width=width,
-            depth=config.depth,
-            ensemble=ensemble,
-            skip=config.skip,
-            layer_norm=config.layer_norm,
-        )
+        return MultiHeadMLP(*io, skip=config.skip, layer_norm=config.layer_norm, **sized)
     if config.arch == "sm":
         from mtrl.nets.soft_modularization import SoftModularization
 
@@ -65,9 +58,9 @@ def _build(config: TrainConfig, role: Role, in_features: int, out_features: int,
     if config.arch == "paco":
         from mtrl.nets.paco import PaCo
 
-        return PaCo.from_config(config, role, in_features, out_features, ensemble)
+        return PaCo(*io, num_sets=config.paco_k, **sized)
     if config.arch == "moore":
         from mtrl.nets.moore import Moore
 
-        return Moore.from_config(config, role, in_features, out_features, ensemble)
+        return Moore(*io, num_experts=config.moore_experts, **sized)
     raise ValueError(f"unknown architecture {config.arch!r}")

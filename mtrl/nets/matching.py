@@ -10,9 +10,10 @@ depth-4 runs match a depth-4 MLP to the depth-3 architecture counts).
 Counts come from building the real modules on the meta device (no memory, no init cost).
 
 How the counts compare with the study (rainx0r/mtrl). Our architecture counts equal those in its
-parameter-count notebook (MT10 actors: SM 691,022, MOORE 1,379,320, PaCo 1,700,095 with the
-shared w-bias of its one-hot Dense, 1,700,090 without). The widths it trained with are set by
-hand in its experiment files, and are within a few units of this rule's result, not equal:
+parameter-count notebook (MT10 actors: SM 691,022, MOORE 1,379,320, PaCo 1,700,095, the last
+including the bias of PaCo's one-hot Dense; MT50 PaCo actor 6,801,180). The widths it trained
+with are set by hand in its experiment files, and are within a few units of this rule's result,
+not equal:
 
     MT10 depth 3: SM 550 (rule: 555), PaCo 885 (889), MOORE 800 (798)
     MT10 depth 4: SM 460 (458), PaCo 730 (730), MOORE 650 (656)
@@ -23,9 +24,10 @@ The notebook solved count(w) = architecture count with a *single-head* MLP formu
 heads: +(N-1)(8w + 8) actor parameters); with the multi-head count the largest admissible widths
 are 555 / 889 / 798, which the study apparently rounded to nearby round numbers (two of them
 slightly above the bound: MOORE 800 has 1,385,680 actor parameters vs 1,379,320; SM depth-4 460
-has 696,060 vs 691,022). The MT50 PaCo width 1805 is consistent with the single-head formula
-(bound ~1819) but exceeds the multi-head bound (1725). `STUDY_WIDTHS` lists the study's values
-for comparison only; nothing here uses them.
+has 696,060 vs 691,022). For MT50 PaCo the notebook reused the MT10 single-head formula (49
+inputs) and got 1829, then tried 1820; the study trained 1805, whose multi-head MLP has 7,404,510
+actor and 6,779,630 critic parameters, above PaCo's 6,801,180 / 6,777,040 (multi-head bound:
+1725). `STUDY_WIDTHS` lists the study's values for comparison only; nothing here uses them.
 """
 
 from __future__ import annotations

@@ -10,9 +10,11 @@ from mtrl.nets.layers import EnsembleLayerNorm, EnsembleLinear, MultiHead, expan
 class MultiHeadMLP(nn.Module):
     """depth x (Linear [-> LayerNorm] -> ReLU) torso, then one head per task.
 
-    With `skip=True` every hidden layer after the first adds its input (a residual connection,
-    possible because all hidden layers share one width). Hidden features are the outputs of the
-    modules named `act{i}`, exposed through `hidden_layers()` for forward hooks.
+    With `skip=True` a hidden layer whose input has the hidden width (every layer after the first)
+    adds that input before its ReLU, h = relu(norm(W h + b) + h), as the study's multi-head torso
+    does (its residual goes in before the activation; it has no layer norm, which is our option).
+    Hidden features are the outputs of the modules named `act{i}`, exposed through
+    `hidden_layers()` for forward hooks.
     """
 
     def __init__(
@@ -40,11 +42,10 @@ class MultiHeadMLP(nn.Module):
     def forward(self, x: Tensor, task: Tensor) -> Tensor:
         """x: (B, in) or (E, B, in); task: (B,) long -> (E, B, out)."""
         h = expand_ensemble(x, self.ensemble)
-        for i, (linear, norm, act) in enumerate(
-            zip(self.linears, self.norms, self.acts.values(), strict=True)
-        ):
-            z = act(norm(linear(h)))
-            h = z + h if self.skip and i > 0 else z
+        for linear, norm, act in zip(self.linears, self.norms, self.acts.values(), strict=True):
+            z = norm(linear(h))
+            # The study adds the residual wherever the layer's input already has the hidden width.
+            h = act(z + h if self.skip and h.shape[-1] == z.shape[-1] else z)
         return self.head(h, task)
 
     def hidden_layers(self) -> dict[str, nn.Module]:

@@ -27,17 +27,12 @@ the study's parameter-count notebook; critic (s=43, o=1): 1,357,650.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor, nn
 
 from mtrl.envs.benchmarks import OBS_DIM
 from mtrl.nets.layers import MultiHead, expand_ensemble, he_uniform_
 from mtrl.nets.paco import GroupedLinear, drop_task_one_hot, mix
-
-if TYPE_CHECKING:
-    from mtrl.config import TrainConfig
 
 ORTHONORMALIZATIONS = ("gram_schmidt", "qr")
 
@@ -123,22 +118,6 @@ class Moore(nn.Module):
         self.orthonormalize = Orthonormalize(orthonormalization)
         self.features = nn.Tanh()
         self.head = MultiHead(width, out_features, num_tasks, ensemble)
-
-    @classmethod
-    def from_config(
-        cls, config: TrainConfig, role: str, in_features: int, out_features: int, ensemble: int = 1
-    ) -> Moore:
-        config = config.resolved()
-        width = config.actor_width if role == "actor" else config.critic_width
-        return cls(
-            in_features,
-            out_features,
-            config.num_tasks,
-            width=width,
-            depth=config.depth,
-            num_experts=config.moore_experts,
-            ensemble=ensemble,
-        )
 
     def forward(self, x: Tensor, task: Tensor) -> Tensor:
         """x: (B, in) or (E, B, in); task: (B,) long -> (E, B, out)."""

@@ -17,30 +17,32 @@ loop over tasks or parameter sets.
 
 Layout (as in the study's JAX code, `PaCoNetwork`): the K sets see the observation without its
 one-hot task id (39 state floats, plus the 4 action floats for a critic); the task only enters
-through w_task, read from a (N, K) table by task index. The output layer is also compositional
-(one output of size `out_features` per parameter set, mixed by w_task), i.e. PaCo has no
-separate per-task heads. Gradient flow: the shared sets receive gradients from every task, while
-row i of the table only from samples of task i (rows of other tasks get exactly zero gradient).
+through w_task, read from a (N, K) table by task index (plus a shared bias, below). The output
+layer is also compositional (one output of size `out_features` per parameter set, mixed by
+w_task), i.e. PaCo has no separate per-task heads. Gradient flow: the shared sets receive
+gradients from every task, while row i of the table only from samples of task i (rows of other
+tasks get exactly zero gradient).
+
+Compositional vectors. As in the study, w_task is a one-hot `Dense(N -> K)` with a bias: row i
+of a (N, K) table (He-uniform, fan-in N) plus a K-vector shared by all tasks (zero at init),
+w_task = W[task] + b. The shared bias receives gradients from every task. `shared_bias=False`
+drops it (purely task-specific vectors, as the PaCo paper describes them); nothing in the study
+uses that.
 
 Parameter count (one network, no ensemble), with s = state inputs, N tasks, K sets, width w,
-depth d, o outputs:  N*K + K*[(s*w + w) + (d-1)*(w*w + w) + (w*o + o)].
-The study implements w_task as a one-hot `Dense(N -> K)` *with* a bias shared by all tasks
-(+K parameters, e.g. MT10 actor 1,700,095 instead of 1,700,090); `shared_bias=True` reproduces
-that, the default keeps the compositional vectors purely task-specific as in the PaCo paper.
+depth d, o outputs:  N*K + K + K*[(s*w + w) + (d-1)*(w*w + w) + (w*o + o)].
+MT10 (K = 5, w = 400, d = 3): actor (s = 39, o = 8) 1,700,095, critic (s = 43, o = 1) 1,694,060;
+MT50 (K = 20): actor 6,801,180 (both actor counts are the study's parameter-count notebook's),
+critic 6,777,040.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from mtrl.envs.benchmarks import OBS_DIM
 from mtrl.nets.layers import expand_ensemble, he_uniform_
-
-if TYPE_CHECKING:
-    from mtrl.config import TrainConfig
 
 
 class GroupedLinear(nn.Module):
@@ -98,13 +100,13 @@ class PaCo(nn.Module):
         num_sets: int = 5,
         ensemble: int = 1,
         obs_dim: int = OBS_DIM,
-        shared_bias: bool = False,
+        shared_bias: bool = True,
     ) -> None:
         super().__init__()
         self.ensemble, self.num_tasks, self.num_sets, self.obs_dim = ensemble, num_tasks, num_sets, obs_dim
         self.in_features, self.out_features = in_features, out_features
         state_in = in_features - num_tasks
-        # Compositional vectors w_i, one row per task (= the one-hot Dense kernel of the study).
+        # Compositional vectors w_i = row i + a bias shared by all tasks (the study's one-hot Dense).
         self.task_weights = nn.Parameter(torch.empty(ensemble, num_tasks, num_sets))
         he_uniform_(self.task_weights, num_tasks)
         self.task_bias = nn.Parameter(torch.zeros(ensemble, 1, num_sets)) if shared_bias else None
@@ -113,22 +115,6 @@ class PaCo(nn.Module):
         )
         self.acts = nn.ModuleDict({f"act{i}": nn.ReLU() for i in range(depth)})
         self.head = GroupedLinear(width, out_features, num_sets, ensemble)
-
-    @classmethod
-    def from_config(
-        cls, config: TrainConfig, role: str, in_features: int, out_features: int, ensemble: int = 1
-    ) -> PaCo:
-        config = config.resolved()
-        width = config.actor_width if role == "actor" else config.critic_width
-        return cls(
-            in_features,
-            out_features,
-            config.num_tasks,
-            width=width,
-            depth=config.depth,
-            num_sets=config.paco_k,
-            ensemble=ensemble,
-        )
 
     def compositional_vectors(self, task: Tensor) -> Tensor:
         """w_task for every sample: (B,) -> (E, B, K)."""

@@ -1,7 +1,7 @@
 """Figures drawn from aggregate tables: `draw(figure, table, out_pdf)` writes out_pdf and a .png.
 
 One small module per figure (`fig1`, `fig4`, ...), each with `plot(table) -> Figure`; shared
-drawing code lives in `_common`. Tables come from `mtrl.aggregate` (or its CSV files).
+drawing code lives in `_common`. Tables come from `mtrl.tables` (or its CSV files).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def draw(figure: str, table: pd.DataFrame, out_pdf: Path) -> tuple[Path, Path]:
     """Draw `figure` from its table into `out_pdf` and the same name with .png (150 dpi).
 
     Returns the (pdf, png) paths. table1 is a table, not a figure: use
-    `mtrl.aggregate.table1_markdown`.
+    `mtrl.tables.table1_markdown`.
     """
     if figure not in FIGURE_MODULES:
         raise ValueError(f"no plot for {figure!r}; figures: {', '.join(FIGURE_MODULES)}")

@@ -1,6 +1,6 @@
 """Shared drawing helpers: style, consistent colours per series, curve grids with CI bands.
 
-Every helper draws only from a table produced by `mtrl.aggregate` (or the same table read back
+Every helper draws only from a table produced by `mtrl.tables` (or the same table read back
 from CSV, where numeric-looking labels come back as numbers: labels are always turned into str).
 """
 

@@ -1,4 +1,4 @@
-"""Fig. 12: critic parameter norm over training per width (MT10; mean of the two critics)."""
+"""Fig. 12: critic parameter norm over training per width (MT10; joint norm of both critics)."""
 
 from __future__ import annotations
 

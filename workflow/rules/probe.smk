@@ -1,12 +1,11 @@
 rule probe:
-    """Plasticity metrics of every probe checkpoint of a run, on a fixed probe batch (CPU is enough)."""
+    """Plasticity metrics of every probe checkpoint of a run, on its own probe batch (CPU is enough)."""
     input:
         train=RESULTS / "runs" / "{run}" / "train.h5",
         marker=probe_rerun_marker,
     output:
         RESULTS / "runs" / "{run}" / "plasticity.h5",
     params:
-        batch_per_task=config["probe_batch_per_task"],
         run=run_identity,
         code=CODE["probe"],
     log:

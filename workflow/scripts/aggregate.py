@@ -6,7 +6,7 @@ import sys
 from _adapter import logged
 
 with logged(snakemake.log[0]):
-    from mtrl.aggregate import RunRef, aggregate
+    from mtrl.tables import RunRef, aggregate
     from mtrl.provenance import provenance_record
     from mtrl.status import stale_inputs
 

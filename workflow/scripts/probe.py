@@ -12,7 +12,7 @@ with logged(snakemake.log[0]):
     run_dir = Path(snakemake.input.train).parent
     out = Path(snakemake.output[0])
     tmp = out.with_name(f".{out.name}.partial")
-    probe_run(run_dir, tmp, batch_per_task=snakemake.params.batch_per_task)
+    probe_run(run_dir, tmp)
     trained = read_provenance(snakemake.input.train)
     provenance_attrs(
         tmp,

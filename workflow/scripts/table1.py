@@ -6,7 +6,7 @@ import pandas as pd
 from _adapter import logged
 
 with logged(snakemake.log[0]):
-    from mtrl.aggregate import table1_markdown
+    from mtrl.tables import table1_markdown
 
     table = pd.read_csv(snakemake.input[0])
     table.to_csv(snakemake.output.csv, index=False)

@@ -8,16 +8,12 @@ from _adapter import drop_rerun_markers, logged
 with logged(snakemake.log[0]):
     from mtrl.config import TrainConfig
     from mtrl.grid import execution_settings
-    from mtrl.train import train
-
-    try:
-        from mtrl.train import TrainingInterrupted
-    except ImportError:  # a trainer without signal handling: nothing to catch
-        TrainingInterrupted = ()
+    from mtrl.train import TrainingInterrupted, train
 
     run = snakemake.params.run
+    point = TrainConfig.from_dict(run)
     config = TrainConfig.from_dict(
-        {**run, **execution_settings(snakemake.config, run["task_set"], run["arch"])}
+        {**run, **execution_settings(snakemake.config, point.task_set, point.arch)}
     )
     try:
         train(

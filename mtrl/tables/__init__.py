@@ -1,0 +1,47 @@
+"""Result files of many runs -> one tidy table per figure (IQM / mean with 95 % bootstrap CIs).
+
+A figure is drawn from a list of `RunRef`s: each names a run directory (holding `train.h5` and,
+for plasticity figures, `plasticity.h5`) and says where the run belongs in the figure: its
+`panel` (a subplot, e.g. "MT10") and its `series` (a line or a marker set, e.g. "width 1024").
+Seeds of one configuration are simply several RunRefs with the same panel and series.
+
+Modules: `runs` (RunRef, reading result files), `grouping` (columns and grouping shared by all
+tables), `success` (Figs. 1, 4, 5, 9, 10), `plasticity` (Figs. 6, 7, 11, 12), `table1`, and
+`registry` (figure name -> table function and its arguments).
+
+Common columns of the tables (every table function documents its own):
+  panel, series      from the RunRefs
+  label              legend text (RunRef.label, default the series name)
+  order              sort key of the series (RunRef.order, NaN if not given); plots order legends by
+                     it, then by first appearance
+  arch, task_set, actor_width, critic_width, depth, skip     from the runs' config
+  n_runs             runs (seeds) aggregated in the row
+Success values are percentages (0-100): the IQM of success rates in [0, 1] times 100.
+Rows come in the order of the runs given (panels and series by first appearance).
+
+Statistics (see `mtrl.stats`): success -> IQM over runs x tasks with rliable's stratified
+bootstrap; plasticity -> mean over runs with a bootstrap CI over runs.
+"""
+
+from mtrl.tables.plasticity import NETWORK_CHOICES, PLASTICITY_METRICS, plasticity_curve, plasticity_final
+from mtrl.tables.registry import FIGURES, FigureSpec, aggregate
+from mtrl.tables.runs import PlasticityResult, RunRef, read_plasticity_h5
+from mtrl.tables.success import success_curve, success_final
+from mtrl.tables.table1 import table1, table1_markdown
+
+__all__ = [
+    "FIGURES",
+    "NETWORK_CHOICES",
+    "PLASTICITY_METRICS",
+    "FigureSpec",
+    "PlasticityResult",
+    "RunRef",
+    "aggregate",
+    "plasticity_curve",
+    "plasticity_final",
+    "read_plasticity_h5",
+    "success_curve",
+    "success_final",
+    "table1",
+    "table1_markdown",
+]

@@ -1,0 +1,108 @@
+"""Where a run sits in a figure (`RunRef`) and reading its result files (train.h5, plasticity.h5)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from mtrl.results import TrainResult, read_train_h5
+
+__all__ = [
+    "TRAIN_FILE",
+    "PLASTICITY_FILE",
+    "RunRef",
+    "PlasticityResult",
+    "read_plasticity_h5",
+    "read_train",
+    "read_plasticity",
+]
+
+TRAIN_FILE = "train.h5"
+PLASTICITY_FILE = "plasticity.h5"
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """One run's place in a figure: subplot `panel`, line `series`, and its result directory."""
+
+    panel: str
+    series: str
+    run_dir: Path
+    label: str | None = None  # legend text; None -> series
+    order: float | None = None  # sort key of the series in legends; None -> first appearance
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "run_dir", Path(self.run_dir))
+
+    @property
+    def train_path(self) -> Path:
+        return self.run_dir / TRAIN_FILE
+
+    @property
+    def plasticity_path(self) -> Path:
+        return self.run_dir / PLASTICITY_FILE
+
+
+@dataclass(frozen=True)
+class PlasticityResult:
+    """The contents of one `plasticity.h5`."""
+
+    taus: np.ndarray  # (T,)
+    config: dict[str, Any]
+    definitions: dict[str, str]
+    step: np.ndarray  # (S,)
+    layers: dict[str, list[str]]  # network -> L layer names
+    metrics: dict[str, dict[str, np.ndarray]]  # network -> metric -> array
+
+
+def _json_or_array(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        return json.loads(value)
+    return np.asarray(value).tolist()
+
+
+def read_plasticity_h5(path: str | Path) -> PlasticityResult:
+    """Read a `plasticity.h5` (format in tests/fixtures_results.py and the probe's docs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"missing plasticity file: {path}")
+    with h5py.File(path, "r") as handle:
+        layers: dict[str, list[str]] = {}
+        metrics: dict[str, dict[str, np.ndarray]] = {}
+        for net in ("actor", "critic0", "critic1"):
+            if net not in handle:
+                continue
+            group = handle[net]
+            layers[net] = [str(x) for x in _json_or_array(group.attrs["layers"])]
+            metrics[net] = {key: group[key][()] for key in group if isinstance(group[key], h5py.Dataset)}
+        return PlasticityResult(
+            taus=np.asarray(_json_or_array(handle.attrs["taus"]), dtype=np.float64).reshape(-1),
+            config=_json_or_array(handle.attrs["config"]) if "config" in handle.attrs else {},
+            definitions=(
+                _json_or_array(handle.attrs["definitions"]) if "definitions" in handle.attrs else {}
+            ),
+            step=np.asarray(handle["step"][()], dtype=np.int64),
+            layers=layers,
+            metrics=metrics,
+        )
+
+
+def read_train(ref: RunRef) -> TrainResult:
+    if not ref.train_path.is_file():
+        raise FileNotFoundError(f"missing train file of run {ref.panel}/{ref.series}: {ref.train_path}")
+    return read_train_h5(ref.train_path)
+
+
+def read_plasticity(ref: RunRef) -> PlasticityResult:
+    if not ref.plasticity_path.is_file():
+        raise FileNotFoundError(
+            f"missing plasticity file of run {ref.panel}/{ref.series}: {ref.plasticity_path}"
+        )
+    return read_plasticity_h5(ref.plasticity_path)

@@ -1,0 +1,105 @@
+"""Success tables: final IQM success per configuration (Fig. 1) and IQM success curves (Figs. 4, 5, 9, 10)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from mtrl.results import TrainResult
+from mtrl.stats import iqm_ci, iqm_curve
+from mtrl.tables.grouping import common_prefix, config_columns, group_by, ref_columns, require_runs
+from mtrl.tables.runs import RunRef, read_train
+
+__all__ = ["success_final", "success_curve"]
+
+
+def success_final(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Final IQM success per configuration (Fig. 1).
+
+    Runs are grouped by (panel, series, arch, task_set, actor_width, critic_width, depth, skip):
+    one row per group = the seeds of one configuration; several widths in one series give several
+    points. Each run contributes its LAST evaluation's per-task success rates.
+
+    Columns: panel, series, label, order, arch, task_set, actor_width, critic_width, depth, skip,
+      actor_params, critic_params (one Q network), params (= actor_params + critic_params, the
+      x-axis of Fig. 1: actor plus ONE critic), step (last eval step, smallest over the runs),
+      iqm, ci_low, ci_high (success %, 95 % stratified-bootstrap CI), n_runs, seeds ("0,1,2").
+    """
+    require_runs(runs, "success_final")
+    keyed = []
+    for ref in runs:
+        res = read_train(ref)
+        cfg = config_columns(res.config)
+        keyed.append(((ref.panel, ref.series, *cfg.values()), ref, res))
+    rows = []
+    for g in group_by(keyed):
+        results: list[TrainResult] = g.items
+        empty = [str(r.run_dir) for r, res in zip(g.refs, results, strict=True) if len(res.eval_step) == 0]
+        if empty:
+            raise ValueError(f"success_final: runs without evaluations: {empty}")
+        scores = np.stack([res.eval_success[-1] for res in results])  # (runs, tasks)
+        point, lo, hi = iqm_ci(scores, reps=reps, seed=seed)
+        first = results[0]
+        rows.append(
+            {
+                **ref_columns(g.refs),
+                **config_columns(first.config),
+                "actor_params": first.actor_params,
+                "critic_params": first.critic_params,
+                "params": first.actor_params + first.critic_params,
+                "step": int(min(res.eval_step[-1] for res in results)),
+                "iqm": 100.0 * point,
+                "ci_low": 100.0 * lo,
+                "ci_high": 100.0 * hi,
+                "n_runs": len(results),
+                "seeds": ",".join(str(res.config.get("seed", "")) for res in results),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def success_curve(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """IQM success over training per (panel, series) (Figs. 4, 5, 9, 10).
+
+    All runs of a series are pooled (normally: the seeds of one configuration) and must share their
+    evaluation steps; if they have different numbers of evaluations, the curve is cut to the common
+    prefix with a warning.
+
+    Columns: panel, series, label, order, arch, task_set, actor_width, critic_width, depth, skip
+      (of the series' first run), actor_params, critic_params, params, step (total env steps),
+      iqm, ci_low, ci_high (success %, 95 % stratified-bootstrap CI at each step), n_runs.
+    """
+    require_runs(runs, "success_curve")
+    keyed = [((ref.panel, ref.series), ref, read_train(ref)) for ref in runs]
+    frames = []
+    for g in group_by(keyed):
+        results: list[TrainResult] = g.items
+        what = f"success_curve {g.refs[0].panel}/{g.refs[0].series}"
+        n = common_prefix([res.eval_step for res in results], what)
+        if n == 0:
+            raise ValueError(f"{what}: a run has no evaluations")
+        scores = np.stack([res.eval_success[:n] for res in results])  # (runs, K, tasks)
+        point, lo, hi = iqm_curve(np.transpose(scores, (0, 2, 1)), reps=reps, seed=seed)
+        first = results[0]
+        frame = pd.DataFrame(
+            {
+                "step": np.asarray(first.eval_step[:n], dtype=np.int64),
+                "iqm": 100.0 * point,
+                "ci_low": 100.0 * lo,
+                "ci_high": 100.0 * hi,
+                "n_runs": len(results),
+            }
+        )
+        const = {
+            **ref_columns(g.refs),
+            **config_columns(first.config),
+            "actor_params": first.actor_params,
+            "critic_params": first.critic_params,
+            "params": first.actor_params + first.critic_params,
+        }
+        for i, (key, value) in enumerate(const.items()):
+            frame.insert(i, key, value)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,107 @@
+"""Table 1: our SM / PaCo / MOORE final IQM success beside the paper's and the original publications'."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from mtrl.stats import iqm_ci
+from mtrl.tables.grouping import config_columns
+from mtrl.tables.runs import RunRef, read_train
+
+__all__ = [
+    "TABLE1_ARCHS",
+    "TABLE1_TASK_SETS",
+    "TABLE1_PAPER",
+    "TABLE1_PUBLISHED",
+    "table1",
+    "table1_markdown",
+]
+
+TABLE1_ARCHS = {"sm": "SM", "paco": "PaCo", "moore": "MOORE"}
+TABLE1_TASK_SETS = {"mt10": "MT10", "mt50": "MT50"}
+# success %, from the paper's Table 1 (App. D): its own reproduction and the original publications
+TABLE1_PAPER = {
+    ("sm", "mt10"): 71.4,
+    ("paco", "mt10"): 73.6,
+    ("paco", "mt50"): 58.9,
+    ("moore", "mt10"): 83.2,
+    ("moore", "mt50"): 72.0,
+}
+TABLE1_PUBLISHED = {
+    ("sm", "mt10"): 71.8,
+    ("paco", "mt10"): 71.6,
+    ("paco", "mt50"): 57.3,
+    ("moore", "mt10"): 88.7,
+    ("moore", "mt50"): 72.9,
+}
+
+
+def table1(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Our SM / PaCo / MOORE final IQM success next to the paper's and the published numbers.
+
+    Runs are matched to rows by their config (arch in sm/paco/moore, task_set in mt10/mt50), not by
+    panel/series; other runs are ignored. All six rows are always present; a cell without data is
+    NaN (ours: no runs given; paper/published: the paper reports none, e.g. SM on MT50).
+
+    Columns: architecture (SM, PaCo, MOORE), task_set (MT10, MT50), ours, ours_ci_low,
+      ours_ci_high (final IQM success %, 95 % CI), n_runs, paper (the paper's reproduction),
+      published (the architecture's original publication).
+    """
+    scores: dict[tuple[str, str], list[np.ndarray]] = {}
+    for ref in runs:
+        res = read_train(ref)
+        cfg = config_columns(res.config)
+        key = (str(cfg["arch"]).lower(), str(cfg["task_set"]).lower())
+        if key[0] in TABLE1_ARCHS and key[1] in TABLE1_TASK_SETS and len(res.eval_step):
+            scores.setdefault(key, []).append(res.eval_success[-1])
+    rows = []
+    for arch, arch_name in TABLE1_ARCHS.items():
+        for task_set, set_name in TABLE1_TASK_SETS.items():
+            key = (arch, task_set)
+            ours = lo = hi = math.nan
+            if key in scores:
+                ours, lo, hi = (100.0 * v for v in iqm_ci(np.stack(scores[key]), reps=reps, seed=seed))
+            rows.append(
+                {
+                    "architecture": arch_name,
+                    "task_set": set_name,
+                    "ours": ours,
+                    "ours_ci_low": lo,
+                    "ours_ci_high": hi,
+                    "n_runs": len(scores.get(key, [])),
+                    "paper": TABLE1_PAPER.get(key, math.nan),
+                    "published": TABLE1_PUBLISHED.get(key, math.nan),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _fmt(value: float) -> str:
+    return "NA" if value is None or not np.isfinite(value) else f"{value:.1f}"
+
+
+def table1_markdown(df: pd.DataFrame) -> str:
+    """Render a `table1` frame as a Markdown table in the paper's layout (one row per architecture)."""
+    sets = list(dict.fromkeys(df["task_set"]))
+    header = ["Architecture"]
+    for s in sets:
+        header += [f"{s} (ours, 95% CI)", f"{s} (paper)", f"{s} (published)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for arch in dict.fromkeys(df["architecture"]):
+        cells = [str(arch)]
+        for s in sets:
+            sel = df[(df["architecture"] == arch) & (df["task_set"] == s)]
+            if sel.empty:
+                cells += ["NA"] * 3
+                continue
+            r = sel.iloc[0]
+            ours = _fmt(r["ours"])
+            if ours != "NA":
+                ours += f" [{_fmt(r['ours_ci_low'])}, {_fmt(r['ours_ci_high'])}] (n={int(r['n_runs'])})"
+            cells += [ours, _fmt(r["paper"]), _fmt(r["published"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
