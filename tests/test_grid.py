@@ -25,7 +25,6 @@ def study(**figures) -> dict:
                 "checkpoint_every": 5000,
                 "log_every": 5000,
                 "probe_checkpoints": 1,
-                "warmup_steps_per_task": 100,
             }
         },
         "figures": figures,

@@ -6,9 +6,9 @@ import sys
 from _adapter import logged
 
 with logged(snakemake.log[0]):
-    from mtrl.tables import RunRef, aggregate
     from mtrl.provenance import provenance_record
     from mtrl.status import stale_inputs
+    from mtrl.tables import RunRef, aggregate
 
     expected = snakemake.params.expected
     plasticity = any(str(path).endswith("plasticity.h5") for path in snakemake.input)
