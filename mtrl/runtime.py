@@ -172,7 +172,7 @@ def plan(config: TrainConfig, rows: list[Row], resources: Mapping[str, Any]) -> 
     """The runtime plan of a run under `train_resources` (max_runtime_minutes, signal_minutes, ...)."""
     est = estimate(config, rows, resources["runtime_device"])
     cap = int(resources["max_runtime_minutes"])
-    usable = cap - int(resources["signal_minutes"])
+    usable = cap - float(resources["signal_minutes"])
     if usable <= 0:
         raise ConfigError("train_resources.signal_minutes: must be below max_runtime_minutes")
     planned = math.ceil(round(est.minutes * float(resources["runtime_safety"]), 6))

@@ -232,8 +232,8 @@ def test_schema_errors_are_one_line_naming_the_key():
         validate_study(bad, schema)
     assert "\n" not in str(info.value)
     bad = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    bad["train_resources"]["max_runtime_minutes"] = 1
-    with pytest.raises(ConfigError, match=r"^train_resources\.max_runtime_minutes: 1 is less than"):
+    bad["train_resources"]["max_runtime_minutes"] = 0
+    with pytest.raises(ConfigError, match=r"^train_resources\.max_runtime_minutes: 0 is less than"):
         validate_study(bad, schema)
 
 

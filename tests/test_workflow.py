@@ -473,3 +473,47 @@ def test_smoke_aggregation_refuses_stale_runs_naming_them(smoke):
     finally:
         sac.write_text(original)
         snakemake(workdir, "--profile", "profiles/local", *SMOKE)  # back to a consistent state
+
+
+# ---------------------------------------------------------------- time limits
+@pytest.mark.slow
+def test_a_job_stops_before_its_time_limit_and_the_next_attempt_resumes(tmp_path, monkeypatch):
+    """The rule script asks the trainer to stop signal_minutes before the job's runtime: exit 75 with
+    the resume checkpoint written; the next attempt resumes from it and finishes."""
+    import logging
+    import runpy
+    import types
+
+    from tests.conftest import TINY
+
+    scripts = ROOT / "workflow" / "scripts"
+    monkeypatch.syspath_prepend(str(scripts))
+    run = {**TINY, "total_steps": 6_000, "checkpoint_every": 3_000, "log_every": 1000, "eval_every": 3_000}
+    out = tmp_path / "run" / "train.h5"
+
+    def attempt(runtime_minutes):
+        job = types.SimpleNamespace(
+            log=[str(tmp_path / "train.log")],
+            params=types.SimpleNamespace(run=run, code="c0de"),
+            config={"train_resources": {"signal_minutes": 1.0}},
+            resources=types.SimpleNamespace(runtime=runtime_minutes),
+            input=[],
+            output=[str(out)],
+        )
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        try:
+            runpy.run_path(str(scripts / "train.py"), init_globals={"snakemake": job})
+            return 0
+        except SystemExit as exc:
+            return exc.code
+        finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)
+
+    assert attempt(1.0 + 1 / 60) == 75  # stop after ~1 s; the run needs 12 episodes
+    log = (tmp_path / "train.log").read_text()
+    assert "SIGUSR1 received: stopped at step" in log and "Traceback" not in log
+    assert (tmp_path / "run" / "checkpoints" / "resume.pt").exists() and not out.exists()
+    assert attempt(None) == 0
+    assert out.exists() and "resumed" in (tmp_path / "train.log").read_text()

@@ -1,9 +1,9 @@
 rule train:
     """Train one grid point; resumes from checkpoints/resume.pt if a previous attempt was stopped.
 
-    Each attempt is capped at max_runtime_minutes; SLURM signals the job before its limit (the
-    profile's --signal), the trainer writes its resume checkpoint at the next episode boundary and
-    exits, and Snakemake resubmits it (retries: as many attempts as the longest run needs).
+    Each attempt is capped at max_runtime_minutes; signal_minutes before the limit the script sends
+    the trainer SIGUSR1, it writes its resume checkpoint at the next episode boundary and exits 75,
+    and Snakemake resubmits it (retries: as many attempts as the longest run needs).
     """
     input:
         train_rerun_marker,

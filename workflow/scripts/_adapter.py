@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -70,3 +73,25 @@ def drop_rerun_markers(inputs) -> None:
     for path in inputs:
         if Path(path).name.startswith(".rerun-"):
             Path(path).unlink(missing_ok=True)
+
+
+def stop_before_time_limit(runtime_minutes: float | None, margin_minutes: float) -> None:
+    """SIGUSR1 to this process `margin_minutes` before the job's time limit (its `runtime` resource).
+
+    The trainer then stops at the next episode boundary, writes its resume checkpoint and exits 75,
+    and Snakemake resubmits the job. Done here rather than by SLURM's --signal, which also reaches
+    Snakemake's own job-step process (killed by USR1). The signal waits until a handler is installed
+    (the trainer's, while it trains), so it never kills the process by default action.
+    """
+    if not runtime_minutes:
+        return
+    delay = max(0.0, (float(runtime_minutes) - float(margin_minutes)) * 60)
+
+    def fire() -> None:
+        time.sleep(delay)
+        while signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, signal.SIG_IGN, None):
+            time.sleep(0.5)
+        logging.getLogger("mtrl.job").info("time limit in %s min: asking the trainer to stop", margin_minutes)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    threading.Thread(target=fire, name="time-limit", daemon=True).start()

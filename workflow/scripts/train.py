@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from _adapter import drop_rerun_markers, logged
+from _adapter import drop_rerun_markers, logged, stop_before_time_limit
 
 with logged(snakemake.log[0]):
     from mtrl.config import TrainConfig
@@ -15,6 +15,8 @@ with logged(snakemake.log[0]):
     config = TrainConfig.from_dict(
         {**run, **execution_settings(snakemake.config, point.task_set, point.arch)}
     )
+    resources = snakemake.config.get("train_resources", {})
+    stop_before_time_limit(getattr(snakemake.resources, "runtime", None), resources.get("signal_minutes", 10))
     try:
         train(
             config,
