@@ -94,8 +94,8 @@ def probe_mem_mb(wildcards, attempt):
 # ---- stale outputs: a result whose recorded provenance differs from what would run now is rebuilt,
 # even when .snakemake/ (Snakemake's record of params) is lost. Its job then gets an input marker
 # touched now, so newer than the result: Snakemake's mtime trigger reruns it (a missing input made
-# by a rule would not do: Snakemake does not rebuild a missing intermediate whose consumer's output
-# exists). The rebuilding job deletes the marker.
+# by another job would not do, as Snakemake does not rebuild a missing intermediate whose
+# consumer's output exists). The rebuilding job deletes the marker.
 def _recorded_disagrees(path, code, run):
     from mtrl.results import read_provenance
 
