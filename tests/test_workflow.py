@@ -274,9 +274,9 @@ def test_full_grid_jobs_fit_a_partition_and_say_what_is_not_measured(tmp_path):
         f"figures_dir={tmp_path}/figures",
     )
     text = proc.stdout + proc.stderr
-    assert "runtime NOT MEASURED on NVIDIA H100 80GB HBM3 for 350 runs" in text
+    assert "runtime NOT MEASURED on NVIDIA H100 80GB HBM3 for 360 runs" in text
     runtimes = [int(m) for m in re.findall(r"runtime=(\d+)", text)]
-    assert len(runtimes) >= 350 + 170 and max(runtimes) <= 2880
+    assert len(runtimes) >= 360 + 170 and max(runtimes) <= 2880
     by_run = {}
     for block in re.split(r"\n(?=rule \w+:)", text):
         if block.startswith("rule probe:"):
