@@ -26,6 +26,10 @@ if "figures" not in config:
         "mtrl: error: figures: the config file given has no `figures` section "
         "(see config/config.yaml for the paper's study, config/smoke.yaml for a small one)"
     )
+# `--config allow_stale=true`: Snakemake reads only `True`/`False` as booleans; take any case.
+for _key, _value in list(config.items()):
+    if isinstance(_value, str) and _value.lower() in ("true", "false"):
+        config[_key] = _value.lower() == "true"
 try:
     with open(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml") as _schema:
         validate_study(config, yaml.safe_load(_schema))

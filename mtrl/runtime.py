@@ -162,10 +162,12 @@ class Plan:
     planned_minutes: int  # estimate x safety
     attempts: int
     cap_minutes: int
+    margin_minutes: int = 0  # signal_minutes: the stop signal comes this long before the limit
 
     def minutes(self, attempt: int) -> int:
-        """Time limit of one attempt: the whole plan if it fits (more on each retry), else the cap."""
-        return min(self.cap_minutes, max(10, self.planned_minutes * attempt))
+        """Time limit of one attempt: the whole plan if it fits (more on each retry) plus the margin,
+        so that the stop signal never comes before the planned work is done; else the cap."""
+        return min(self.cap_minutes, max(10, self.planned_minutes * attempt) + self.margin_minutes)
 
 
 def plan(config: TrainConfig, rows: list[Row], resources: Mapping[str, Any]) -> Plan:
@@ -176,7 +178,8 @@ def plan(config: TrainConfig, rows: list[Row], resources: Mapping[str, Any]) -> 
     if usable <= 0:
         raise ConfigError("train_resources.signal_minutes: must be below max_runtime_minutes")
     planned = math.ceil(round(est.minutes * float(resources["runtime_safety"]), 6))
-    return Plan(est, planned, max(1, math.ceil(planned / usable)), cap)
+    margin = math.ceil(float(resources["signal_minutes"]))
+    return Plan(est, planned, max(1, math.ceil(planned / usable)), cap, margin)
 
 
 def retries(plans: Mapping[str, Plan], resources: Mapping[str, Any]) -> int:

@@ -272,6 +272,7 @@ def test_the_workflow_rule_script_turns_an_interruption_into_exit_75(tmp_path, m
         config={},  # the workflow config: execution settings come from its *_defaults sections
         input=[],
         output=[str(tmp_path / "run" / "train.h5")],
+        resources=types.SimpleNamespace(runtime=None),  # no time limit: no stop timer
     )
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
