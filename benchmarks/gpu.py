@@ -9,7 +9,8 @@ Protocol (as /work/shared/anchors/README.md fixes it for the JAX anchor): 3 warm
 blocks of n updates, each ending in a device sync; the median block rate. Ours is timed by
 `update_from_buffer` (sampling included, which the JAX anchor leaves out: a conservative ratio).
 Writes benchmarks/results/gpu-<machine>-<date>.csv (every measurement) and replaces the loop rows
-of benchmarks/results/runtime.csv for the configurations measured, with the settings in `source`.
+of benchmarks/results/runtime.csv for the configurations measured, with the settings in `source`,
+and their GPU-busy fraction (loop rate / update-alone rate) in gpu_share.csv (runs per GPU).
 The authors' code is read from the path passed, never copied; the JAX harness runs as a separate
 process (its own Python, `XLA_PYTHON_CLIENT_PREALLOCATE=false`) between our measurements.
 """
@@ -38,6 +39,7 @@ from mtrl.buffers import MultiTaskReplayBuffer
 from mtrl.config import MATMUL_PRECISIONS, UPDATE_MODES, TrainConfig
 from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM, task_names
 from mtrl.envs.vector import make_vector_env
+from mtrl.runtime import SHARE_COLUMNS
 from mtrl.train import Trainer, pick_device
 
 RESULTS = Path(__file__).parent / "results"
@@ -164,14 +166,15 @@ def loop_rate(config: TrainConfig, device: torch.device, steps: int) -> float:
         return steps * trainer.n / (time.perf_counter() - start)
 
 
-def write_runtime(rows: list[dict], path: Path) -> None:
-    """Replace rows of the same (device, task_set, arch, widths, depth) in runtime.csv, keep others."""
-    key = lambda r: tuple(str(r[c]) for c in RUNTIME_COLUMNS[:6])  # noqa: E731
+def write_runtime(rows: list[dict], path: Path, columns: tuple[str, ...] = RUNTIME_COLUMNS) -> None:
+    """Replace rows of the same (device, task_set, arch, widths, depth) in runtime.csv (or
+    gpu_share.csv), keep others."""
+    key = lambda r: tuple(str(r[c]) for c in columns[:6])  # noqa: E731
     old = list(csv.DictReader(path.open())) if path.exists() else []
     new_keys = {key(r) for r in rows}
     kept = [r for r in old if key(r) not in new_keys]
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RUNTIME_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(kept + rows)
 
@@ -279,7 +282,7 @@ def main() -> None:
     fast_mode, fast_precision = args.fast.split(",")
     settings[f"{args.fast},overlap"] = (fast_mode, fast_precision, True)
     settings[f"{args.fast},exact"] = (fast_mode, fast_precision, False)
-    runtime_rows = []
+    runtime_rows, share_rows = [], []
     torch_version = f"torch {torch.__version__}"
     loop_configs = [("mtmhsac", w) for w in args.loop_widths] + [(a, None) for a in args.archs]
     for arch, width in loop_configs:
@@ -323,6 +326,13 @@ def main() -> None:
                         "source": f"python benchmarks/gpu.py (loop, {label}; {name}; {torch_version})",
                     }
                 )
+                if update:  # the share of the loop's time the GPU computes: runs per GPU (mtrl.runtime)
+                    share_rows.append(
+                        {c: runtime_rows[-1][c] for c in SHARE_COLUMNS[:6]}
+                        | {"device": name, "loop_vector_steps_per_s": round(sps / n, 3)}
+                        | {"update_per_s": round(update, 3), "busy_fraction": round(sps / n / update, 4)}
+                        | {"measured_on": date, "source": runtime_rows[-1]["source"]}
+                    )
     shared.envs.close()
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -335,6 +345,8 @@ def main() -> None:
         writer.writerows(rows)
     if runtime_rows:
         write_runtime(runtime_rows, args.out_dir / "runtime.csv")
+    if share_rows:
+        write_runtime(share_rows, args.out_dir / "gpu_share.csv", SHARE_COLUMNS)
     print(f"wrote {out} and {len(runtime_rows)} runtime.csv rows in {time.time() - started:.0f} s")
 
 

@@ -90,11 +90,12 @@ def load_table(path: str | Path) -> list[Row]:
     return rows
 
 
-def _interpolate(rows: list[Row], width: float) -> tuple[float, str]:
-    """Throughput at `width` from rows of one configuration family (log-log, piecewise linear)."""
+def _interpolate(rows: list, width: float, value=lambda r: r.transitions_per_s) -> tuple[float, str]:
+    """A rate that falls with width (throughput by default) at `width`, from rows of one
+    configuration family (log-log, piecewise linear)."""
     by_width: dict[float, list[float]] = {}
     for row in rows:
-        by_width.setdefault(row.width, []).append(row.transitions_per_s)
+        by_width.setdefault(row.width, []).append(value(row))
     points = sorted((w, math.exp(sum(map(math.log, v)) / len(v))) for w, v in by_width.items())
     if len(points) == 1:
         (w0, t0), how = points[0], "measured" if math.isclose(points[0][0], width) else "extrapolated"
@@ -215,4 +216,111 @@ def summary(plans: Mapping[str, Plan], resources: Mapping[str, Any]) -> list[str
             f"mtrl: {len(over)} runs need more than max_attempts={resources['max_attempts']} jobs by "
             f"this estimate (e.g. {over[0]}); they will not finish unless the estimate is too pessimistic"
         )
+    return lines
+
+
+# ---- several runs per GPU: a run whose loop keeps the GPU busy only a fraction of the time shares it
+SHARE_COLUMNS = (
+    "device",
+    "task_set",
+    "arch",
+    "actor_width",
+    "critic_width",
+    "depth",
+    "loop_vector_steps_per_s",
+    "update_per_s",
+    "busy_fraction",
+    "measured_on",
+    "source",
+)
+
+
+@dataclass(frozen=True)
+class ShareRow:
+    device: str
+    task_set: str
+    arch: str
+    actor_width: int
+    critic_width: int
+    depth: int
+    busy_fraction: float  # loop rate / update-alone rate: the share of the loop time the GPU computes
+
+    @property
+    def width(self) -> float:
+        return effective_width(self.actor_width, self.critic_width)
+
+
+@dataclass(frozen=True)
+class Share:
+    """How many runs of this kind one GPU holds, and from what."""
+
+    k: int
+    busy_fraction: float | None  # None: not measured on the device
+    basis: str
+
+
+def load_share_table(path: str | Path) -> list[ShareRow]:
+    """Rows of gpu_share.csv; an absent table has none (every run then gets a GPU of its own)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = set(SHARE_COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise ConfigError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        for line, rec in enumerate(reader, start=2):
+            try:
+                keys = [rec[c].strip() for c in SHARE_COLUMNS[:3]]
+                sizes = [int(rec[c]) for c in SHARE_COLUMNS[3:6]]
+                rows.append(ShareRow(*keys, *sizes, float(rec["busy_fraction"])))
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{path}:{line}: {exc}") from None
+            if not 0 < rows[-1].busy_fraction <= 1:
+                raise ConfigError(f"{path}:{line}: busy_fraction must be in (0, 1]")
+    return rows
+
+
+def runs_per_gpu(
+    config: TrainConfig, rows: list[ShareRow], device: str, max_runs: int, target_busy: float
+) -> Share:
+    """k = floor(target_busy / busy fraction) clamped to [1, max_runs]: runs that together keep one
+    GPU about target_busy busy. The busy fraction is interpolated over width from rows of the same
+    device, task set and architecture (same depth first); with none the run gets a GPU of its own."""
+    family = [
+        r
+        for r in rows
+        if r.device.lower() == device.lower() and r.task_set == config.task_set and r.arch == config.arch
+    ]
+    chosen = [r for r in family if r.depth == config.depth] or family
+    if not chosen:
+        return Share(1, None, f"NOT MEASURED on {device} for {config.task_set}/{config.arch}: one GPU each")
+    width = effective_width(config.actor_width, config.critic_width)
+    # interpolated as its inverse, a rate that falls with width: beyond the measured widths the
+    # busy fraction is then never assumed to fall, so k errs towards fewer runs per GPU
+    idle, how = _interpolate(chosen, width, value=lambda r: 1 / r.busy_fraction)
+    busy = 1 / idle
+    k = max(1, min(int(max_runs), math.floor(round(target_busy / busy, 9))))
+    return Share(k, busy, f"busy {busy:.2f} ({how} from {device} rows)")
+
+
+def share_summary(shares: Mapping[str, Share], resources: Mapping[str, Any]) -> list[str]:
+    """Lines for the dry run: how many runs share a GPU (k runs per group job), which are not measured."""
+    by_k: dict[int, int] = {}
+    for share in shares.values():
+        by_k[share.k] = by_k.get(share.k, 0) + 1
+    shared = sum(n for k, n in by_k.items() if k > 1)
+    groups = ", ".join(f"{n} runs {k} per GPU" for k, n in sorted(by_k.items()) if k > 1) or "none"
+    lines = [f"mtrl: GPU sharing: {shared} of {len(shares)} runs share a GPU ({groups})"]
+    unmeasured: dict[str, list[str]] = {}
+    for rid, share in shares.items():
+        if share.busy_fraction is None:
+            unmeasured.setdefault(share.basis, []).append(rid)
+    if unmeasured:
+        lines.append(
+            f"mtrl: GPU share NOT MEASURED for {sum(map(len, unmeasured.values()))} runs "
+            f"(add rows to {resources['share_table']}; python benchmarks/gpu.py writes them):"
+        )
+        lines += [f"  {len(rids)} runs (e.g. {rids[0]}): {basis}" for basis, rids in unmeasured.items()]
     return lines

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import h5py
 import pandas as pd
@@ -526,3 +527,71 @@ def test_a_job_stops_before_its_time_limit_and_the_next_attempt_resumes(tmp_path
     assert (tmp_path / "run" / "checkpoints" / "resume.pt").exists() and not out.exists()
     assert attempt(None) == 0
     assert out.exists() and "resumed" in (tmp_path / "train.log").read_text()
+
+
+def test_runs_that_share_a_gpu_are_grouped_k_per_slurm_job_asking_for_one_gpu(tmp_path):
+    from snakemake.resources import GroupResources
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    from mtrl.runtime import SHARE_COLUMNS
+
+    table = tmp_path / "gpu_share.csv"  # mt10 MTMHSAC keeps the GPU 30% busy: 3 runs per GPU
+    table.write_text(
+        ",".join(SHARE_COLUMNS)
+        + "\n"
+        + "".join(f"cpu,mt10,mtmhsac,{w},{w},3,10,33,0.3,2026-11-25,test\n" for w in (16, 64))
+    )
+
+    def dry(share_table):
+        def edit(c):
+            c.update(results_dir=f"{tmp_path}/results", figures_dir=f"{tmp_path}/figures")
+            c["train_resources"].update(gpu=1, share_table=str(share_table))
+
+        config = edited_config(ROOT / "config" / "smoke.yaml", tmp_path / "config.yaml", edit)
+        target = f"{tmp_path}/figures/fig5.pdf"
+        proc = snakemake(ROOT, target, "--configfile", str(config), "--profile", "profiles/slurm", "-n")
+        return proc.stdout + proc.stderr
+
+    text = dry(table)
+    groups = re.findall(r"Group job (\S+) \(jobs in lexicogr. order\):\n(.*?)(?=\n\[|\Z)", text, re.S)
+    assert groups and {name for name, _ in groups} == {"gpu_share_k3"}
+    sizes = []
+    for _, body in groups:
+        members = [
+            dict(kv.split("=", 1) for kv in line.split(", "))
+            for line in re.findall(r"^ {8}resources: (.*)$", body, re.M)
+        ]
+        assert body.count("    rule train:") == len(members) and all("mt10/mtmhsac" in r for r in re.findall(
+            r"wildcards: run=(\S+)", body))  # fmt: skip
+        sizes.append(len(members))
+        jobs = [
+            SimpleNamespace(
+                pipe_group=None,
+                resources={
+                    "_cores": 1,
+                    "gpu": int(r["gpu"]),
+                    "gres": r["gres"],
+                    "mem_mb": int(r["mem_mb"]),
+                    "runtime": int(r["runtime"]),
+                },  # fmt: skip
+            )
+            for r in members
+        ]
+        merged = GroupResources.basic_layered([jobs], _NoLimits(), run_local=False)
+        assert merged["mem_mb"] == sum(j.resources["mem_mb"] for j in jobs) and merged["_cores"] == len(jobs)
+        assert merged["runtime"] == max(j.resources["runtime"] for j in jobs)
+        assert set_gres_string(SimpleNamespace(resources=_Res(merged))).strip() == "--gres=gpu:1"
+    assert max(sizes) == 3 and sum(s == 3 for s in sizes) >= len(sizes) - 1
+    assert "GPU sharing:" in text and "runs 3 per GPU" in text
+    # the shipped table has no rows: every run is its own job with its own GPU
+    text = dry(ROOT / "benchmarks" / "results" / "gpu_share.csv")
+    assert "Group job" not in text and "gres=gpu:1" not in text and "gpu=1" in text
+
+
+class _NoLimits(dict):
+    def get(self, name):  # a SLURM submission has no global limit on the group's resources
+        return SimpleNamespace(value=None)
+
+
+class _Res(dict):
+    __getattr__ = dict.__getitem__

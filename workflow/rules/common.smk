@@ -6,13 +6,22 @@ from pathlib import Path
 from mtrl.config import ConfigError
 from mtrl.grid import build_grid
 from mtrl.provenance import CODE_GROUPS, code_hash, figure_code_hash, identity
-from mtrl.runtime import load_table, plan, retries
+from mtrl.runtime import Share, load_share_table, load_table, plan, retries, runs_per_gpu, share_summary
 from mtrl.runtime import summary as runtime_summary
 
 try:
     GRID = build_grid(config)
     _TABLE = load_table(Path(workflow.basedir) / config["train_resources"]["runtime_table"])
     PLANS = {rid: plan(cfg, _TABLE, config["train_resources"]) for rid, cfg in GRID.runs.items()}
+    _RES = config["train_resources"]
+    if _RES["share_gpu"] and _RES["gpu"] > 0:  # k runs per GPU from measured busy fractions
+        _SHARES = load_share_table(Path(workflow.basedir) / _RES["share_table"])
+        SHARES = {
+            rid: runs_per_gpu(cfg, _SHARES, _RES["runtime_device"], _RES["max_runs_per_gpu"], _RES["target_gpu_busy"])
+            for rid, cfg in GRID.runs.items()
+        }
+    else:
+        SHARES = {rid: Share(1, None, "share_gpu off") for rid in GRID.runs}
 except ConfigError as exc:
     raise WorkflowError(f"mtrl: error: {exc}") from None
 
@@ -27,6 +36,8 @@ ENV = "../../envs/mtrl.yaml"
 TRAIN_RETRIES = retries(PLANS, config["train_resources"])
 if not workflow.remote_exec:  # once, where Snakemake is started: dry runs show it
     print("\n".join(runtime_summary(PLANS, config["train_resources"])), file=sys.stderr)
+    if config["train_resources"]["share_gpu"] and config["train_resources"]["gpu"] > 0:
+        print("\n".join(share_summary(SHARES, config["train_resources"])), file=sys.stderr)
 
 
 wildcard_constraints:
@@ -65,6 +76,23 @@ def train_mem_mb(wildcards, attempt):
     cfg = GRID.runs[wildcards.run]
     base = config["train_resources"]["mem_mb"][cfg.task_set]
     return int(base * (1 + _width(wildcards) / 8192) * (1 + 0.5 * (attempt - 1)))
+
+
+# Several runs per GPU (profiles/slurm): a run with k > 1 joins group gpu_share_k<k>, and the profile's
+# group-components packs k such runs into one SLURM job. Snakemake sums a group's numeric resources,
+# so a shared run asks for gpu=0 and the string gres="gpu:1" instead (equal in every member, so the
+# group keeps it once: sbatch --gres=gpu:1); threads and mem_mb add up, runtime is the longest's.
+def train_group(wildcards):
+    k = SHARES[wildcards.run].k
+    return f"gpu_share_k{k}" if k > 1 else None
+
+
+def train_gpu(wildcards):
+    return 0 if SHARES[wildcards.run].k > 1 else config["train_resources"]["gpu"]
+
+
+def train_gres(wildcards):
+    return "gpu:1" if SHARES[wildcards.run].k > 1 else ""
 
 
 def train_threads(wildcards):

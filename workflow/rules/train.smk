@@ -17,8 +17,11 @@ rule train:
     benchmark:
         RESULTS / "benchmarks" / "train" / "{run}.tsv"
     threads: train_threads
+    group:
+        train_group
     resources:
-        gpu=config["train_resources"]["gpu"],
+        gpu=train_gpu,
+        gres=train_gres,
         runtime=train_runtime,
         mem_mb=train_mem_mb,
     retries: TRAIN_RETRIES
