@@ -315,7 +315,7 @@ def main() -> None:
             if label == args.runtime:
                 runtime_rows.append(
                     {
-                        "device": device.type,
+                        "device": name if device.type == "cuda" else "cpu",  # as runtime_device
                         "task_set": args.task_set,
                         "arch": arch,
                         "actor_width": config.actor_width,
