@@ -4,6 +4,7 @@ stops before anything is submitted. Skipped where no SLURM answers; `.ci/run` st
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from mtrl.grid import build_grid
+from mtrl.provenance import identity
 from mtrl.train import train
 from tests.test_train import h5_contents
 from tests.workflow_helpers import ROOT, copy_workflow, edited_config, snakemake
@@ -142,6 +144,10 @@ def test_cancelled_training_job_is_resubmitted_and_resumes_to_the_same_result(tm
         for path in (reference, run_dir / "train.h5")
     )
     assert want.keys() == got.keys()
+    # the recorded config holds execution settings too (the job's from the workflow's *_defaults):
+    # the run is the same when its identity is
+    configs = [json.loads(str(d.pop("@config"))) for d in (want, got)]
+    assert identity(configs[0]) == identity(configs[1])
     for key in want:
         np.testing.assert_array_equal(want[key], got[key], err_msg=key)
 

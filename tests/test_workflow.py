@@ -438,7 +438,7 @@ def test_smoke_changed_training_code_is_found_without_snakemake_records(smoke):
         expected = {"train": 24, "probe": 7, "aggregate": 10, "figure": 9, "table1": 1, "all": 1}
         assert dry_run(workdir, *SMOKE) == expected
         status = snakemake_free_status(workdir)
-        assert "0 complete, 0 in progress, 23 stale, 0 missing of 23 runs" in status
+        assert "0 complete, 0 in progress, 24 stale, 0 missing of 24 runs" in status
         sac.write_text(original)
         assert dry_run(workdir, *SMOKE) == {}
         assert "23 complete, 0 in progress, 0 stale, 0 missing of 23 runs" in snakemake_free_status(workdir)
