@@ -39,21 +39,11 @@ from mtrl.buffers import MultiTaskReplayBuffer
 from mtrl.config import MATMUL_PRECISIONS, UPDATE_MODES, TrainConfig
 from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM, task_names
 from mtrl.envs.vector import make_vector_env
+from mtrl.runtime import COLUMNS as RUNTIME_COLUMNS
 from mtrl.runtime import SHARE_COLUMNS
 from mtrl.train import Trainer, pick_device
 
 RESULTS = Path(__file__).parent / "results"
-RUNTIME_COLUMNS = (
-    "device",
-    "task_set",
-    "arch",
-    "actor_width",
-    "critic_width",
-    "depth",
-    "transitions_per_s",
-    "measured_on",
-    "source",
-)
 FIELDS = ["benchmark", "arch", "width", "mode", "precision", "overlap", "value", "unit", "note"]
 ANCHOR = Path("/work/shared/anchors/jax_update_bench.py")
 
