@@ -32,12 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from throughput import agent_with_random_buffer  # benchmarks/ is the script's folder
 
 import mtrl.train
-from mtrl.agents.sac import MultiTaskSAC
-from mtrl.buffers import MultiTaskReplayBuffer
 from mtrl.config import MATMUL_PRECISIONS, UPDATE_MODES, TrainConfig
-from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM, task_names
+from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, task_names
 from mtrl.envs.vector import make_vector_env
 from mtrl.runtime import COLUMNS as RUNTIME_COLUMNS
 from mtrl.runtime import SHARE_COLUMNS
@@ -88,15 +87,7 @@ def make_config(args: argparse.Namespace, arch: str, width: int | None, **settin
 
 def update_stepper(config: TrainConfig, device: torch.device) -> Callable[[], object]:
     """A closure doing one `update_from_buffer` on a buffer of random MT-shaped transitions."""
-    n = config.num_tasks
-    torch.manual_seed(0)
-    agent = MultiTaskSAC(config, OBS_DIM + n, ACTION_DIM, device)
-    buffer = MultiTaskReplayBuffer(n, 1_000, OBS_DIM, ACTION_DIM, device)
-    rng = np.random.default_rng(0)
-    for _ in range(1_000):
-        obs = rng.standard_normal((n, OBS_DIM + n)).astype(np.float32)
-        buffer.add(obs, rng.uniform(-1, 1, (n, ACTION_DIM)), rng.standard_normal(n), obs, np.zeros(n))
-    gen = torch.Generator(device=device).manual_seed(0)
+    agent, buffer, gen = agent_with_random_buffer(config, device)
     return lambda: agent.update_from_buffer(buffer, config.batch_per_task, gen)
 
 

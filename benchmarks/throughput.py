@@ -62,7 +62,10 @@ def env_steps_per_second(task_set: str, vector_steps: int) -> float:
     return vector_steps * n / elapsed
 
 
-def updates_per_second(config: TrainConfig, device: torch.device, updates: int, warmup: int = 2) -> float:
+def agent_with_random_buffer(
+    config: TrainConfig, device: torch.device
+) -> tuple[MultiTaskSAC, MultiTaskReplayBuffer, torch.Generator]:
+    """A fixed-seed agent, a buffer of 1,000 random MT-shaped transitions per task, and a sampler."""
     n = config.num_tasks
     torch.manual_seed(0)
     agent = MultiTaskSAC(config, OBS_DIM + n, ACTION_DIM, device)
@@ -71,7 +74,11 @@ def updates_per_second(config: TrainConfig, device: torch.device, updates: int, 
     for _ in range(1_000):
         obs = rng.standard_normal((n, OBS_DIM + n)).astype(np.float32)
         buffer.add(obs, rng.uniform(-1, 1, (n, ACTION_DIM)), rng.standard_normal(n), obs, np.zeros(n))
-    gen = torch.Generator(device=device).manual_seed(0)
+    return agent, buffer, torch.Generator(device=device).manual_seed(0)
+
+
+def updates_per_second(config: TrainConfig, device: torch.device, updates: int, warmup: int = 2) -> float:
+    agent, buffer, gen = agent_with_random_buffer(config, device)
     for _ in range(warmup):
         agent.update(buffer.sample(config.batch_per_task, gen))
     sync(device)
