@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mtrl.config import ConfigError, TrainConfig
 
+T = TypeVar("T")
 COLUMNS = (
     "device",
     "task_set",
@@ -64,30 +65,7 @@ def load_table(path: str | Path) -> list[Row]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"train_resources.runtime_table: {path} not found")
-    rows = []
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = set(COLUMNS) - set(reader.fieldnames or ())
-        if missing:
-            raise ConfigError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        for line, rec in enumerate(reader, start=2):
-            try:
-                rows.append(
-                    Row(
-                        rec["device"].strip(),
-                        rec["task_set"].strip(),
-                        rec["arch"].strip(),
-                        int(rec["actor_width"]),
-                        int(rec["critic_width"]),
-                        int(rec["depth"]),
-                        float(rec["transitions_per_s"]),
-                    )
-                )
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"{path}:{line}: {exc}") from None
-            if rows[-1].transitions_per_s <= 0:
-                raise ConfigError(f"{path}:{line}: transitions_per_s must be > 0")
-    return rows
+    return _read_measured(path, COLUMNS, "transitions_per_s", Row, lambda v: v > 0, "> 0")
 
 
 def _interpolate(rows: list, width: float, value=lambda r: r.transitions_per_s) -> tuple[float, str]:
@@ -264,21 +242,35 @@ def load_share_table(path: str | Path) -> list[ShareRow]:
     path = Path(path)
     if not path.is_file():
         return []
+    return _read_measured(path, SHARE_COLUMNS, "busy_fraction", ShareRow, lambda v: 0 < v <= 1, "in (0, 1]")
+
+
+def _read_measured(
+    path: Path,
+    columns: Sequence[str],
+    value: str,
+    make: Callable[..., T],
+    valid: Callable[[float], bool],
+    rule: str,
+) -> list[T]:
+    """Rows (device, task_set, arch, actor_width, critic_width, depth, value) of a measurement CSV;
+    a missing column or a bad line is a ConfigError naming the file (and line)."""
     rows = []
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
-        missing = set(SHARE_COLUMNS) - set(reader.fieldnames or ())
+        missing = set(columns) - set(reader.fieldnames or ())
         if missing:
             raise ConfigError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
         for line, rec in enumerate(reader, start=2):
             try:
-                keys = [rec[c].strip() for c in SHARE_COLUMNS[:3]]
-                sizes = [int(rec[c]) for c in SHARE_COLUMNS[3:6]]
-                rows.append(ShareRow(*keys, *sizes, float(rec["busy_fraction"])))
+                keys = [rec[c].strip() for c in ("device", "task_set", "arch")]
+                sizes = [int(rec[c]) for c in ("actor_width", "critic_width", "depth")]
+                number = float(rec[value])
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{path}:{line}: {exc}") from None
-            if not 0 < rows[-1].busy_fraction <= 1:
-                raise ConfigError(f"{path}:{line}: busy_fraction must be in (0, 1]")
+            if not valid(number):
+                raise ConfigError(f"{path}:{line}: {value} must be {rule}")
+            rows.append(make(*keys, *sizes, number))
     return rows
 
 
