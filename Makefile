@@ -25,6 +25,8 @@ test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
 
+# every installed distribution but pip itself (setuptools too: torch needs it), under the file's header
 lock:
-	$(PY) -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements.lock.new
+	grep '^#' requirements.lock | grep -v '^# Editable' > requirements.lock.new
+	$(PY) -m pip freeze --all --exclude-editable | grep -v '^pip==\|^#' | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' >> requirements.lock.new
 	mv requirements.lock.new requirements.lock

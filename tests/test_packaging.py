@@ -63,6 +63,27 @@ def test_lock_agrees_with_pyproject():
     assert locked["torch"] == "2.13.0"  # never a +cuda or +cpu local version: the plain pin
 
 
+def test_lock_holds_every_dependency_of_what_it_pins():
+    """pip install -r requirements.lock must not pull anything unpinned (pandas' pytz once was)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+
+    locked = _pins((ROOT / "requirements.lock").read_text().splitlines())
+    unpinned = set()
+    for name in locked:
+        try:
+            needs = requires(name) or []
+        except PackageNotFoundError:
+            continue  # not installed here (nothing of the lock is optional today)
+        for text in needs:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                if re.sub(r"[-_.]+", "-", requirement.name).lower() not in locked:
+                    unpinned.add(f"{requirement.name} (needed by {name})")
+    assert not unpinned, sorted(unpinned)
+
+
 def test_every_conda_env_file_parses():
     for path in (ROOT / "envs").glob("*.yaml"):
         env = yaml.safe_load(path.read_text())
