@@ -1,6 +1,7 @@
 """The pipeline through a real SLURM (tests/slurm/start-cluster.sh): jobs really go through sbatch,
-a cancelled training job is resubmitted and resumes to the uninterrupted result, a bad config
-stops before anything is submitted. Skipped where no SLURM answers; `.ci/run` starts one."""
+a cancelled training job is resubmitted and resumes to the uninterrupted result, a run longer than
+its 1-minute time limit finishes over several jobs to the same result, a bad config stops before
+anything is submitted. Skipped where no SLURM answers; `.ci/run` starts one."""
 
 from __future__ import annotations
 
@@ -81,7 +82,10 @@ def test_smoke_train_and_probe_jobs_ran_as_slurm_jobs(smoke):
     assert (workdir / "figures" / "smoke" / "fig7.png").exists()
 
 
-def _resume_config(workdir):
+RUN = "mt1-reach/mtmhsac/a32-c32-d3/s0"  # the one run of _resume_config
+
+
+def _resume_config(workdir, **train_resources):
     def one_short_run(config):
         config["seeds"] = [0]
         config["task_set_defaults"]["mt1"] = {
@@ -93,17 +97,22 @@ def _resume_config(workdir):
             "probe_checkpoints": 2,
         }
         config["figures"] = {"fig4": [{"panel": "MT1", "series": "width 32", "task_set": "mt1", "width": 32}]}
+        config["train_resources"].update(train_resources)
 
     return edited_config(workdir / "config" / "smoke.yaml", workdir / "resume.yaml", one_short_run)
 
 
-def test_cancelled_training_job_is_resubmitted_and_resumes_to_the_same_result(tmp_path):
-    workdir = copy_workflow(tmp_path / "wf")
-    config_file = _resume_config(workdir)
-    run = "mt1-reach/mtmhsac/a32-c32-d3/s0"
-    target = f"results/smoke/runs/{run}/train.h5"  # relative, as the rule's output is
-    run_dir = workdir / "results" / "smoke" / "runs" / run
-    proc = subprocess.Popen(
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """train.h5 of the run trained in one go, outside the workflow: what every resumed attempt must match."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("reference"))
+    study = yaml.safe_load(_resume_config(workdir).read_text())
+    return train(build_grid(study).runs[RUN], workdir / "reference", quiet=True)
+
+
+def start_snakemake(workdir, config_file) -> subprocess.Popen:
+    target = f"results/smoke/runs/{RUN}/train.h5"  # relative, as the rule's output is
+    return subprocess.Popen(
         [
             str(ROOT / ".venv" / "bin" / "snakemake") if (ROOT / ".venv").exists() else "snakemake",
             target,  # before the options: --configfile takes every word after it
@@ -116,6 +125,33 @@ def test_cancelled_training_job_is_resubmitted_and_resumes_to_the_same_result(tm
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def sbatch_attempts(workdir) -> list[str]:
+    """SLURM job ids of the training job's attempts, in submission order (one sbatch log each)."""
+    logs = (workdir / ".snakemake" / "slurm_logs" / "rule_train").rglob("*.log")
+    return sorted((path.stem for path in logs), key=int)
+
+
+def assert_same_result(reference, result) -> None:
+    # the same result; only the provenance differs (the workflow records its code hash)
+    want, got = (
+        {k: v for k, v in h5_contents(path).items() if not k.startswith("@provenance")}
+        for path in (reference, result)
+    )
+    assert want.keys() == got.keys()
+    # the recorded config holds execution settings too (the job's from the workflow's *_defaults):
+    # the run is the same when its identity is
+    configs = [json.loads(str(d.pop("@config"))) for d in (want, got)]
+    assert identity(configs[0]) == identity(configs[1])
+    for key in want:
+        np.testing.assert_array_equal(want[key], got[key], err_msg=key)
+
+
+def test_cancelled_training_job_is_resubmitted_and_resumes_to_the_same_result(tmp_path, uninterrupted):
+    workdir = copy_workflow(tmp_path / "wf")
+    run_dir = workdir / "results" / "smoke" / "runs" / RUN
+    proc = start_snakemake(workdir, _resume_config(workdir))
     deadline = time.time() + 600
     while not (run_dir / "checkpoints" / "resume.pt").exists():
         assert proc.poll() is None, proc.stdout.read()
@@ -128,28 +164,46 @@ def test_cancelled_training_job_is_resubmitted_and_resumes_to_the_same_result(tm
     assert proc.returncode == 0, output
     assert re.search(rf"SLURM-job '{job}' failed", output), output[-3000:]
     # one sbatch log per attempt: the cancelled job and its retry, which resumed from the checkpoint
-    attempts = sorted(
-        path.stem for path in (workdir / ".snakemake" / "slurm_logs" / "rule_train").rglob("*.log")
-    )
+    attempts = sbatch_attempts(workdir)
     assert len(attempts) == 2 and job in attempts, attempts
-    log = (workdir / "results" / "smoke" / "logs" / "train" / f"{run}.log").read_text()
+    log = (workdir / "results" / "smoke" / "logs" / "train" / f"{RUN}.log").read_text()
     retry = next(a for a in attempts if a != job)
     assert f"SLURM job {retry}" in log and "resumed" in log, log
+    assert_same_result(uninterrupted, run_dir / "train.h5")
 
-    study = yaml.safe_load(config_file.read_text())
-    reference = train(build_grid(study).runs[run], tmp_path / "reference", quiet=True)
-    # the same result; only the provenance differs (the workflow records its code hash)
-    want, got = (
-        {k: v for k, v in h5_contents(path).items() if not k.startswith("@provenance")}
-        for path in (reference, run_dir / "train.h5")
-    )
-    assert want.keys() == got.keys()
-    # the recorded config holds execution settings too (the job's from the workflow's *_defaults):
-    # the run is the same when its identity is
-    configs = [json.loads(str(d.pop("@config"))) for d in (want, got)]
-    assert identity(configs[0]) == identity(configs[1])
-    for key in want:
-        np.testing.assert_array_equal(want[key], got[key], err_msg=key)
+
+def test_a_run_longer_than_its_time_limit_finishes_over_several_slurm_jobs(tmp_path, uninterrupted):
+    """Each job gets sbatch -t 1 (max_runtime_minutes); 45 s before it, the rule script asks the
+    trainer to stop: it writes its resume checkpoint at the episode boundary and the job fails (75);
+    Snakemake resubmits and the next job resumes, until the run is done, with the uninterrupted result."""
+    workdir = copy_workflow(tmp_path / "wf")
+    config_file = _resume_config(workdir, max_runtime_minutes=1, signal_minutes=0.75, extra_attempts=8)
+    proc = start_snakemake(workdir, config_file)
+    output, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, output[-5000:]
+    attempts = sbatch_attempts(workdir)
+    assert len(attempts) >= 2, attempts
+    accounting = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-j", ",".join(attempts), "--format=JobID,State,Timelimit"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    jobs = {job: (state, limit) for job, state, limit in (line.split("|") for line in accounting.split())}
+    assert {limit for _, limit in jobs.values()} == {"00:01:00"}, jobs  # no job asked for more
+    assert [jobs[job][0] for job in attempts] == ["FAILED"] * (len(attempts) - 1) + ["COMPLETED"], jobs
+    # each job's own log (sbatch's; Snakemake empties the rule's log when it retries a job)
+    logs = workdir / ".snakemake" / "slurm_logs" / "rule_train"
+    text = {job: next(logs.rglob(f"{job}.log")).read_text() for job in attempts}
+    stops = [re.findall(r"SIGUSR1 received: stopped at step (\d+)", text[job]) for job in attempts]
+    resumes = [re.findall(r"resumed \S+ at step (\d+)", text[job]) for job in attempts]
+    for job in attempts[:-1]:
+        assert "time limit in 0.75 min: asking the trainer to stop" in text[job], text[job]
+    # one stop in every job but the last, and each next job resumed exactly there: at most one
+    # episode of work lost per limit
+    assert [len(found) for found in stops] == [1] * (len(attempts) - 1) + [0], stops
+    assert resumes == [[]] + stops[:-1], (stops, resumes)
+    assert_same_result(uninterrupted, workdir / "results" / "smoke" / "runs" / RUN / "train.h5")
 
 
 def test_bad_config_fails_once_before_any_submission(tmp_path):

@@ -32,8 +32,10 @@ PLOTTED = [f for f in GRID.figures if f != "table1"]
 CODE = {group: code_hash(group) for group in CODE_GROUPS}
 FIGURE_CODE = {figure: figure_code_hash(figure) for figure in PLOTTED}
 ENV = "../../envs/mtrl.yaml"
-# A run may take several time-capped attempts, resuming each time (see mtrl.runtime).
-TRAIN_RETRIES = retries(PLANS, config["train_resources"])
+# A run may take several time-capped attempts, resuming each time (see mtrl.runtime). Only the
+# Snakemake that submits jobs retries: inside a SLURM job (remote execution) a rule's `retries`
+# would otherwise restart the stopped trainer in the same allocation, minutes before its time limit.
+TRAIN_RETRIES = 0 if workflow.remote_exec else retries(PLANS, config["train_resources"])
 if not workflow.remote_exec:  # once, where Snakemake is started: dry runs show it
     print("\n".join(runtime_summary(PLANS, config["train_resources"])), file=sys.stderr)
     if config["train_resources"]["share_gpu"] and config["train_resources"]["gpu"] > 0:
