@@ -21,7 +21,14 @@ from mtrl.config import TrainConfig
 from mtrl.provenance import CODE_GROUPS, code_hash, figure_code_hash, normalized_source, source_hash
 from mtrl.runtime import Row, estimate, load_table, plan
 from mtrl.status import run_status, stale_inputs
-from tests.workflow_helpers import ROOT, copy_workflow, dry_run, edited_config, snakemake
+from tests.workflow_helpers import (
+    ROOT,
+    copy_workflow,
+    dry_run,
+    edited_config,
+    scheduled_train_runs,
+    snakemake,
+)
 
 FIGURES = ["fig1", "fig4", "fig5", "fig6", "fig7", "fig9", "fig10", "fig11", "fig12"]
 
@@ -373,11 +380,6 @@ SMOKE = ("--configfile", "config/smoke.yaml")
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="open: twice scheduled 5 train jobs right after test_smoke_code_changes_rerun_their_rules_only; "
-    "a dry run on the same results minutes later had nothing to do (see the wt/workflow report)",
-)
 def test_smoke_touching_or_execution_settings_rerun_nothing(smoke, tmp_path):
     workdir, _ = smoke
     for folder in ("mtrl", "workflow", "config", "profiles", "envs", "benchmarks"):
@@ -386,21 +388,44 @@ def test_smoke_touching_or_execution_settings_rerun_nothing(smoke, tmp_path):
     os.utime(workdir / "Snakefile")
     assert dry_run(workdir, *SMOKE) == {}
 
-    def execution_and_other_archs(config):
-        config["run_defaults"].update(vector_strategy="async", torch_threads=2, paco_k=3)
+    def execution_settings(config):
+        config["run_defaults"].update(vector_strategy="async", torch_threads=2)
 
-    edited = edited_config(
-        workdir / "config" / "smoke.yaml", tmp_path / "exec.yaml", execution_and_other_archs
-    )
+    edited = edited_config(workdir / "config" / "smoke.yaml", tmp_path / "exec.yaml", execution_settings)
     assert dry_run(workdir, "--configfile", str(edited)) == {}
 
-    # an SM-only size: the SM run (fig1, table1) and nothing of MTMHSAC, PaCo or MOORE
+
+@pytest.mark.slow
+def test_smoke_an_architecture_setting_reruns_that_architecture_only(smoke, tmp_path):
+    workdir, _ = smoke
+
+    # PaCo's number of parameter sets, set for all runs: the PaCo runs and the MTMHSAC runs whose
+    # width is matched to PaCo's size (new widths), nothing else of MTMHSAC, SM or MOORE
+    def paco_k(config):
+        config["run_defaults"]["paco_k"] = 3
+
+    edited = edited_config(workdir / "config" / "smoke.yaml", tmp_path / "paco.yaml", paco_k)
+    assert scheduled_train_runs(workdir, "--configfile", str(edited)) == {
+        "mt10/paco/a32-c32-d3/s0",
+        "mt50/paco/a32-c32-d3/s0",
+        "mt10/mtmhsac/a47-c47-d3/s0",  # matched to PaCo (fig1)
+        "mt10/mtmhsac/a42-c42-d4/s0",  # matched to PaCo at depth 4 (fig9, fig10)
+        "mt10/mtmhsac/a42-c42-d4-skip/s0",
+    }
+
+    # an SM-only size: the SM runs (fig1's on v2 rewards, table 1's on v1) and the MTMHSAC run
+    # matched to SM's size; only fig1 and table 1 are redone
     def sm_size(config):
         config["run_defaults"]["sm_module_width"] = 8
 
     edited = edited_config(workdir / "config" / "smoke.yaml", tmp_path / "sm.yaml", sm_size)
+    assert scheduled_train_runs(workdir, "--configfile", str(edited)) == {
+        "mt10/sm/a32-c32-d3/s0",
+        "mt10/sm/a32-c32-d3-rewv1/s0",
+        "mt10/mtmhsac/a21-c21-d3/s0",
+    }
     assert dry_run(workdir, "--configfile", str(edited)) == {
-        "train": 1,
+        "train": 3,
         "aggregate": 2,
         "figure": 1,
         "table1": 1,

@@ -61,6 +61,13 @@ def dry_run(workdir: Path, *args: str) -> dict[str, int]:
     return job_counts(proc.stdout + proc.stderr)
 
 
+def scheduled_train_runs(workdir: Path, *args: str) -> set[str]:
+    """The run ids of the train jobs a dry run schedules."""
+    proc = snakemake(workdir, *args, "--dry-run")
+    jobs = (proc.stdout + proc.stderr).split("rule train:")[1:]
+    return {re.search(r"wildcards: run=(\S+)", job).group(1) for job in jobs}
+
+
 def edited_config(source: Path, dest: Path, edit) -> Path:
     """A copy of a YAML config after `edit(dict)` changed it in place."""
     data = yaml.safe_load(source.read_text())
