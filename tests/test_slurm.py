@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -102,14 +103,6 @@ def _resume_config(workdir, **train_resources):
     return edited_config(workdir / "config" / "smoke.yaml", workdir / "resume.yaml", one_short_run)
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    """train.h5 of the run trained in one go, outside the workflow: what every resumed attempt must match."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("reference"))
-    study = yaml.safe_load(_resume_config(workdir).read_text())
-    return train(build_grid(study).runs[RUN], workdir / "reference", quiet=True)
-
-
 def start_snakemake(workdir, config_file) -> subprocess.Popen:
     target = f"results/smoke/runs/{RUN}/train.h5"  # relative, as the rule's output is
     return subprocess.Popen(
@@ -127,17 +120,69 @@ def start_snakemake(workdir, config_file) -> subprocess.Popen:
     )
 
 
+def cancel_first_checkpointed_job(workdir, proc) -> str:
+    """scancel the training job of `workdir` once it wrote its first resume checkpoint; its id."""
+    resume = workdir / "results" / "smoke" / "runs" / RUN / "checkpoints" / "resume.pt"
+    deadline = time.time() + 600
+    while not resume.exists():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() < deadline, "no resume checkpoint appeared"
+        time.sleep(0.5)
+    job = next(iter(training_jobs(workdir)))
+    subprocess.run(["scancel", job], check=True)
+    return job
+
+
+def training_jobs(workdir) -> list[str]:
+    """Ids of the queued or running training jobs submitted from `workdir`."""
+    queue = subprocess.run(["squeue", "-h", "-o", "%i|%k|%Z"], capture_output=True, text=True, check=True)
+    jobs = [line.split("|") for line in queue.stdout.splitlines()]
+    return [job for job, comment, cwd in jobs if comment.startswith("rule_train") and cwd == str(workdir)]
+
+
+@pytest.fixture(scope="module")
+def interrupted_runs(tmp_path_factory):
+    """One short run trained three ways at once (they overlap on the cluster's two CPUs): through
+    SLURM with its first job cancelled, through SLURM with 1-minute job limits (the rule script asks
+    the trainer to stop 45 s in), and in one go outside the workflow: the reference."""
+    cancelled = copy_workflow(tmp_path_factory.mktemp("cancelled"))
+    limited = copy_workflow(tmp_path_factory.mktemp("limited"))
+    limits = {"max_runtime_minutes": 1, "signal_minutes": 0.75, "extra_attempts": 8}
+    procs = {
+        "cancelled": start_snakemake(cancelled, _resume_config(cancelled)),
+        "limited": start_snakemake(limited, _resume_config(limited, **limits)),
+    }
+    try:
+        job = cancel_first_checkpointed_job(cancelled, procs["cancelled"])
+        study = yaml.safe_load(_resume_config(cancelled).read_text())
+        reference = train(build_grid(study).runs[RUN], tmp_path_factory.mktemp("reference"), quiet=True)
+        outputs = {name: proc.communicate(timeout=900)[0] for name, proc in procs.items()}
+    finally:  # a test that failed half-way leaves no Snakemake and no SLURM job behind
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+        for workdir in (cancelled, limited):
+            for job in training_jobs(workdir):
+                subprocess.run(["scancel", job], check=False)
+    return SimpleNamespace(
+        reference=reference,
+        cancelled=SimpleNamespace(workdir=cancelled, job=job, code=procs["cancelled"].returncode),
+        limited=SimpleNamespace(workdir=limited, code=procs["limited"].returncode),
+        outputs=outputs,
+    )
+
+
 def sbatch_attempts(workdir) -> list[str]:
     """SLURM job ids of the training job's attempts, in submission order (one sbatch log each)."""
     logs = (workdir / ".snakemake" / "slurm_logs" / "rule_train").rglob("*.log")
     return sorted((path.stem for path in logs), key=int)
 
 
-def assert_same_result(reference, result) -> None:
+def assert_same_result(reference, workdir) -> None:
     # the same result; only the provenance differs (the workflow records its code hash)
     want, got = (
         {k: v for k, v in h5_contents(path).items() if not k.startswith("@provenance")}
-        for path in (reference, result)
+        for path in (reference, workdir / "results" / "smoke" / "runs" / RUN / "train.h5")
     )
     assert want.keys() == got.keys()
     # the recorded config holds execution settings too (the job's from the workflow's *_defaults):
@@ -148,40 +193,26 @@ def assert_same_result(reference, result) -> None:
         np.testing.assert_array_equal(want[key], got[key], err_msg=key)
 
 
-def test_cancelled_training_job_is_resubmitted_and_resumes_to_the_same_result(tmp_path, uninterrupted):
-    workdir = copy_workflow(tmp_path / "wf")
-    run_dir = workdir / "results" / "smoke" / "runs" / RUN
-    proc = start_snakemake(workdir, _resume_config(workdir))
-    deadline = time.time() + 600
-    while not (run_dir / "checkpoints" / "resume.pt").exists():
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.time() < deadline, "no resume checkpoint appeared"
-        time.sleep(0.5)
-    queue = subprocess.run(["squeue", "-h", "-o", "%i %k"], capture_output=True, text=True, check=True).stdout
-    job = next(line.split()[0] for line in queue.splitlines() if "rule_train" in line)
-    subprocess.run(["scancel", job], check=True)
-    output, _ = proc.communicate(timeout=900)
-    assert proc.returncode == 0, output
-    assert re.search(rf"SLURM-job '{job}' failed", output), output[-3000:]
+def test_cancelled_training_job_is_resubmitted_and_resumes_to_the_same_result(interrupted_runs):
+    run, output = interrupted_runs.cancelled, interrupted_runs.outputs["cancelled"]
+    assert run.code == 0, output[-5000:]
+    assert re.search(rf"SLURM-job '{run.job}' failed", output), output[-3000:]
     # one sbatch log per attempt: the cancelled job and its retry, which resumed from the checkpoint
-    attempts = sbatch_attempts(workdir)
-    assert len(attempts) == 2 and job in attempts, attempts
-    log = (workdir / "results" / "smoke" / "logs" / "train" / f"{RUN}.log").read_text()
-    retry = next(a for a in attempts if a != job)
+    attempts = sbatch_attempts(run.workdir)
+    assert len(attempts) == 2 and run.job in attempts, attempts
+    log = (run.workdir / "results" / "smoke" / "logs" / "train" / f"{RUN}.log").read_text()
+    retry = next(a for a in attempts if a != run.job)
     assert f"SLURM job {retry}" in log and "resumed" in log, log
-    assert_same_result(uninterrupted, run_dir / "train.h5")
+    assert_same_result(interrupted_runs.reference, run.workdir)
 
 
-def test_a_run_longer_than_its_time_limit_finishes_over_several_slurm_jobs(tmp_path, uninterrupted):
+def test_a_run_longer_than_its_time_limit_finishes_over_several_slurm_jobs(interrupted_runs):
     """Each job gets sbatch -t 1 (max_runtime_minutes); 45 s before it, the rule script asks the
     trainer to stop: it writes its resume checkpoint at the episode boundary and the job fails (75);
     Snakemake resubmits and the next job resumes, until the run is done, with the uninterrupted result."""
-    workdir = copy_workflow(tmp_path / "wf")
-    config_file = _resume_config(workdir, max_runtime_minutes=1, signal_minutes=0.75, extra_attempts=8)
-    proc = start_snakemake(workdir, config_file)
-    output, _ = proc.communicate(timeout=900)
-    assert proc.returncode == 0, output[-5000:]
-    attempts = sbatch_attempts(workdir)
+    run, output = interrupted_runs.limited, interrupted_runs.outputs["limited"]
+    assert run.code == 0, output[-5000:]
+    attempts = sbatch_attempts(run.workdir)
     assert len(attempts) >= 2, attempts
     accounting = subprocess.run(
         ["sacct", "-n", "-X", "-P", "-j", ",".join(attempts), "--format=JobID,State,Timelimit"],
@@ -193,7 +224,7 @@ def test_a_run_longer_than_its_time_limit_finishes_over_several_slurm_jobs(tmp_p
     assert {limit for _, limit in jobs.values()} == {"00:01:00"}, jobs  # no job asked for more
     assert [jobs[job][0] for job in attempts] == ["FAILED"] * (len(attempts) - 1) + ["COMPLETED"], jobs
     # each job's own log (sbatch's; Snakemake empties the rule's log when it retries a job)
-    logs = workdir / ".snakemake" / "slurm_logs" / "rule_train"
+    logs = run.workdir / ".snakemake" / "slurm_logs" / "rule_train"
     text = {job: next(logs.rglob(f"{job}.log")).read_text() for job in attempts}
     stops = [re.findall(r"SIGUSR1 received: stopped at step (\d+)", text[job]) for job in attempts]
     resumes = [re.findall(r"resumed \S+ at step (\d+)", text[job]) for job in attempts]
@@ -203,7 +234,7 @@ def test_a_run_longer_than_its_time_limit_finishes_over_several_slurm_jobs(tmp_p
     # episode of work lost per limit
     assert [len(found) for found in stops] == [1] * (len(attempts) - 1) + [0], stops
     assert resumes == [[]] + stops[:-1], (stops, resumes)
-    assert_same_result(uninterrupted, workdir / "results" / "smoke" / "runs" / RUN / "train.h5")
+    assert_same_result(interrupted_runs.reference, run.workdir)
 
 
 def test_bad_config_fails_once_before_any_submission(tmp_path):
