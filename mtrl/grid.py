@@ -102,7 +102,7 @@ def _merged(point: Mapping[str, Any], study: Mapping[str, Any]) -> dict[str, Any
 
 def _resolve_match(values: dict[str, Any], study: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Replace `{match: arch}` widths by the matched MLP width for the run's task set and depth."""
-    from mtrl.nets.matching import matched_width_for
+    from mtrl.width_cache import matched_width  # mtrl.nets.matching's, remembered: no torch import
 
     for key in ("actor_width", "critic_width"):
         spec = values.get(key)
@@ -115,7 +115,7 @@ def _resolve_match(values: dict[str, Any], study: Mapping[str, Any], where: str)
         arch_values = _merged({"task_set": values.get("task_set", "mt10"), "arch": spec["match"]}, study)
         arch_values.pop("seed", None)
         arch = TrainConfig.from_dict({**arch_values, "depth": study.get("match_arch_depth", 3)})
-        values[key] = matched_width_for(arch.resolved(), int(values.get("depth", 3)))
+        values[key] = matched_width(arch.resolved(), int(values.get("depth", 3)))
     return values
 
 

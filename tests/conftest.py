@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
@@ -10,6 +11,9 @@ import torch
 from mtrl.config import TrainConfig
 
 torch.set_num_threads(1)
+# matched widths computed afresh in every test session (and its Snakemake subprocesses), not taken
+# from the user's cache (mtrl.width_cache)
+os.environ["MTRL_CACHE_DIR"] = tempfile.mkdtemp(prefix="mtrl-cache-")
 
 TINY = {
     "task_set": "mt1",

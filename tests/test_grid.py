@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -267,3 +270,46 @@ def test_table1_sm_runs_use_v1_rewards_and_task_weights_and_nothing_else_does(na
     assert fig1_sm == [f"mt10/sm/a{width}-c{width}-d3/s{seed}" for seed in config["seeds"]]
     assert all(grid.runs[rid].use_task_weights for rid in fig1_sm)
     assert {rid for rid, c in grid.runs.items() if c.reward_version != "v2"} == set(table1_sm)
+
+
+# ---------------------------------------------------------------- matched widths on disk
+_BUILD_SMOKE_GRID = """
+import sys, yaml
+from mtrl.grid import build_grid
+grid = build_grid(yaml.safe_load(open("config/smoke.yaml")))
+print(sorted(grid.runs), "torch" in sys.modules)
+"""
+
+
+def test_matched_widths_are_remembered_so_reading_the_workflow_needs_no_torch(tmp_path):
+    env = {**os.environ, "MTRL_CACHE_DIR": str(tmp_path)}
+
+    def build():
+        proc = subprocess.run(
+            [sys.executable, "-c", _BUILD_SMOKE_GRID], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        runs, torch_imported = proc.stdout.rsplit(" ", 1)
+        return runs, torch_imported.strip() == "True"
+
+    first, torch_first = build()
+    assert torch_first and (tmp_path / "matched-widths.json").is_file()
+    second, torch_second = build()
+    assert second == first and not torch_second  # the same widths, without building a network
+
+    (tmp_path / "matched-widths.json").write_text("{not json")  # a damaged cache is recomputed
+    assert build() == (first, True)
+
+
+def test_a_cached_width_is_keyed_by_the_architecture_depth_and_counting_code(tmp_path, monkeypatch):
+    from mtrl import width_cache
+    from mtrl.nets.matching import arch_config
+
+    monkeypatch.setenv("MTRL_CACHE_DIR", str(tmp_path))
+    sm = arch_config("sm", "mt10")
+    assert width_cache.matched_width(sm, 3) == matched_width("sm", "mt10", 3)
+    keys = {width_cache.cache_key(sm, 3), width_cache.cache_key(sm, 4)}
+    keys.add(width_cache.cache_key(arch_config("moore", "mt10"), 3))
+    monkeypatch.setattr(width_cache, "_counting_code", lambda: "edited")  # e.g. a new layer in nets/
+    keys.add(width_cache.cache_key(sm, 3))
+    assert len(keys) == 4
