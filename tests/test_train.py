@@ -84,7 +84,7 @@ def _train_command(run_dir: Path, config: dict) -> list[str]:
 def test_killed_run_resumes_to_identical_results(tmp_path):
     config = {**TINY, "total_steps": 3000, "checkpoint_every": 1000}
     reference = tmp_path / "reference"
-    subprocess.run(_train_command(reference, config), check=True, capture_output=True)
+    uninterrupted = subprocess.Popen(_train_command(reference, config), stdout=subprocess.DEVNULL)
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_train_command(killed, config), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -99,6 +99,7 @@ def test_killed_run_resumes_to_identical_results(tmp_path):
 
     resumed = subprocess.run(_train_command(killed, config), check=True, capture_output=True, text=True)
     assert "resumed" in resumed.stderr
+    assert uninterrupted.wait(timeout=240) == 0
     want, got = h5_contents(reference / "train.h5"), h5_contents(killed / "train.h5")
     assert want.keys() == got.keys()
     for key in want:
@@ -166,8 +167,8 @@ def test_sigterm_to_the_process_group_checkpoints_and_resumes_identically(tmp_pa
     resumed run equals an uninterrupted one."""
     config = {**TINY, "total_steps": 2000, "checkpoint_every": 2000, "vector_strategy": "async"}
     reference = tmp_path / "reference"
-    subprocess.run(
-        _train_command(reference, {**config, "vector_strategy": "sync"}), check=True, capture_output=True
+    uninterrupted = subprocess.Popen(
+        _train_command(reference, {**config, "vector_strategy": "sync"}), stdout=subprocess.DEVNULL
     )
 
     stopped = tmp_path / "stopped"
@@ -196,6 +197,7 @@ def test_sigterm_to_the_process_group_checkpoints_and_resumes_identically(tmp_pa
 
     resumed = subprocess.run(_train_command(stopped, config), check=True, capture_output=True, text=True)
     assert "resumed" in resumed.stderr
+    assert uninterrupted.wait(timeout=240) == 0
     want, got = h5_contents(reference / "train.h5"), h5_contents(stopped / "train.h5")
     assert want.keys() == got.keys()
     for key in want:
