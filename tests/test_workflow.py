@@ -512,6 +512,10 @@ def test_smoke_aggregation_refuses_stale_runs_naming_them(smoke):
 
 # ---------------------------------------------------------------- time limits
 @pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("MTRL_TEST_SLURM") == "1",
+    reason="the same path runs end to end on the SLURM test cluster (tests/test_slurm.py, time limit)",
+)
 def test_a_job_stops_before_its_time_limit_and_the_next_attempt_resumes(tmp_path, monkeypatch):
     """The rule script asks the trainer to stop signal_minutes before the job's runtime: exit 75 with
     the resume checkpoint written; the next attempt resumes from it and finishes."""
