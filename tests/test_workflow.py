@@ -78,7 +78,12 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path):
 
 @pytest.mark.slow
 def test_smoke_pipeline_draws_every_figure(smoke):
-    workdir, _ = smoke
+    workdir, proc = smoke
+    # no job, local or on SLURM, ended with a traceback (printed by Snakemake or in the job's log)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    logs = [*(workdir / "results" / "smoke" / "logs").rglob("*.log")]
+    logs += (workdir / ".snakemake").rglob("*.log")  # SLURM's job logs
+    assert not [str(log) for log in logs if "Traceback" in log.read_text()]
     figures = workdir / "figures" / "smoke"
     for name in FIGURES:
         for suffix in (".pdf", ".png"):
@@ -508,6 +513,25 @@ def test_smoke_aggregation_refuses_stale_runs_naming_them(smoke):
     finally:
         sac.write_text(original)
         snakemake(workdir, "--profile", "profiles/local", *SMOKE)  # back to a consistent state
+
+
+# ---------------------------------------------------------------- job logs
+def test_a_job_ends_without_a_traceback_when_a_library_kept_its_stderr(tmp_path):
+    """The rule scripts tee stderr into the job log; absl (imported by rliable in aggregation jobs)
+    takes sys.stderr for its log handler and closes it when the interpreter exits."""
+    job = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT / 'workflow' / 'scripts')!r})\n"
+        "from _adapter import logged\n"
+        f"with logged({str(tmp_path / 'job.log')!r}):\n"
+        "    from absl import logging\n"
+        "    logging.warning('Calculating estimates')\n"
+        "print('after the job', file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    assert "Calculating estimates" in (tmp_path / "job.log").read_text()
 
 
 # ---------------------------------------------------------------- time limits

@@ -54,18 +54,30 @@ def logged(log_path: str):
 
 
 class _Tee:
+    """stderr and the log file at once. Libraries keep it after the job's block ends (absl's log
+    handler takes sys.stderr when imported and closes it at exit): it then skips the closed log
+    file, and closing it closes nothing it does not own."""
+
     def __init__(self, *streams):
         self.streams = streams
 
     def write(self, text: str) -> int:
         for stream in self.streams:
-            stream.write(text)
-            stream.flush()
+            if not stream.closed:
+                stream.write(text)
+                stream.flush()
         return len(text)
 
     def flush(self) -> None:
         for stream in self.streams:
-            stream.flush()
+            if not stream.closed:
+                stream.flush()
+
+    def close(self) -> None:
+        """The streams belong to the job (the log file) and the interpreter (stderr)."""
+
+    def __getattr__(self, name: str):  # isatty, fileno, encoding, ...: those of the real stderr
+        return getattr(self.streams[0], name)
 
 
 def drop_rerun_markers(inputs) -> None:
