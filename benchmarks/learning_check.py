@@ -4,7 +4,8 @@ Writes each eval curve to benchmarks/results/learning_<name>.csv and appends a s
 (steps to >= 80% success, final success, machine) to benchmarks/results/learning_summary.csv.
 
   python benchmarks/learning_check.py reach     # MT1 reach-v3, paper hyper-parameters
-  python benchmarks/learning_check.py mt10      # MT10, short
+  python benchmarks/learning_check.py mt10cpu   # MT10 at a 2-core CPU's size, 1M transitions (~1-2 h)
+  python benchmarks/learning_check.py mt10      # MT10, paper sizes, short (for a GPU: --device cuda)
 """
 
 from __future__ import annotations
