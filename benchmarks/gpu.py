@@ -39,7 +39,7 @@ from mtrl.config import MATMUL_PRECISIONS, UPDATE_MODES, TrainConfig
 from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, task_names
 from mtrl.envs.vector import make_vector_env
 from mtrl.runtime import COLUMNS as RUNTIME_COLUMNS
-from mtrl.runtime import SHARE_COLUMNS
+from mtrl.runtime import KEY_COLUMNS, SHARE_COLUMNS
 from mtrl.train import Trainer, pick_device
 
 RESULTS = Path(__file__).parent / "results"
@@ -309,7 +309,7 @@ def main() -> None:
                 )
                 if update:  # the share of the loop's time the GPU computes: runs per GPU (mtrl.runtime)
                     share_rows.append(
-                        {c: runtime_rows[-1][c] for c in SHARE_COLUMNS[:6]}
+                        {c: runtime_rows[-1][c] for c in KEY_COLUMNS}
                         | {"device": name, "loop_vector_steps_per_s": round(sps / n, 3)}
                         | {"update_per_s": round(update, 3), "busy_fraction": round(sps / n / update, 4)}
                         | {"measured_on": date, "source": runtime_rows[-1]["source"]}

@@ -21,17 +21,9 @@ from typing import Any, TypeVar
 from mtrl.config import ConfigError, TrainConfig
 
 T = TypeVar("T")
-COLUMNS = (
-    "device",
-    "task_set",
-    "arch",
-    "actor_width",
-    "critic_width",
-    "depth",
-    "transitions_per_s",
-    "measured_on",
-    "source",
-)
+# what a measurement is of: device, task set, architecture (text) and sizes (integers)
+KEY_COLUMNS = ("device", "task_set", "arch", "actor_width", "critic_width", "depth")
+COLUMNS = (*KEY_COLUMNS, "transitions_per_s", "measured_on", "source")
 
 
 @dataclass(frozen=True)
@@ -199,12 +191,7 @@ def summary(plans: Mapping[str, Plan], resources: Mapping[str, Any]) -> list[str
 
 # ---- several runs per GPU: a run whose loop keeps the GPU busy only a fraction of the time shares it
 SHARE_COLUMNS = (
-    "device",
-    "task_set",
-    "arch",
-    "actor_width",
-    "critic_width",
-    "depth",
+    *KEY_COLUMNS,
     "loop_vector_steps_per_s",
     "update_per_s",
     "busy_fraction",
@@ -263,8 +250,8 @@ def _read_measured(
             raise ConfigError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
         for line, rec in enumerate(reader, start=2):
             try:
-                keys = [rec[c].strip() for c in ("device", "task_set", "arch")]
-                sizes = [int(rec[c]) for c in ("actor_width", "critic_width", "depth")]
+                keys = [rec[c].strip() for c in KEY_COLUMNS[:3]]
+                sizes = [int(rec[c]) for c in KEY_COLUMNS[3:]]
                 number = float(rec[value])
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{path}:{line}: {exc}") from None
