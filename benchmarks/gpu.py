@@ -30,13 +30,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
-from throughput import agent_with_random_buffer  # benchmarks/ is the script's folder
+from throughput import agent_with_random_buffer, random_action_rate  # benchmarks/ is the script's folder
 
 import mtrl.train
 from mtrl.config import MATMUL_PRECISIONS, UPDATE_MODES, TrainConfig
-from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, task_names
+from mtrl.envs.benchmarks import EPISODE_LENGTH, task_names
 from mtrl.envs.vector import make_vector_env
 from mtrl.runtime import COLUMNS as RUNTIME_COLUMNS
 from mtrl.runtime import KEY_COLUMNS, SHARE_COLUMNS
@@ -112,18 +111,6 @@ class SharedEnvs:
 
     def __call__(self, *args, **kwargs):
         return self.envs
-
-
-def env_rate(envs, n: int, steps: int) -> float:
-    """Random-action transitions/s of the async vector env alone."""
-    envs.reset()
-    actions = np.random.default_rng(0).uniform(-1, 1, (steps, n, ACTION_DIM)).astype(np.float32)
-    start = time.perf_counter()
-    for t in range(steps):
-        _, _, _, truncated, _ = envs.step(actions[t])
-        if truncated.all():
-            envs.reset()
-    return steps * n / (time.perf_counter() - start)
 
 
 def loop_rate(config: TrainConfig, device: torch.device, steps: int) -> float:
@@ -204,7 +191,7 @@ def main() -> None:
 
     # 1. env stepping alone (async, N workers), also the loop's envs
     shared = SharedEnvs(tasks)
-    env_sps = env_rate(shared.envs, n, args.env_steps)
+    env_sps = random_action_rate(shared.envs, args.env_steps)  # the async vector env alone
     record("env", "-", "-", env_sps, "transitions/s", note=f"async, {n} workers")
 
     # 2. the update alone: every mode and precision at each width (MTMHSAC), archs at their defaults

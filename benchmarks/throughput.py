@@ -47,8 +47,8 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def env_steps_per_second(task_set: str, vector_steps: int) -> float:
-    envs = make_vector_env(task_names(task_set), seed=0, strategy="sync")
+def random_action_rate(envs, vector_steps: int) -> float:
+    """Transitions/s of a vector env stepped alone with fixed-seed random actions (reset first)."""
     envs.reset()
     n = envs.num_envs
     actions = np.random.default_rng(0).uniform(-1, 1, (vector_steps, n, ACTION_DIM)).astype(np.float32)
@@ -57,9 +57,14 @@ def env_steps_per_second(task_set: str, vector_steps: int) -> float:
         _, _, _, truncated, _ = envs.step(actions[t])
         if truncated.all():
             envs.reset()
-    elapsed = time.perf_counter() - start
+    return vector_steps * n / (time.perf_counter() - start)
+
+
+def env_steps_per_second(task_set: str, vector_steps: int) -> float:
+    envs = make_vector_env(task_names(task_set), seed=0, strategy="sync")
+    rate = random_action_rate(envs, vector_steps)
     envs.close()
-    return vector_steps * n / elapsed
+    return rate
 
 
 def agent_with_random_buffer(
