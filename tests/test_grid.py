@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -313,3 +314,9 @@ def test_a_cached_width_is_keyed_by_the_architecture_depth_and_counting_code(tmp
     monkeypatch.setattr(width_cache, "_counting_code", lambda: "edited")  # e.g. a new layer in nets/
     keys.add(width_cache.cache_key(sm, 3))
     assert len(keys) == 4
+
+
+def test_the_readme_counts_the_smoke_pipelines_runs():
+    stated = re.search(r"(\d+) training runs on MT10/MT25/MT50", (ROOT / "README.md").read_text())
+    smoke = build_grid(yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text()))
+    assert stated and int(stated.group(1)) == len(smoke.runs)
