@@ -36,6 +36,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The run's config from the YAML file and the flags over it: resolved and validated, once."""
     overrides = {
         key.removeprefix("cfg_"): value
         for key, value in vars(args).items()

@@ -161,9 +161,17 @@ class TrainConfig:
         return self.num_tasks * EPISODE_LENGTH
 
     def resolved(self) -> TrainConfig:
-        """The config with every architecture default filled in for its task set."""
+        """This config validated, with every architecture default filled in for its task set.
+
+        The one place a run's settings are checked and completed: the edges (`from_dict`, the CLI,
+        `mtrl.train.train`) call it and the code inside a run takes its result (`require_resolved`).
+        A resolved config returns itself; `dataclasses.replace` gives an unresolved copy.
+        """
+        if self.is_resolved:
+            return self
+        self.validate()
         large = self.num_tasks > 10
-        return dataclasses.replace(
+        config = dataclasses.replace(
             self,
             sm_layers=self.sm_layers or (4 if large else 2),
             sm_modules=self.sm_modules or (4 if large else 2),
@@ -173,6 +181,13 @@ class TrainConfig:
             max_q_value=self.max_q_value if self.max_q_value is not None else default_max_q_value(self.arch),
             log_std_min=self._log_std_min(),
         )
+        object.__setattr__(config, "_resolved", True)  # not a field: no part of equality or to_dict
+        return config
+
+    @property
+    def is_resolved(self) -> bool:
+        """Whether this config came from `resolved()` (validated, defaults filled in)."""
+        return vars(self).get("_resolved", False)
 
     def _log_std_min(self) -> float:
         if self.log_std_min is not None:
@@ -188,15 +203,13 @@ class TrainConfig:
     # ------------------------------------------------------------------ building
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        """Build and validate from a plain mapping (YAML, JSON, CLI); unknown keys are errors."""
+        """Build, validate and resolve from a plain mapping (YAML, JSON, CLI); unknown keys are errors."""
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
         coerced = {name: _coerce(name, value, known[name].type) for name, value in values.items()}
-        config = cls(**coerced)
-        config.validate()
-        return config
+        return cls(**coerced).resolved()
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
@@ -219,88 +232,111 @@ class TrainConfig:
         return cls.from_dict({**data, **(overrides or {})})
 
     def validate(self) -> None:
-        """Raise ConfigError naming the first bad key."""
-        for f in fields(self):  # also for configs built directly, not through from_dict
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{f.name}: must be a finite number, got {value}")
-        if self.task_set not in TASK_SETS:
-            raise ConfigError(
-                f"task_set: unknown task set {self.task_set!r}; choose one of {list(TASK_SETS)}"
-            )
-        if self.arch not in ARCHS:
-            raise ConfigError(f"arch: unknown architecture {self.arch!r}; choose one of {list(ARCHS)}")
-        if self.reward_version not in REWARD_VERSIONS:
-            raise ConfigError(
-                f"reward_version: {self.reward_version!r} is not one of {list(REWARD_VERSIONS)}"
-            )
-        if self.device not in DEVICES:
-            raise ConfigError(f"device: {self.device!r} is not one of {list(DEVICES)}")
-        if self.vector_strategy not in VECTOR_STRATEGIES:
-            raise ConfigError(
-                f"vector_strategy: {self.vector_strategy!r} is not one of {list(VECTOR_STRATEGIES)}"
-            )
-        for name, allowed in (("update_mode", UPDATE_MODES), ("matmul_precision", MATMUL_PRECISIONS)):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name}: {getattr(self, name)!r} is not one of {list(allowed)}")
-        if self.task_set == "mt1":
-            from mtrl.envs.benchmarks import ALL_TASKS
+        """Raise ConfigError naming the first bad key (of the values as given, before resolving)."""
+        for check in (_check_finite, _check_choices, _check_ranges, _check_schedule):
+            check(self)
 
-            if self.mt1_task not in ALL_TASKS:
-                raise ConfigError(f"mt1_task: unknown Meta-World task {self.mt1_task!r}")
-        positive = [
-            "actor_width",
-            "critic_width",
-            "depth",
-            "total_steps",
-            "eval_episodes",
-            "buffer_per_task",
-            "batch_per_task",
-            "sm_module_width",
-            "sm_embedding",
-            "probe_checkpoints",
-        ]
-        optional_positive = ["sm_layers", "sm_modules", "paco_k", "moore_experts"]
-        for name in positive + [n for n in optional_positive if getattr(self, n) is not None]:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name}: must be a positive integer, got {getattr(self, name)}")
-        for name in ["warmup_steps_per_task", "seed", "torch_threads"]:
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
-        if self.seed > MAX_SEED:
-            raise ConfigError(f"seed: must be at most {MAX_SEED}, got {self.seed}")
-        for name in ["lr", "alpha_lr", "adam_eps", "initial_alpha"]:
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
-        for name in ["gamma", "tau"]:
-            if not 0 < getattr(self, name) <= 1:
-                raise ConfigError(f"{name}: must be in (0, 1], got {getattr(self, name)}")
-        if self.max_q_value is not None and not self.max_q_value >= 0:
+
+def require_resolved(config: TrainConfig) -> TrainConfig:
+    """`config` if it came from `TrainConfig.resolved()`: code inside a run never resolves it again."""
+    if not config.is_resolved:
+        raise TypeError("expected a resolved TrainConfig: resolve it once, at the edge (config.resolved())")
+    return config
+
+
+# ---------------------------------------------------------------------- the checks of `validate`
+def _check_finite(config: TrainConfig) -> None:
+    """No NaN or infinity in any float setting (also for configs built directly, not via from_dict)."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{f.name}: must be a finite number, got {value}")
+
+
+def _check_choices(config: TrainConfig) -> None:
+    """Settings that name one of a fixed set: task set, architecture, device, modes, the MT1 task."""
+    if config.task_set not in TASK_SETS:
+        raise ConfigError(f"task_set: unknown task set {config.task_set!r}; choose one of {list(TASK_SETS)}")
+    if config.arch not in ARCHS:
+        raise ConfigError(f"arch: unknown architecture {config.arch!r}; choose one of {list(ARCHS)}")
+    for name, allowed in (
+        ("reward_version", REWARD_VERSIONS),
+        ("device", DEVICES),
+        ("vector_strategy", VECTOR_STRATEGIES),
+        ("update_mode", UPDATE_MODES),
+        ("matmul_precision", MATMUL_PRECISIONS),
+    ):
+        if getattr(config, name) not in allowed:
+            raise ConfigError(f"{name}: {getattr(config, name)!r} is not one of {list(allowed)}")
+    if config.task_set == "mt1":
+        from mtrl.envs.benchmarks import ALL_TASKS
+
+        if config.mt1_task not in ALL_TASKS:
+            raise ConfigError(f"mt1_task: unknown Meta-World task {config.mt1_task!r}")
+
+
+POSITIVE_INTS = (
+    "actor_width",
+    "critic_width",
+    "depth",
+    "total_steps",
+    "eval_episodes",
+    "buffer_per_task",
+    "batch_per_task",
+    "sm_module_width",
+    "sm_embedding",
+    "probe_checkpoints",
+)
+OPTIONAL_POSITIVE_INTS = ("sm_layers", "sm_modules", "paco_k", "moore_experts")
+
+
+def _check_ranges(config: TrainConfig) -> None:
+    """Sizes, counts, rates and bounds within their ranges."""
+    given = [name for name in OPTIONAL_POSITIVE_INTS if getattr(config, name) is not None]
+    for name in (*POSITIVE_INTS, *given):
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"{name}: must be a positive integer, got {getattr(config, name)}")
+    for name in ("warmup_steps_per_task", "seed", "torch_threads"):
+        if getattr(config, name) < 0:
+            raise ConfigError(f"{name}: must be >= 0, got {getattr(config, name)}")
+    if config.seed > MAX_SEED:
+        raise ConfigError(f"seed: must be at most {MAX_SEED}, got {config.seed}")
+    for name in ("lr", "alpha_lr", "adam_eps", "initial_alpha"):
+        if not getattr(config, name) > 0:
+            raise ConfigError(f"{name}: must be > 0, got {getattr(config, name)}")
+    for name in ("gamma", "tau"):
+        if not 0 < getattr(config, name) <= 1:
+            raise ConfigError(f"{name}: must be in (0, 1], got {getattr(config, name)}")
+    if config.max_q_value is not None and not config.max_q_value >= 0:
+        raise ConfigError(
+            f"max_q_value: must be >= 0 (0: no clipping, None: arch default), got {config.max_q_value}"
+        )
+    if not config._log_std_min() < config.log_std_max:
+        raise ConfigError(
+            f"log_std_min: {config._log_std_min()} must be below log_std_max {config.log_std_max}"
+        )
+
+
+def _check_schedule(config: TrainConfig) -> None:
+    """Step counts and intervals in whole episodes of every task; warm-up and probes within the run."""
+    unit = config.episode_transitions
+    for name in ("total_steps", "eval_every", "checkpoint_every", "log_every"):
+        value = getattr(config, name)
+        if value <= 0 or value % unit:
             raise ConfigError(
-                f"max_q_value: must be >= 0 (0: no clipping, None: arch default), got {self.max_q_value}"
+                f"{name}: must be a positive multiple of {unit} (= {config.num_tasks} tasks x "
+                f"{EPISODE_LENGTH}-step episodes), got {value}"
             )
-        if not self._log_std_min() < self.log_std_max:
-            raise ConfigError(
-                f"log_std_min: {self._log_std_min()} must be below log_std_max {self.log_std_max}"
-            )
-        unit = self.episode_transitions
-        for name in ["total_steps", "eval_every", "checkpoint_every", "log_every"]:
-            value = getattr(self, name)
-            if value <= 0 or value % unit:
-                raise ConfigError(
-                    f"{name}: must be a positive multiple of {unit} (= {self.num_tasks} tasks x "
-                    f"{EPISODE_LENGTH}-step episodes), got {value}"
-                )
-        if self.warmup_steps_per_task > self.vector_steps:
-            raise ConfigError(
-                f"warmup_steps_per_task: {self.warmup_steps_per_task} exceeds the run's "
-                f"{self.vector_steps} steps per task (total_steps / {self.num_tasks} tasks)"
-            )
-        if self.probe_checkpoints > self.total_steps // unit:
-            raise ConfigError(
-                f"probe_checkpoints: {self.probe_checkpoints} checkpoints need at least as many episodes; "
-                f"total_steps allows {self.total_steps // unit}"
-            )
+    if config.warmup_steps_per_task > config.vector_steps:
+        raise ConfigError(
+            f"warmup_steps_per_task: {config.warmup_steps_per_task} exceeds the run's "
+            f"{config.vector_steps} steps per task (total_steps / {config.num_tasks} tasks)"
+        )
+    if config.probe_checkpoints > config.total_steps // unit:
+        raise ConfigError(
+            f"probe_checkpoints: {config.probe_checkpoints} checkpoints need at least as many episodes; "
+            f"total_steps allows {config.total_steps // unit}"
+        )
 
 
 @functools.cache

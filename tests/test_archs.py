@@ -319,7 +319,9 @@ def test_fifty_tasks_large_batch_is_vectorised(arch: str) -> None:
 
 @pytest.mark.parametrize("arch", ["sm", "paco", "moore"])
 def test_build_network_for_actor_and_critic(arch: str) -> None:
-    config = TrainConfig(arch=arch, actor_width=16, critic_width=24, sm_module_width=8, sm_embedding=12)
+    config = TrainConfig(
+        arch=arch, actor_width=16, critic_width=24, sm_module_width=8, sm_embedding=12
+    ).resolved()
     n = config.num_tasks
     actor = build_network(config, "actor", S + n, 2 * A, ensemble=1)
     critic = build_network(config, "critic", S + n + A, 1, ensemble=2)
@@ -347,8 +349,8 @@ def test_build_network_sizes_paco_and_moore_from_the_config(task_set: str) -> No
     k_paco, k_moore = config.resolved().paco_k, config.resolved().moore_experts
     for role, width, in_f, out_f in [("actor", 16, S + n, 2 * A), ("critic", 24, S + n + A, 1)]:
         s = in_f - n
-        paco = build_network(dataclasses.replace(config, arch="paco"), role, in_f, out_f)
-        moore = build_network(dataclasses.replace(config, arch="moore"), role, in_f, out_f)
+        paco = build_network(dataclasses.replace(config, arch="paco").resolved(), role, in_f, out_f)
+        moore = build_network(dataclasses.replace(config, arch="moore").resolved(), role, in_f, out_f)
         assert count_parameters(paco) == paco_count(s, n, k=k_paco, w=width, depth=2, o=out_f)
         assert count_parameters(moore) == moore_count(s, n, k=k_moore, w=width, depth=2, o=out_f)
 
@@ -357,7 +359,9 @@ def test_build_network_sizes_paco_and_moore_from_the_config(task_set: str) -> No
 def test_output_heads_are_small_uniform_and_hidden_layers_he_uniform(arch: str) -> None:
     """The authors' heads: weights and biases U(+-1e-3) (actor), U(+-3e-3) (critics); hidden layers
     He-uniform with zero bias. Checked by range and spread, which the default He init fails."""
-    config = TrainConfig(arch=arch, actor_width=64, critic_width=64, sm_module_width=32, sm_embedding=48)
+    config = TrainConfig(
+        arch=arch, actor_width=64, critic_width=64, sm_module_width=32, sm_embedding=48
+    ).resolved()
     n = config.num_tasks
     for role, bound, in_f, out_f, e in [("actor", 1e-3, S + n, 2 * A, 1), ("critic", 3e-3, S + n + A, 1, 2)]:
         net = build_network(config, role, in_f, out_f, ensemble=e)

@@ -24,7 +24,7 @@ def test_mt10_baseline_counts_match_hand_computation():
 
 
 def test_build_network_uses_role_widths():
-    config = TrainConfig(actor_width=64, critic_width=128, depth=4)
+    config = TrainConfig(actor_width=64, critic_width=128, depth=4).resolved()
     actor = build_network(config, "actor", 49, 8)
     critic = build_network(config, "critic", 53, 1, ensemble=2)
     assert count_parameters(actor) == mlp_count(49, 8, 10, 64, 4)

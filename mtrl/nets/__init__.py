@@ -4,12 +4,12 @@ to (E, B, out), carries E ensemble members in batched weights, and names its hid
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Literal
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from mtrl.config import TrainConfig
+from mtrl.config import TrainConfig, require_resolved
 from mtrl.nets.mlp import MultiHeadMLP
 
 Role = Literal["actor", "critic"]
@@ -26,25 +26,17 @@ def init_output_head_(head: nn.Module, bound: float) -> None:
             parameter.uniform_(-bound, bound)
 
 
-class MultiTaskNetwork(Protocol):
-    ensemble: int
-
-    def __call__(self, x: Tensor, task: Tensor) -> Tensor: ...
-
-    def hidden_layers(self) -> dict[str, nn.Module]: ...
-
-
 def build_network(
     config: TrainConfig, role: Role, in_features: int, out_features: int, ensemble: int = 1
 ) -> nn.Module:
-    """The network of `config.arch` for the actor or the critic ensemble, output head initialised."""
-    network = _build(config, role, in_features, out_features, ensemble)
+    """The network of `config.arch` (a resolved config) for the actor or the critic ensemble, output
+    head initialised."""
+    network = _build(require_resolved(config), role, in_features, out_features, ensemble)
     init_output_head_(network.head, HEAD_INIT_BOUND[role])
     return network
 
 
 def _build(config: TrainConfig, role: Role, in_features: int, out_features: int, ensemble: int) -> nn.Module:
-    config = config.resolved()
     # Every architecture but SM is `depth` layers of the role's width; SM has its own sizes.
     width = config.actor_width if role == "actor" else config.critic_width
     sized = {"width": width, "depth": config.depth, "ensemble": ensemble}

@@ -104,7 +104,7 @@ class SoftModularization(nn.Module):
     def from_config(
         cls, config: TrainConfig, role: str, in_features: int, out_features: int, ensemble: int = 1
     ) -> SoftModularization:
-        config = config.resolved()
+        """The network at the sizes of a resolved `config` (`sm_layers`, `sm_modules` filled in)."""
         return cls(
             in_features,
             out_features,

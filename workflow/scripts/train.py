@@ -10,11 +10,10 @@ with logged(snakemake.log[0]):
     from mtrl.grid import execution_settings
     from mtrl.train import TrainingInterrupted, train
 
-    run = snakemake.params.run
-    point = TrainConfig.from_dict(run)
-    config = TrainConfig.from_dict(
-        {**run, **execution_settings(snakemake.config, point.task_set, point.arch)}
-    )
+    run = snakemake.params.run  # the run's identity: its resolved settings less execution settings
+    task_set, arch = run.get("task_set", TrainConfig.task_set), run.get("arch", TrainConfig.arch)
+    execution = execution_settings(snakemake.config, task_set, arch)
+    config = TrainConfig.from_dict({**run, **execution})  # resolved and validated, once
     resources = snakemake.config.get("train_resources", {})
     stop_before_time_limit(getattr(snakemake.resources, "runtime", None), resources.get("signal_minutes", 10))
     try:
