@@ -15,7 +15,7 @@ from mtrl.config import TrainConfig
 
 def make_agent(**overrides) -> MultiTaskSAC:
     torch.manual_seed(0)
-    config = TrainConfig(task_set="mt10", actor_width=32, critic_width=32, **overrides)
+    config = TrainConfig(task_set="mt10", actor_width=32, critic_width=32, **overrides).resolved()
     return MultiTaskSAC(config, 49, 4, torch.device("cpu"))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -33,6 +34,7 @@ def run_updates(
     """Metrics of UPDATES updates from one buffer and sample seed, and the parameters after them."""
     torch.manual_seed(0)
     config = TrainConfig(task_set="mt10", arch=arch, update_mode=mode, device=device.type, **SMALL, **extra)
+    config = config.resolved()
     agent = MultiTaskSAC(config, 49, 4, device)
     buffer = filled_buffer(device)
     gen = torch.Generator(device=device).manual_seed(1)
@@ -67,7 +69,7 @@ def test_captured_update_matches_eager_on_gpu(arch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_captured_update_survives_resume_and_a_second_buffer():
     device = torch.device("cuda")
-    config = TrainConfig(task_set="mt10", update_mode="graph", device="cuda", **SMALL)
+    config = TrainConfig(task_set="mt10", update_mode="graph", device="cuda", **SMALL).resolved()
     agent = MultiTaskSAC(config, 49, 4, device)
     buffer, gen = filled_buffer(device), torch.Generator(device=device).manual_seed(1)
     agent.update_from_buffer(buffer, 8, gen)
@@ -75,6 +77,34 @@ def test_captured_update_survives_resume_and_a_second_buffer():
     agent.load_training_state(state)  # drops the graph: the optimisers' tensors were replaced
     assert agent._static is None
     assert torch.isfinite(agent.update_from_buffer(buffer, 8, gen)).all()
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_the_warm_up_before_capture_is_undone_exactly(trained):
+    """Capture runs warm-up updates first and undoes them (mtrl.agents.capture): parameters, targets
+    and temperatures as before, Adam state as before or, where the warm-up created it, zero."""
+    from mtrl.agents.capture import _restore, _snapshot
+
+    config = TrainConfig(task_set="mt10", update_mode="graph", **SMALL).resolved()
+    agent = MultiTaskSAC(config, 49, 4, torch.device("cpu"))
+    buffer, gen = filled_buffer(torch.device("cpu")), torch.Generator().manual_seed(1)
+    if trained:
+        agent.update_from_buffer(buffer, 8, gen)
+    params = [p.detach().clone() for p in agent.parameters()]
+    states = [copy.deepcopy(optim.state_dict()["state"]) for optim in agent.optimizers()]
+    saved = _snapshot(agent)
+    for _ in range(3):
+        agent.update_from_buffer(buffer, 8, gen)
+    assert not all(torch.equal(a, b) for a, b in zip(params, agent.parameters(), strict=True))
+    _restore(agent, saved)
+    assert all(torch.equal(a, b) for a, b in zip(params, agent.parameters(), strict=True))
+    for before, optim in zip(states, agent.optimizers(), strict=True):
+        after = optim.state_dict()["state"]
+        assert after.keys() == before.keys() if trained else len(after) > 0  # the warm-up made state
+        for key, values in after.items():
+            for name, value in values.items():
+                want = before[key][name] if trained else torch.zeros_like(value)
+                assert torch.equal(value, want), (key, name)
 
 
 def test_bf16_autocast_is_used_and_stays_close():
@@ -109,7 +139,7 @@ def test_packed_buffer_gathers_what_was_added():
 
 @pytest.mark.parametrize("overlap", [False, True])
 def test_overlap_updates_on_the_buffer_one_step_old(tmp_path, tiny_config, monkeypatch, overlap):
-    config = dataclasses.replace(tiny_config, warmup_steps_per_task=3, overlap=overlap)
+    config = dataclasses.replace(tiny_config, warmup_steps_per_task=3, overlap=overlap).resolved()
     trainer = Trainer(config, tmp_path / "run", quiet=True, provenance="", restart_stale=False)
     seen: list[int] = []
     update = trainer.agent.update_from_buffer

@@ -4,10 +4,8 @@ the two critics as one batched ensemble, Polyak targets, and one learned tempera
 `update` returns its metrics as device tensors so that the loop never waits on the device.
 
 Two ways to run an update (config `update_mode`): `eager`, the reference and the CPU default, and
-`graph`, the same maths with fixed-address inputs (sample indices and policy noise drawn outside into
-static buffers, the batch gathered inside) so that on a GPU the whole update (critic, actor,
-temperature, Adam steps, clipping, Polyak) is captured once as a CUDA graph and replayed: one
-launch instead of hundreds. Both draw the same random numbers in the same order.
+`graph`, the same maths (`learn`) on fixed-address inputs, captured once as a CUDA graph on a GPU
+(`mtrl.agents.capture`). Both draw the same random numbers in the same order.
 """
 
 from __future__ import annotations
@@ -15,42 +13,18 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mtrl.agents.capture import StaticUpdate, adam_options
 from mtrl.buffers import Batch, MultiTaskReplayBuffer
-from mtrl.config import TrainConfig
+from mtrl.config import TrainConfig, require_resolved
 from mtrl.nets import build_network
 from mtrl.nets.layers import count_parameters
 
 METRICS = ("critic_loss", "actor_loss", "alpha_loss", "q_mean", "entropy")
-GRAPH_WARMUP_UPDATES = 3  # uncaptured updates on a side stream before capture (then undone)
-
-
-def set_matmul_precision(precision: str, device: torch.device) -> None:
-    """float32 matmuls at full precision, or TF32 (the JAX default on Ampere/Hopper); process-wide.
-
-    TF32 exists only on CUDA; on a CPU `tf32` leaves float32 as it is. `bf16` is autocast, applied
-    per forward pass (`MultiTaskSAC.autocast`), with float32 matmuls outside it.
-    """
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-        torch.backends.cudnn.allow_tf32 = precision == "tf32"
-
-
-@dataclass
-class _Static:
-    """Fixed-address inputs and output of the capture-ready update, for one replay buffer."""
-
-    buffer: MultiTaskReplayBuffer
-    idx: Tensor  # (N, b) ring positions
-    next_noise: Tensor  # (B, A) policy noise for the TD target
-    noise: Tensor  # (B, A) policy noise for the actor loss
-    out: Tensor | None = None  # the metrics the captured graph writes
-    graph: torch.cuda.CUDAGraph | None = None
 
 
 def squashed_gaussian(mean: Tensor, log_std: Tensor, noise: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -66,11 +40,16 @@ def squashed_gaussian(mean: Tensor, log_std: Tensor, noise: Tensor | None) -> tu
 
 
 class MultiTaskSAC(nn.Module):
-    """Actor, critic ensemble (E=2), target critics, per-task log-alpha and their optimisers."""
+    """Actor, critic ensemble (E=2), target critics, per-task log-alpha and their optimisers.
+
+    `config` is resolved (`TrainConfig.resolved()`). Process-wide settings (matmul precision, torch
+    threads, seeds) are the caller's (`mtrl.run_setup`); network initialisation draws from torch's
+    global generator, policy noise from the agent's own (seeded with `config.seed`).
+    """
 
     def __init__(self, config: TrainConfig, obs_dim: int, action_dim: int, device: torch.device) -> None:
         super().__init__()
-        config = config.resolved()
+        config = require_resolved(config)
         self.config, self.action_dim, self.num_tasks = config, action_dim, config.num_tasks
         self.actor = build_network(config, "actor", obs_dim, 2 * action_dim, ensemble=1)
         self.critic = build_network(config, "critic", obs_dim + action_dim, 1, ensemble=2)
@@ -84,16 +63,13 @@ class MultiTaskSAC(nn.Module):
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.target_critic.parameters())
         self.update_mode, self.precision = config.update_mode, config.matmul_precision
-        set_matmul_precision(self.precision, device)
-        # Captured Adam keeps its step count on the device (`capturable`); eager Adam is unchanged.
-        capturable = self.update_mode == "graph" and device.type == "cuda"
-        adam = {"lr": config.lr, "eps": config.adam_eps, "fused": True, "capturable": capturable}
+        adam = {"lr": config.lr, "eps": config.adam_eps, **adam_options(self.update_mode, device)}
         self.actor_optim = torch.optim.Adam(self._actor_params, **adam)
         self.critic_optim = torch.optim.Adam(self._critic_params, **adam)
         self.alpha_optim = torch.optim.Adam([self.log_alpha], **{**adam, "lr": config.alpha_lr})
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(config.seed)
-        self._static: _Static | None = None
+        self._static: StaticUpdate | None = None  # the capture-ready update (graph mode)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast for forward passes when `matmul_precision` is bf16, else nothing."""
@@ -200,59 +176,19 @@ class MultiTaskSAC(nn.Module):
     ) -> Tensor:
         """One update on a fresh sample of `buffer`, in the configured `update_mode`.
 
-        eager: sample, then `update`. graph: draw the indices and noise into static buffers (the
-        same numbers eager draws), then replay the captured update (captured on first use) on a
-        GPU, or run its body uncaptured on a CPU. Metrics come back as a new tensor.
+        eager: sample, then `update`. graph: the capture-ready update for this buffer
+        (`mtrl.agents.capture.StaticUpdate`), which draws the same numbers eager draws. Metrics come
+        back as a new tensor.
         """
         if self.update_mode == "eager":
             return self.update(buffer.sample(per_task, generator))
-        s = self._static
-        if s is None or s.buffer is not buffer or s.idx.shape[1] != per_task:
-            batch = buffer.num_tasks * per_task
-            idx = torch.zeros(buffer.num_tasks, per_task, dtype=torch.long, device=self.device)
-            noise = [torch.empty(batch, self.action_dim, device=self.device) for _ in range(2)]
-            s = self._static = _Static(buffer, idx, *noise)
-        buffer.sample_indices(per_task, generator, out=s.idx)
-        self.draw_noise(len(s.noise), out=s.next_noise)
-        self.draw_noise(len(s.noise), out=s.noise)
-        if self.device.type != "cuda":
-            return self.learn(buffer.gather(s.idx), s.next_noise, s.noise)
-        if s.graph is None:
-            self._capture(s)
-        s.graph.replay()
-        return s.out.clone()
+        if self._static is None or not self._static.fits(buffer, per_task):
+            self._static = StaticUpdate(self, buffer, per_task)
+        return self._static.run(generator)
 
-    def _optimizers(self) -> tuple[torch.optim.Optimizer, ...]:
+    def optimizers(self) -> tuple[torch.optim.Optimizer, ...]:
+        """The critic, actor and temperature optimisers."""
         return self.critic_optim, self.actor_optim, self.alpha_optim
-
-    def _capture(self, s: _Static) -> None:
-        """Warm up on a side stream (as CUDA graph capture requires), undo it, then capture `learn`."""
-        tensors = [*self._actor_params, *self._critic_params, *self._target_params, self.log_alpha]
-        saved = [t.detach().clone() for t in tensors]
-        saved_state = [
-            {p: {k: v.clone() for k, v in st.items()} for p, st in optim.state.items()}
-            for optim in self._optimizers()
-        ]
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for _ in range(GRAPH_WARMUP_UPDATES):
-                self.learn(s.buffer.gather(s.idx), s.next_noise, s.noise)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        with torch.no_grad():  # undo the warm-up in place: the graph reads these addresses
-            torch._foreach_copy_([t.detach() for t in tensors], saved)
-            for optim, before in zip(self._optimizers(), saved_state, strict=True):
-                for p, state in optim.state.items():
-                    for key, value in state.items():
-                        if p in before:
-                            value.copy_(before[p][key])
-                        else:  # zeros are a fresh Adam's state
-                            value.zero_()
-        for optim in self._optimizers():
-            optim.zero_grad(set_to_none=True)
-        s.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(s.graph):
-            s.out = self.learn(s.buffer.gather(s.idx), s.next_noise, s.noise)
 
     # ----------------------------------------------------------------- bookkeeping
     def parameter_counts(self) -> tuple[int, int]:

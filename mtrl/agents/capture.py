@@ -1,0 +1,104 @@
+"""The SAC update as one CUDA graph (config `update_mode: graph`).
+
+`StaticUpdate` runs the agent's `learn` on fixed-address inputs: sample indices and policy noise are
+drawn outside into static buffers (the same numbers, in the same order, as the eager update draws)
+and the batch is gathered inside, so that on a GPU the whole update (critic, actor, temperature,
+Adam steps, clipping, Polyak) is captured once and replayed: one launch instead of hundreds. On a
+CPU the same body runs uncaptured. The agent sees two calls: `adam_options` when it builds its
+optimisers, and `StaticUpdate(agent, buffer, per_task).run(generator)` per update.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from mtrl.buffers import MultiTaskReplayBuffer
+
+if TYPE_CHECKING:
+    from mtrl.agents.sac import MultiTaskSAC
+
+GRAPH_WARMUP_UPDATES = 3  # uncaptured updates on a side stream before capture (then undone)
+
+
+def adam_options(update_mode: str, device: torch.device) -> dict[str, Any]:
+    """Fused Adam; a captured one keeps its step count on the device (`capturable`), eager is unchanged."""
+    return {"fused": True, "capturable": update_mode == "graph" and device.type == "cuda"}
+
+
+class StaticUpdate:
+    """Fixed-address inputs and output of the capture-ready update, for one replay buffer and batch size."""
+
+    def __init__(self, agent: MultiTaskSAC, buffer: MultiTaskReplayBuffer, per_task: int) -> None:
+        self.agent, self.buffer, self.device = agent, buffer, agent.device
+        batch = buffer.num_tasks * per_task
+        # ring positions of the sample, and the policy noise of the TD target and of the actor loss
+        self.idx = torch.zeros(buffer.num_tasks, per_task, dtype=torch.long, device=self.device)
+        self.next_noise = torch.empty(batch, agent.action_dim, device=self.device)
+        self.noise = torch.empty(batch, agent.action_dim, device=self.device)
+        self.out: Tensor | None = None  # the metrics the captured graph writes
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    def fits(self, buffer: MultiTaskReplayBuffer, per_task: int) -> bool:
+        """Whether this update's static inputs serve `buffer` sampled `per_task` rows per task."""
+        return self.buffer is buffer and self.idx.shape[1] == per_task
+
+    def run(self, generator: torch.Generator) -> Tensor:
+        """Draw indices (with `generator`) and noise into the static inputs, then one update: the graph
+        replayed on a GPU (captured on first use), the uncaptured body on a CPU. Returns METRICS anew."""
+        self.buffer.sample_indices(self.idx.shape[1], generator, out=self.idx)
+        self.agent.draw_noise(len(self.noise), out=self.next_noise)
+        self.agent.draw_noise(len(self.noise), out=self.noise)
+        if self.device.type != "cuda":
+            return self._learn()
+        if self.graph is None:
+            self._capture()
+        assert self.graph is not None and self.out is not None
+        self.graph.replay()
+        return self.out.clone()
+
+    def _learn(self) -> Tensor:
+        return self.agent.learn(self.buffer.gather(self.idx), self.next_noise, self.noise)
+
+    def _capture(self) -> None:
+        """Warm up on a side stream (as CUDA graph capture requires), undo it, then capture `learn`."""
+        saved = _snapshot(self.agent)
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(GRAPH_WARMUP_UPDATES):
+                self._learn()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        _restore(self.agent, saved)
+        for optim in self.agent.optimizers():
+            optim.zero_grad(set_to_none=True)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.out = self._learn()
+
+
+def _snapshot(agent: MultiTaskSAC) -> tuple[list[Tensor], list[dict]]:
+    """Copies of the agent's parameters (targets and temperatures included) and optimiser states."""
+    params = [t.detach().clone() for t in agent.parameters()]
+    states = [
+        {p: {k: v.clone() for k, v in st.items()} for p, st in optim.state.items()}
+        for optim in agent.optimizers()
+    ]
+    return params, states
+
+
+@torch.no_grad()
+def _restore(agent: MultiTaskSAC, saved: tuple[list[Tensor], list[dict]]) -> None:
+    """Put a `_snapshot` back in place (the graph reads these addresses); optimiser state the warm-up
+    created is zeroed, as a fresh Adam's is."""
+    params, states = saved
+    torch._foreach_copy_([t.detach() for t in agent.parameters()], params)
+    for optim, before in zip(agent.optimizers(), states, strict=True):
+        for p, state in optim.state.items():
+            for key, value in state.items():
+                if p in before:
+                    value.copy_(before[p][key])
+                else:
+                    value.zero_()

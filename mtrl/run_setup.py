@@ -1,0 +1,53 @@
+"""Process-wide settings of a run, made once where a run starts: device, torch threads, matmul
+precision and the global seeds. Nothing inside a run (agent, networks, buffer) sets them."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+from mtrl.config import ConfigError, TrainConfig
+
+
+def pick_device(name: str) -> torch.device:
+    """The torch device of the `device` setting: `auto` is the GPU if torch sees one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "device: cuda requested but torch sees no GPU on this machine "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
+            "use device: auto or cpu to train on the CPU"
+        )
+    return torch.device(name)
+
+
+def set_matmul_precision(precision: str, device: torch.device) -> None:
+    """float32 matmuls at full precision, or TF32 (the JAX default on Ampere/Hopper); process-wide.
+
+    TF32 exists only on CUDA; on a CPU `tf32` leaves float32 as it is. `bf16` is autocast, applied
+    per forward pass (`MultiTaskSAC.autocast`), with float32 matmuls outside it.
+    """
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = precision == "tf32"
+
+
+def prepare_process(config: TrainConfig) -> torch.device:
+    """Pick the device (ConfigError if a requested GPU is missing), set torch threads and matmul
+    precision for this process; return the device."""
+    device = pick_device(config.device)
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    set_matmul_precision(config.matmul_precision, device)
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators (network initialisation draws from torch's)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
