@@ -37,9 +37,10 @@ import mtrl.train
 from mtrl.config import MATMUL_PRECISIONS, UPDATE_MODES, TrainConfig
 from mtrl.envs.benchmarks import EPISODE_LENGTH, task_names
 from mtrl.envs.vector import make_vector_env
+from mtrl.run_setup import pick_device
 from mtrl.runtime import COLUMNS as RUNTIME_COLUMNS
 from mtrl.runtime import KEY_COLUMNS, SHARE_COLUMNS
-from mtrl.train import Trainer, pick_device
+from mtrl.train import Trainer
 
 RESULTS = Path(__file__).parent / "results"
 FIELDS = ["benchmark", "arch", "width", "mode", "precision", "overlap", "value", "unit", "note"]

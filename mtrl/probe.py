@@ -4,7 +4,8 @@ Each checkpoint `checkpoints/probe/step_*.pt` (in step order) carries its probe 
 batch (`batch_per_task` transitions per task) drawn with a fixed seed from the replay buffer as it
 was at that step, so every checkpoint is measured on the data it was training on -- as the authors
 computed these metrics on the current training batch. The step-0 checkpoint (untrained networks)
-holds the first episode's warm-up data, the earliest a batch can be drawn (see `mtrl.train`).
+holds the first episode's warm-up data, the earliest a batch can be drawn (see
+`mtrl.probe_checkpoints`).
 
 For each checkpoint the agent is rebuilt on the CPU from the checkpoint's config; the actor runs on
 the batch's observations (with one-hot) and samples actions (noise from the agent's generator,
@@ -51,6 +52,7 @@ from mtrl import checkpoints as ckpt
 from mtrl.agents.sac import MultiTaskSAC
 from mtrl.buffers import Batch
 from mtrl.config import TrainConfig
+from mtrl.envs.benchmarks import EPISODE_LENGTH
 from mtrl.plasticity import (
     DEFAULT_TAUS,
     dormant_percent,
@@ -60,6 +62,7 @@ from mtrl.plasticity import (
     param_norm_per_member,
     srank,
 )
+from mtrl.probe_checkpoints import probe_episodes, stored_batch
 from mtrl.results import write_atomic_h5
 
 __all__ = ["NETWORKS", "METRICS", "probe_run", "stored_batch", "features", "probe_agent", "capture_hidden"]
@@ -100,33 +103,6 @@ METRICS: dict[str, tuple[str, str]] = {
         "critic loss w.r.t. member k), before clipping; shape (S,)",
     ),
 }
-
-
-# ----------------------------------------------------------------------------------- probe batch
-BATCH_KEYS = ("obs", "action", "reward", "next_obs", "done", "task")
-
-
-def stored_batch(state: Mapping[str, Any], path: Path, num_tasks: int) -> Batch:
-    """The probe batch stored in a probe checkpoint, checked to be balanced and ordered task by task.
-
-    Raises ValueError naming `path` if the checkpoint has no batch (written before probe batches
-    were stored, or a step-0 checkpoint of a run killed within its first episode) or a malformed one.
-    """
-    sample = state.get("probe_batch")
-    if sample is None:
-        raise ValueError(f"{path}: no probe batch in this checkpoint; retrain the run to probe it")
-    missing = set(BATCH_KEYS) - set(sample)
-    if missing:
-        raise ValueError(f"{path}: probe batch lacks {sorted(missing)}")
-    task = sample["task"].to(CPU).long()
-    rows = task.numel()
-    if (
-        rows == 0
-        or rows % num_tasks
-        or not torch.equal(task, torch.arange(num_tasks).repeat_interleave(rows // num_tasks))
-    ):
-        raise ValueError(f"{path}: probe batch is not {num_tasks} equal task blocks in task order")
-    return Batch(**{key: sample[key].to(CPU) for key in BATCH_KEYS[:-1]}, task=task)
 
 
 # ------------------------------------------------------------------------------ hidden features
@@ -246,9 +222,8 @@ def probe_agent(
     return out
 
 
-def _build_agent(config_dict: Mapping[str, Any], obs_dim: int, action_dim: int) -> MultiTaskSAC:
-    """A CPU agent for the config; the global torch RNG is left as it was (init is overwritten anyway)."""
-    config = TrainConfig.from_dict(dict(config_dict))
+def _build_agent(config: TrainConfig, obs_dim: int, action_dim: int) -> MultiTaskSAC:
+    """A CPU agent for the (resolved) config; the global torch RNG is left as it was (init is overwritten)."""
     with torch.random.fork_rng(devices=[]):
         return MultiTaskSAC(config, obs_dim, action_dim, CPU)
 
@@ -263,12 +238,26 @@ def _load_agent(agent: MultiTaskSAC, state: Mapping[str, Any]) -> None:
 
 
 # ----------------------------------------------------------------------------------------- a run
-def _check_all_steps_present(run_dir: Path, config_dict: Mapping[str, Any], found: Sequence[int]) -> None:
-    """FileNotFoundError naming the steps whose probe checkpoints the run should have written but lacks."""
-    from mtrl.envs.benchmarks import EPISODE_LENGTH
-    from mtrl.train import probe_episodes
+def _checked_taus(taus: Sequence[float]) -> list[float]:
+    values = [float(t) for t in taus]
+    if not values or any(not np.isfinite(t) or t < 0 for t in values):
+        raise ValueError(f"taus must be a non-empty list of finite values >= 0, got {values}")
+    return values
 
-    config = TrainConfig.from_dict(dict(config_dict))
+
+def _load_checkpoint(step: int, path: Path) -> dict[str, Any]:
+    """A probe checkpoint, checked to hold the step its name says."""
+    try:
+        state = ckpt.load(path, CPU)
+    except ckpt.CheckpointError as exc:
+        raise ckpt.CheckpointError(f"{exc} (the probe checkpoint of step {step})") from None
+    if int(state["step"]) != step:
+        raise ValueError(f"{path} holds step {state['step']}, its name says {step}")
+    return state
+
+
+def _check_all_steps_present(run_dir: Path, config: TrainConfig, found: Sequence[int]) -> None:
+    """FileNotFoundError naming the steps whose probe checkpoints the run should have written but lacks."""
     per_episode = EPISODE_LENGTH * config.num_tasks
     missing = sorted({e * per_episode for e in probe_episodes(config)} - set(found))
     if missing:
@@ -276,6 +265,35 @@ def _check_all_steps_present(run_dir: Path, config_dict: Mapping[str, Any], foun
         raise FileNotFoundError(
             f"{ckpt.probe_path(run_dir, missing[0])}: missing (no probe checkpoint for step(s) {shown})"
         )
+
+
+def _agent_for_run(
+    run_dir: Path, first: Mapping[str, Any], checkpoints: Sequence[tuple[int, Path]]
+) -> MultiTaskSAC:
+    """The CPU agent of the run whose first probe checkpoint is `first`, once every step is there."""
+    sample = first.get("probe_batch") or {}
+    if "obs" not in sample or "action" not in sample:
+        raise ValueError(
+            f"{checkpoints[0][1]}: no probe batch in this checkpoint; retrain the run to probe it"
+        )
+    config = TrainConfig.from_dict(dict(first["config"]))
+    _check_all_steps_present(run_dir, config, [s for s, _ in checkpoints])
+    return _build_agent(config, int(sample["obs"].shape[-1]), int(sample["action"].shape[-1]))
+
+
+def _log_row(run_dir: Path, step: int, position: str, taus: Sequence[float], row: Mapping[str, Any]) -> None:
+    """One progress line per checkpoint: the pooled dormant percentage at the largest tau."""
+    tau_i = len(taus) - 1
+    log.info(
+        "%s: step %d (%s): dormant%% (tau %g) actor %.1f critic %.1f/%.1f",
+        run_dir,
+        step,
+        position,
+        taus[tau_i],
+        row["actor"]["dormant_pct_total"][tau_i],
+        row["critic0"]["dormant_pct_total"][tau_i],
+        row["critic1"]["dormant_pct_total"][tau_i],
+    )
 
 
 def probe_run(
@@ -292,37 +310,20 @@ def probe_run(
     """
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "plasticity.h5"
-    taus = [float(t) for t in taus]
-    if not taus or any(not np.isfinite(t) or t < 0 for t in taus):
-        raise ValueError(f"taus must be a non-empty list of finite values >= 0, got {taus}")
+    taus = _checked_taus(taus)
     checkpoints = ckpt.probe_checkpoints(run_dir)
     if not checkpoints:
         raise FileNotFoundError(
             f"no probe checkpoints (step_*.pt) in {run_dir / 'checkpoints' / 'probe'}; train the run first"
         )
-
-    config_dict: dict[str, Any] | None = None
-    agent: MultiTaskSAC | None = None
+    first = _load_checkpoint(*checkpoints[0])
+    agent = _agent_for_run(run_dir, first, checkpoints)
     rows_per_task: int | None = None
-    steps: list[int] = []
     rows: list[dict[str, dict[str, np.ndarray]]] = []
     for i, (step, path) in enumerate(checkpoints):
-        try:
-            state = ckpt.load(path, CPU)
-        except ckpt.CheckpointError as exc:
-            raise ckpt.CheckpointError(f"{exc} (the probe checkpoint of step {step})") from None
-        if int(state["step"]) != step:
-            raise ValueError(f"{path} holds step {state['step']}, its name says {step}")
-        if config_dict is None:
-            config_dict = dict(state["config"])
-            sample = state.get("probe_batch") or {}
-            if "obs" not in sample or "action" not in sample:
-                raise ValueError(f"{path}: no probe batch in this checkpoint; retrain the run to probe it")
-            _check_all_steps_present(run_dir, config_dict, [s for s, _ in checkpoints])
-            agent = _build_agent(config_dict, int(sample["obs"].shape[-1]), int(sample["action"].shape[-1]))
-        elif dict(state["config"]) != config_dict:
+        state = first if i == 0 else _load_checkpoint(step, path)
+        if dict(state["config"]) != dict(first["config"]):
             raise ValueError(f"{path} was written by a different config than {checkpoints[0][1]}")
-        assert agent is not None
         batch = stored_batch(state, path, agent.num_tasks)
         per_task = batch.task.numel() // agent.num_tasks
         if rows_per_task is not None and per_task != rows_per_task:
@@ -331,23 +332,30 @@ def probe_run(
             )
         rows_per_task = per_task
         _load_agent(agent, state)
-        row = probe_agent(agent, batch, taus, seed)
-        steps.append(step)
-        rows.append(row)
-        tau_i = len(taus) - 1
-        log.info(
-            "%s: step %d (%d/%d): dormant%% (tau %g) actor %.1f critic %.1f/%.1f",
-            run_dir,
-            step,
-            i + 1,
-            len(checkpoints),
-            taus[tau_i],
-            row["actor"]["dormant_pct_total"][tau_i],
-            row["critic0"]["dormant_pct_total"][tau_i],
-            row["critic1"]["dormant_pct_total"][tau_i],
-        )
+        rows.append(probe_agent(agent, batch, taus, seed))
+        _log_row(run_dir, step, f"{i + 1}/{len(checkpoints)}", taus, rows[-1])
+    attrs = {
+        "taus": json.dumps(taus),
+        "config": json.dumps(dict(first["config"]), sort_keys=True),
+        "definitions": json.dumps({k: f"{d} [{u}]" for k, (u, d) in METRICS.items()}),
+        "batch_per_task": int(rows_per_task or 0),
+        "seed": int(seed),
+        "critic_actions": "policy",
+    }
+    write_plasticity_h5(out, attrs, [step for step, _ in checkpoints], rows, agent)
+    log.info("wrote %s (%d checkpoints)", out, len(rows))
+    return out
 
-    assert agent is not None and config_dict is not None
+
+def write_plasticity_h5(
+    out: Path,
+    attrs: Mapping[str, Any],
+    steps: Sequence[int],
+    rows: Sequence[Mapping[str, Mapping[str, np.ndarray]]],
+    agent: MultiTaskSAC,
+) -> None:
+    """plasticity.h5 (layout in the module docstring): `attrs`, then per network each metric stacked
+    over the probed checkpoints (`rows`, one `probe_agent` result per step)."""
     layers = {
         "actor": list(agent.actor.hidden_layers()),
         "critic0": list(agent.critic.hidden_layers()),
@@ -355,12 +363,7 @@ def probe_run(
     }
 
     def fill(handle: h5py.File) -> None:
-        handle.attrs["taus"] = json.dumps(taus)
-        handle.attrs["config"] = json.dumps(config_dict, sort_keys=True)
-        handle.attrs["definitions"] = json.dumps({k: f"{d} [{u}]" for k, (u, d) in METRICS.items()})
-        handle.attrs["batch_per_task"] = int(rows_per_task or 0)
-        handle.attrs["seed"] = int(seed)
-        handle.attrs["critic_actions"] = "policy"
+        handle.attrs.update(attrs)
         handle.create_dataset("step", data=np.asarray(steps, dtype=np.int64), track_times=False)
         for net in NETWORKS:
             group = handle.create_group(net)
@@ -373,5 +376,3 @@ def probe_run(
                 ds.attrs["definition"] = definition
 
     write_atomic_h5(out, fill)
-    log.info("wrote %s (%d checkpoints)", out, len(steps))
-    return out

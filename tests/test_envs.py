@@ -183,7 +183,9 @@ def test_training_builds_its_envs_with_the_configs_reward_version(tiny_config, t
 
     monkeypatch.setattr(mtrl.train, "make_vector_env", record)
     with pytest.raises(Built):
-        mtrl.train.Trainer(dataclasses.replace(tiny_config, reward_version="v1"), tmp_path, True, "", False)
+        mtrl.train.Trainer(
+            dataclasses.replace(tiny_config, reward_version="v1").resolved(), tmp_path, True, "", False
+        )
     assert built["reward_version"] == "v1"
 
 

@@ -164,11 +164,12 @@ def test_an_unwritable_run_directory_fails_before_training(tmp_path, capsys, mon
 def test_too_little_disk_space_fails_before_training(tmp_path, capsys, monkeypatch):
     import shutil
 
+    import mtrl.run_directory as run_directory
     import mtrl.train as train_module
 
     monkeypatch.setattr(train_module, "make_vector_env", lambda *a, **k: pytest.fail("env built"))
     monkeypatch.setattr(
-        train_module.shutil, "disk_usage", lambda _p: shutil._ntuple_diskusage(10**9, 0, 1000)
+        run_directory.shutil, "disk_usage", lambda _p: shutil._ntuple_diskusage(10**9, 0, 1000)
     )
     assert main(tiny_args(tmp_path / "run")) == 2
     line = one_error_line(capsys)
@@ -324,7 +325,7 @@ def test_a_damaged_resume_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
 def fake_run(tmp_path) -> Path:
     """A run directory with every probe checkpoint of TINY (untrained networks, a random probe batch)."""
     from mtrl.agents.sac import MultiTaskSAC
-    from mtrl.train import probe_episodes
+    from mtrl.probe_checkpoints import probe_episodes
 
     config = TrainConfig.from_dict(TINY).resolved()
     agent = MultiTaskSAC(config, 40, 4, torch.device("cpu"))
@@ -383,7 +384,7 @@ def test_a_probe_checkpoint_without_a_batch_is_one_line(fake_run, capsys):
 
 # ------------------------------------------------------------------------------ run directories
 def test_a_second_trainer_on_one_run_directory_fails_at_once(tmp_path, capsys, nothing_built):
-    from mtrl.train import run_lock
+    from mtrl.run_directory import run_lock
 
     run = tmp_path / "run"
     with run_lock(run):  # the first trainer (an orphaned SLURM job, say)

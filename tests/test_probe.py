@@ -125,7 +125,7 @@ def test_probe_is_deterministic_and_leaves_rng(tiny_run: Path, probed: Path, tmp
 def test_grad_and_param_norms_match_a_direct_computation(tiny_run: Path, probed: Path) -> None:
     step, path = ckpt.probe_checkpoints(tiny_run)[-1]
     state = ckpt.load(path)
-    agent = _build_agent(state["config"], 40, 4)
+    agent = _build_agent(TrainConfig.from_dict(state["config"]), 40, 4)
     _load_agent(agent, state)
     batch = stored_batch(state, path, agent.num_tasks)
     agent.generator.manual_seed(0)
@@ -176,7 +176,7 @@ def test_each_checkpoint_has_a_batch_from_the_buffer_at_its_step(tiny_run: Path,
 def test_critic_features_use_policy_actions(tiny_run: Path) -> None:
     step, path = ckpt.probe_checkpoints(tiny_run)[-1]
     state = ckpt.load(path)
-    agent = _build_agent(state["config"], 40, 4)
+    agent = _build_agent(TrainConfig.from_dict(state["config"]), 40, 4)
     _load_agent(agent, state)
     batch = stored_batch(state, path, 1)
     agent.generator.manual_seed(7)
@@ -272,7 +272,7 @@ def test_probe_other_architecture(arch_settings: dict, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     train(config, run_dir, quiet=True)
     res = read_plasticity_h5(probe_run(run_dir))
-    agent = _build_agent(config.to_dict(), 39 + 1, 4)
+    agent = _build_agent(config, 39 + 1, 4)
     layers = list(agent.actor.hidden_layers())
     assert res.layers["actor"] == layers and res.layers["critic0"] == list(agent.critic.hidden_layers())
     assert res.step.tolist() == [s for s, _ in ckpt.probe_checkpoints(run_dir)] == [0, 1000]

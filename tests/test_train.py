@@ -240,7 +240,7 @@ def test_signal_stops_at_the_episode_boundary_with_its_exit_code(
 
 
 def test_a_second_ctrl_c_stops_at_once():
-    from mtrl.train import StopSignals
+    from mtrl.stop_signals import StopSignals
 
     stop = StopSignals()
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
