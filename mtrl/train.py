@@ -30,6 +30,7 @@ import torch
 
 import mtrl
 from mtrl import checkpoints as ckpt
+from mtrl import rng_state
 from mtrl.agents.sac import METRICS, MultiTaskSAC
 from mtrl.buffers import MultiTaskReplayBuffer
 from mtrl.config import ConfigError, TrainConfig
@@ -37,6 +38,8 @@ from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM, task_names
 from mtrl.envs.vector import env_state, evaluate, load_env_state, make_vector_env
 from mtrl.provenance import identity, provenance_record
 from mtrl.results import TrainLog, train_h5_problem, write_train_h5
+from mtrl.shutdown import closed_at_exit, closed_on_error
+from mtrl.speed import Speed, resolve_speed
 
 log = logging.getLogger("mtrl.train")
 LOCK_NAME = ".mtrl.lock"
@@ -238,7 +241,8 @@ class Trainer:
         self.resume_file = ckpt.resume_path(run_dir)
         self.resume_saved_at = -1  # vector step of the last resume checkpoint this process wrote
         self.signals = StopSignals()
-        self._resume_or_start(restart_stale)
+        with closed_on_error(self.envs):  # a failed resume stops the env workers before its error
+            self._resume_or_start(restart_stale)
         self.metric_sum = torch.zeros(len(METRICS), device=device)
         self.metric_count = 0
 
@@ -301,14 +305,15 @@ class Trainer:
             ckpt.clear_run(self.run_dir)
             return
         try:
+            rng_state.restore(state, self.device, self._generators())
             self.agent.load_training_state(state["agent"])
             self.buffer.load_state_dict(state["buffer"])
-            self.sample_gen.set_state(state["sample_generator"])
             self.warmup_rng.bit_generator.state = state["warmup_rng"]
-            torch.set_rng_state(state["torch_rng"])
             load_env_state(self.envs, state["envs"])
             self.train_log = TrainLog.from_state_dict(state["log"])
             self.step, self.wall_time = state["step"], state["wall_time"]
+        except rng_state.RngStateError as exc:
+            raise ckpt.CheckpointError(f"{source}: {exc}, or delete it to start over") from None
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ckpt.CheckpointError(
                 f"{source}: does not hold this run's resume state ({type(exc).__name__}: {exc}); "
@@ -325,12 +330,16 @@ class Trainer:
             "wall_time": time.time() - self.run_start,
             "agent": self.agent.training_state(),
             "buffer": self.buffer.state_dict(),
-            "sample_generator": self.sample_gen.get_state(),
             "warmup_rng": self.warmup_rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
+            **rng_state.capture(self.device, self._generators()),
             "envs": env_state(self.envs),
             "log": self.train_log.state_dict(),
         }
+
+    def _generators(self) -> dict[str, torch.Generator]:
+        """The run's own torch generators, by their key in the resume checkpoint (the agent's is
+        saved with the agent)."""
+        return {"sample_generator": self.sample_gen}
 
     def save_probe(self) -> None:
         """Networks, temperatures and a probe batch at the current step, for the plasticity probe.
@@ -480,7 +489,7 @@ class Trainer:
         SIGTERM, SIGINT and SIGUSR1 stop it at the next episode boundary: the resume checkpoint is
         written and TrainingInterrupted raised.
         """
-        with self.signals.active():
+        with self.signals.active(), closed_at_exit(self.envs):  # env workers stop on every way out
             return self._run()
 
     def _run(self) -> Path:
@@ -504,6 +513,10 @@ class Trainer:
             obs, _ = self.envs.reset()
         return self.finish()
 
+    def speed(self) -> Speed:
+        """The update mode and matmul precision this run resolved `auto` to on its device."""
+        return resolve_speed(self.config.update_mode, self.config.matmul_precision, self.device.type)
+
     def finish(self) -> Path:
         """Close the envs, write train.h5 and drop the resume checkpoint."""
         self.envs.close()
@@ -517,7 +530,9 @@ class Trainer:
             "device": str(self.device),
             "wall_time_s": time.time() - self.run_start,
             "provenance": self.provenance,
-            **provenance_record(self.config.to_dict(), self.provenance, self.device),
+            **provenance_record(
+                self.config.to_dict(), self.provenance, self.device, **self.speed()._asdict()
+            ),
         }
         result_path = self.run_dir / "train.h5"
         write_train_h5(result_path, self.train_log, attrs, self.n)

@@ -25,6 +25,7 @@ from mtrl.buffers import Batch, MultiTaskReplayBuffer
 from mtrl.config import TrainConfig
 from mtrl.nets import build_network
 from mtrl.nets.layers import count_parameters
+from mtrl.speed import resolve_speed
 
 METRICS = ("critic_loss", "actor_loss", "alpha_loss", "q_mean", "entropy")
 GRAPH_WARMUP_UPDATES = 3  # uncaptured updates on a side stream before capture (then undone)
@@ -83,7 +84,10 @@ class MultiTaskSAC(nn.Module):
         self._actor_params = list(self.actor.parameters())
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.target_critic.parameters())
-        self.update_mode, self.precision = config.update_mode, config.matmul_precision
+        # `auto` is graph + tf32 on CUDA, eager + float32 on a CPU (mtrl.speed)
+        self.update_mode, self.precision = resolve_speed(
+            config.update_mode, config.matmul_precision, device.type
+        )
         set_matmul_precision(self.precision, device)
         # Captured Adam keeps its step count on the device (`capturable`); eager Adam is unchanged.
         capturable = self.update_mode == "graph" and device.type == "cuda"
