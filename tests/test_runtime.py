@@ -3,6 +3,7 @@ mtrl.speed), and the plan a Snakemake command prints for its targets (mtrl.plan)
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -215,3 +216,20 @@ def test_a_dry_run_prints_the_plan_of_its_target_once_and_lint_prints_none(tmp_p
     assert 2 <= len(plan) <= 4 and sum(line.startswith("mtrl: plan for") for line in plan) == 1
     lint = snakemake(ROOT, "--lint")
     assert "mtrl: " not in lint.stdout + lint.stderr
+
+
+def test_the_readme_states_the_plan_of_the_papers_grid():
+    study, grid = _paper()
+    resources = study["train_resources"]
+    rows, share_rows = load_table(RESULTS / "runtime.csv"), load_share_table(RESULTS / "gpu_share.csv")
+    plans = {rid: plan(cfg, rows, resources) for rid, cfg in grid.runs.items()}
+    shares = {rid: runs_per_gpu(cfg, share_rows, SHIPPED_GPU, 4, 0.9) for rid, cfg in grid.runs.items()}
+    lines = plan_lines(WHOLE_STUDY, grid.runs, grid, plans, shares, resources)
+    hours = float(re.search(r"take ~([\d,]+) GPU-hours", lines[0]).group(1).replace(",", ""))
+    unmeasured = int(re.search(r"for (\d+) of them", lines[1]).group(1))
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    stated = re.search(
+        r"the paper's grid on the H100: 360 runs, ~([\d,]+) GPU-hours.*?, (\d+) runs estimated", readme
+    )
+    assert stated, "README: the paper's plan on the H100"
+    assert int(stated.group(1).replace(",", "")) == round(hours, -2) and int(stated.group(2)) == unmeasured

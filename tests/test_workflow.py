@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import h5py
@@ -158,14 +159,41 @@ def test_smoke_code_changes_rerun_their_rules_only(smoke):
         sac.write_text(original)
 
 
+def make_command(target: str) -> list[str]:
+    """The command `make TARGET` runs (its last line: the ones before install the venv if needed)."""
+    venv = f"VENV={Path(sys.executable).parent.parent}"
+    out = subprocess.run(
+        ["make", "-s", "-n", target, venv], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip().splitlines()[-1].split()
+
+
+def test_make_report_commands_for_the_study_and_the_smoke_and_their_files_are_not_committed():
+    assert make_command("report")[1:] == ["--report", "report.zip"]
+    assert make_command("smoke-report")[1:] == [
+        "--configfile",
+        "config/smoke.yaml",
+        "--report",
+        "report-smoke.zip",
+    ]
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(
+        ["git", "check-ignore", "report.zip", "report-smoke.zip"], cwd=ROOT, capture_output=True
+    )
+    assert ignored.stdout.decode().split() == ["report.zip", "report-smoke.zip"]
+
+
 @pytest.mark.slow
-def test_smoke_report_holds_the_figures(smoke, tmp_path):
+def test_smoke_report_holds_the_figures(smoke):
+    """`make smoke-report`'s command, after the smoke pipeline (README: make smoke, make smoke-report)."""
     workdir, _ = smoke
-    report = tmp_path / "report.zip"
-    snakemake(workdir, "--configfile", "config/smoke.yaml", "--report", str(report))
+    command = make_command("smoke-report")
+    assert Path(command[0]).name == "snakemake"
+    snakemake(workdir, *command[1:])
     import zipfile
 
-    names = zipfile.ZipFile(report).namelist()
+    names = zipfile.ZipFile(workdir / "report-smoke.zip").namelist()
     assert any(n.endswith("fig7.png") for n in names) and any(n.endswith("table1.md") for n in names)
 
 
