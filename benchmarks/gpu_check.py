@@ -6,7 +6,7 @@
 2. resume   a real MT10 width-400 run at the paper's settings (evaluation: 5 episodes per task, not
             50, for time) stopped by SIGTERM, run again: it must say it resumed at the step it
             stopped at, log its next rows from there, keep the rows before it, and stop again later;
-3. same     the same short run (the paper's settings, 80,000 transitions) uninterrupted twice and
+3. same     the same short run (the paper's settings, 60,000 transitions) uninterrupted twice and
             stopped + resumed once: the resumed run must equal the uninterrupted one bit for bit
             where the GPU is deterministic (the two uninterrupted runs equal); where it is not,
             it may differ from it no more than 10x the two uninterrupted runs differ;
@@ -46,13 +46,15 @@ STOPPED = re.compile(r"stopped at step (\d+),")
 RESUMED = re.compile(r"resumed .* at step (\d+)$")
 # The paper's MT10 baseline is TrainConfig's default; these only shorten the evaluations.
 PAPER_RUN = {"task_set": "mt10", "device": "cuda", "vector_strategy": "async", "eval_episodes": 5}
-SHORT_RUN = {
+SHORT_RUN = {  # 40,000 transitions of warm-up, then 2,000 updates: stopped after about 500 of them
     **PAPER_RUN,
-    "total_steps": 80_000,
-    "eval_every": 40_000,
+    "total_steps": 60_000,
+    "eval_every": 30_000,
     "eval_episodes": 1,
-    "log_every": 10_000,
+    "log_every": 5_000,
+    "probe_checkpoints": 2,
 }
+SHORT_STOP = 45_000
 GPU_TESTS = ["tests/test_speed.py", "tests/test_train.py::test_a_cuda_run_resumes_its_rng_states_on_gpu"]
 NONDETERMINISM_FACTOR = 10.0  # resumed-vs-uninterrupted may exceed uninterrupted-vs-uninterrupted by this
 
@@ -298,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tests = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *GPU_TESTS]
     report["tests"] = run_step(tests, min(150, left(300)))
     report["resume"] = stop_and_resume(paper, args.workdir / "paper", 50_000, min(150, left(180)))
-    report["same"] = resume_equals_uninterrupted(short, args.workdir / "same", 50_000, min(150, left(30)))
+    report["same"] = resume_equals_uninterrupted(short, args.workdir / "same", SHORT_STOP, min(150, left(30)))
     budget = left(20)
     report["bench"] = (
         run_step(benchmark_command(args, budget - 60), budget) if budget > 90 else {"skipped": "no time left"}

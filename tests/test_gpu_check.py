@@ -141,3 +141,26 @@ def test_the_gpu_benchmark_writes_rows_with_their_setting(tmp_path):
     assert len(load_table(tmp_path / "runtime.csv")) == len(kept) + 2
     shares = load_share_table(tmp_path / "gpu_share.csv")
     assert {str(r.setting) for r in shares} == {"eager/float32/exact", "graph/float32/overlap"}
+
+
+def test_the_gpu_runs_are_the_papers_mt10_baseline_with_shorter_evaluations():
+    """The check's runs differ from TrainConfig's defaults (the paper's MT10 baseline) only in
+    execution settings, evaluation episodes and, for the short one, its schedule; both validate."""
+    from dataclasses import asdict
+
+    from mtrl.config import TrainConfig
+
+    paper = asdict(TrainConfig())
+    schedule = {"total_steps", "eval_every", "log_every", "probe_checkpoints"}
+    for run, allowed in [
+        (check.PAPER_RUN, {"device", "eval_episodes"}),
+        (check.SHORT_RUN, {"device", "eval_episodes"} | schedule),
+    ]:
+        config = asdict(TrainConfig.from_dict(run))
+        assert {k for k in paper if config[k] != paper[k]} == allowed
+        assert (config["actor_width"], config["batch_per_task"], config["warmup_steps_per_task"]) == (
+            400,
+            128,
+            4000,
+        )
+    assert 10 * 4000 < check.SHORT_STOP < check.SHORT_RUN["total_steps"]  # stopped after the warm-up

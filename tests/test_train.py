@@ -302,10 +302,11 @@ def _resume_checkpoint(run: Path, config: TrainConfig) -> tuple[Path, Trainer]:
 
 def _draws(trainer) -> list[torch.Tensor]:
     """One draw from each RNG a resumed run continues: torch's CPU RNG, the sampler, the agent's."""
+    sample, noise = trainer.sample_gen, trainer.agent.generator  # on the run's device
     return [
         torch.rand(4),
-        torch.randint(0, 10**6, (4,), generator=trainer.sample_gen),
-        torch.randn(4, generator=trainer.agent.generator),
+        torch.randint(0, 10**6, (4,), generator=sample, device=sample.device).cpu(),
+        torch.randn(4, generator=noise, device=noise.device).cpu(),
     ]
 
 
@@ -364,7 +365,7 @@ def test_a_cuda_run_resumes_its_rng_states_on_gpu(tmp_path, tiny_config):
     trainer.agent.generator.set_state(state["agent"]["generator"])
     got = [*_draws(trainer), torch.rand(4, device=device).cpu()]
     for a, b in zip(want, got, strict=True):
-        assert torch.equal(a.cpu(), b.cpu())
+        assert torch.equal(a, b)
 
 
 @pytest.mark.slow
