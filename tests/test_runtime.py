@@ -216,6 +216,8 @@ def test_a_dry_run_prints_the_plan_of_its_target_once_and_lint_prints_none(tmp_p
     assert 2 <= len(plan) <= 4 and sum(line.startswith("mtrl: plan for") for line in plan) == 1
     lint = snakemake(ROOT, "--lint")
     assert "mtrl: " not in lint.stdout + lint.stderr
+    report = snakemake(ROOT, "--report", str(tmp_path / "report.zip"), *where, check=False)  # no results yet
+    assert "Creating report..." in report.stderr and "mtrl: plan" not in report.stdout + report.stderr
 
 
 def test_the_readme_states_the_plan_of_the_papers_grid():
