@@ -4,8 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 SMOKE_CORES ?= 2
+# gpu-check with the authors' JAX update: AUTHORS_CODE=checkout of rainx0r/mtrl, JAX_BENCH=the anchor
+# script jax_update_bench.py, JAX_PYTHON=a Python with their dependencies
+AUTHORS_CODE ?=
+JAX_BENCH ?=
+JAX_PYTHON ?= python
+JAX_ARGS := $(if $(AUTHORS_CODE),--authors-code $(AUTHORS_CODE) --jax-bench $(JAX_BENCH) --jax-python $(JAX_PYTHON))
 
-.PHONY: install smoke test lint lock clean-smoke
+.PHONY: install smoke test lint lock clean-smoke report smoke-report gpu-check
 
 install: $(VENV)/.installed
 
@@ -19,6 +25,19 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 smoke: install
 	$(BIN)/snakemake --profile profiles/local --configfile config/smoke.yaml --cores $(SMOKE_CORES)
 	@echo "figures written:" && ls figures/smoke
+
+# A browsable report of every figure: of the study (config/config.yaml) after its runs, of the smoke
+# pipeline after `make smoke`.
+report: install
+	$(BIN)/snakemake --report report.zip
+
+smoke-report: install
+	$(BIN)/snakemake --configfile config/smoke.yaml --report report-smoke.zip
+
+# One GPU node end to end in at most 8 minutes (benchmarks/gpu_check.py); on a cluster:
+# srun --gres=gpu:1 make gpu-check
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py $(JAX_ARGS)
 
 test: install
 	$(BIN)/ruff check .

@@ -2,17 +2,20 @@
 (exact order and overlap), and the authors' JAX update at the same shapes, interleaved with ours.
 
     python benchmarks/gpu.py                                          # about 8 minutes on one GPU
-    python benchmarks/gpu.py --authors-code PATH/TO/rainx0r-mtrl --jax-python PATH/TO/venv/bin/python
+    python benchmarks/gpu.py --authors-code PATH/TO/rainx0r-mtrl --jax-bench PATH/TO/jax_update_bench.py \\
+        --jax-python PATH/TO/venv/bin/python                         # with the authors' JAX update
     python benchmarks/gpu.py --device cpu --task-set mt1 --widths 32 --archs --loop-widths 32  # a smoke run
 
-Protocol (as /work/shared/anchors/README.md fixes it for the JAX anchor): 3 warm-up updates, then
-blocks of n updates, each ending in a device sync; the median block rate. Ours is timed by
-`update_from_buffer` (sampling included, which the JAX anchor leaves out: a conservative ratio).
-Writes benchmarks/results/gpu-<machine>-<date>.csv (every measurement) and replaces the loop rows
-of benchmarks/results/runtime.csv for the configurations measured, with the settings in `source`,
-and their GPU-busy fraction (loop rate / update-alone rate) in gpu_share.csv (runs per GPU).
-The authors' code is read from the path passed, never copied; the JAX harness runs as a separate
-process (its own Python, `XLA_PYTHON_CLIENT_PREALLOCATE=false`) between our measurements.
+Protocol (the JAX anchor's, `jax_update_bench.py`): 3 warm-up updates, then blocks of n updates,
+each ending in a device sync; the median block rate. Ours is timed by `update_from_buffer`
+(sampling included, which the JAX anchor leaves out: a conservative ratio). The authors' code and
+the anchor script are read from the paths passed, never copied; the anchor runs as a separate
+process (its own Python, `XLA_PYTHON_CLIENT_PREALLOCATE=false`) between rounds of ours.
+
+Writes to --out-dir (benchmarks/results/): gpu-<machine>-<task set>-<date>.csv with every
+measurement, and for each loop configuration and setting measured a row of runtime.csv (its
+transitions/s) and of gpu_share.csv (its GPU-busy fraction: loop rate / update-alone rate), each
+with the update mode, precision and overlap it ran with, replacing rows of the same key.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -39,12 +43,15 @@ from mtrl.envs.benchmarks import EPISODE_LENGTH, task_names
 from mtrl.envs.vector import make_vector_env
 from mtrl.run_setup import pick_device
 from mtrl.runtime import COLUMNS as RUNTIME_COLUMNS
-from mtrl.runtime import KEY_COLUMNS, SHARE_COLUMNS
+from mtrl.runtime import KEY_COLUMNS, SETTING_COLUMNS, SHARE_COLUMNS, Setting
+from mtrl.speed import AUTO
 from mtrl.train import Trainer
 
 RESULTS = Path(__file__).parent / "results"
 FIELDS = ["benchmark", "arch", "width", "mode", "precision", "overlap", "value", "unit", "note"]
-ANCHOR = Path("/work/shared/anchors/jax_update_bench.py")
+# The loop settings measured by default: the study's GPU default (`auto` on CUDA) in the exact
+# order and overlapped, and the reference.
+LOOP_SETTINGS = ("graph,tf32,exact", "graph,tf32,overlap", "eager,float32,exact")
 
 
 def sync(device: torch.device) -> None:
@@ -74,15 +81,81 @@ def block_rate(step: Callable[[], object], device: torch.device, per_block: int,
     return statistics.median(rates)
 
 
-def anchor_block(width: int) -> int:
-    return 15 if width <= 400 else 4  # the anchor's default block length
+def per_block(width: int, device: torch.device) -> int:
+    """Updates per timed block: ~0.1 s on an H100 (100 / 60 / 20 at widths 400 / 1024 / wider, as
+    the 2026-11-28 run), the anchor's own default (15 / 4) on a CPU."""
+    if device.type != "cuda":
+        return 15 if width <= 400 else 4
+    return 100 if width <= 400 else 60 if width <= 1024 else 20
 
 
-def make_config(args: argparse.Namespace, arch: str, width: int | None, **settings) -> TrainConfig:
-    values = {"task_set": args.task_set, "arch": arch, "device": args.device, **settings}
-    if width is not None:
-        values.update(actor_width=width, critic_width=width)
-    return TrainConfig.from_dict(values)
+def parse_setting(text: str) -> Setting:
+    """'graph,tf32,overlap' -> Setting('graph', 'tf32', True); the third part is exact or overlap."""
+    mode, precision, order = (part.strip() for part in text.split(","))
+    if mode not in UPDATE_MODES or precision not in MATMUL_PRECISIONS or order not in ("exact", "overlap"):
+        raise argparse.ArgumentTypeError(f"not MODE,PRECISION,exact|overlap: {text!r}")
+    return Setting(mode, precision, order == "overlap")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--task-set", default="mt10")
+    parser.add_argument("--widths", type=int, nargs="*", default=[256, 400, 1024, 2048, 4096, 8192])
+    parser.add_argument("--archs", nargs="*", default=["sm", "paco", "moore"], help="at their defaults")
+    concrete_modes = [m for m in UPDATE_MODES if m != AUTO]
+    parser.add_argument("--modes", nargs="+", default=concrete_modes, choices=concrete_modes)
+    precisions = [p for p in MATMUL_PRECISIONS if p != AUTO]
+    parser.add_argument("--precisions", nargs="+", default=precisions, choices=precisions)
+    parser.add_argument("--env-steps", type=int, default=1_000, help="vector steps")
+    parser.add_argument("--loop-widths", type=int, nargs="*", default=[256, 400, 1024, 4096])
+    parser.add_argument("--loop-steps", type=int, default=300, help="timed vector steps per loop config")
+    parser.add_argument(
+        "--loop-settings", type=parse_setting, nargs="+", default=[parse_setting(s) for s in LOOP_SETTINGS]
+    )
+    parser.add_argument("--authors-code", type=Path, help="checkout of rainx0r/mtrl for the JAX update")
+    parser.add_argument("--jax-bench", type=Path, help="the anchor script jax_update_bench.py")
+    parser.add_argument("--jax-python", default="python", help="a Python with jax, flax, optax, distrax")
+    parser.add_argument("--jax-widths", type=int, nargs="*", default=[400, 1024])
+    parser.add_argument("--jax-rounds", type=int, default=2)
+    parser.add_argument("--budget-s", type=float, default=440, help="skip optional parts after this")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.authors_code and not (args.jax_bench and args.jax_bench.is_file()):
+        parser.error("--authors-code needs --jax-bench: the path of the anchor script jax_update_bench.py")
+    return args
+
+
+@dataclass
+class Bench:
+    """One benchmark run: its settings, device, start time and the rows measured so far."""
+
+    args: argparse.Namespace
+    device: torch.device
+    started: float = field(default_factory=time.time)
+    rows: list[dict] = field(default_factory=list)
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(task_names(self.args.task_set))
+
+    def config(self, arch: str, width: int | None, **settings) -> TrainConfig:
+        values = {"task_set": self.args.task_set, "arch": arch, "device": self.args.device, **settings}
+        if width is not None:
+            values.update(actor_width=width, critic_width=width)
+        return TrainConfig.from_dict(values)
+
+    def record(self, benchmark: str, arch: str, width, value: float, unit: str, **extra) -> None:
+        row = {f: "" for f in FIELDS} | {"benchmark": benchmark, "arch": arch, "width": width or "default"}
+        row |= {"value": round(value, 3), "unit": unit, **extra}
+        self.rows.append(row)
+        print(f"{benchmark:10s} {arch:8s} {row['width']!s:>7s} {extra}  {value:10.3f} {unit}", flush=True)
+
+    def over_budget(self, what: str) -> bool:
+        if time.time() - self.started < self.args.budget_s:
+            return False
+        print(f"skipped (over --budget-s): {what}", flush=True)
+        return True
 
 
 def update_stepper(config: TrainConfig, device: torch.device) -> Callable[[], object]:
@@ -91,16 +164,79 @@ def update_stepper(config: TrainConfig, device: torch.device) -> Callable[[], ob
     return lambda: agent.update_from_buffer(buffer, config.batch_per_task, gen)
 
 
-def jax_rate(args: argparse.Namespace, width: int, n: int) -> float:
+def our_rate(bench: Bench, arch: str, width: int | None, mode: str, precision: str) -> float:
+    config = bench.config(arch, width, update_mode=mode, matmul_precision=precision)
+    return block_rate(
+        update_stepper(config, bench.device), bench.device, per_block(config.actor_width, bench.device)
+    )
+
+
+def measure_updates(bench: Bench) -> dict[tuple, float]:
+    """The update alone: every mode and precision at each width (MTMHSAC), archs at their defaults."""
+    rates: dict[tuple, float] = {}
+    args = bench.args
+    for arch, width in [("mtmhsac", w) for w in args.widths] + [(a, None) for a in args.archs]:
+        for mode in args.modes:
+            for precision in args.precisions:
+                if bench.over_budget(f"update {arch} {width} {mode} {precision}"):
+                    continue
+                setting = {"mode": mode, "precision": precision}
+                try:
+                    rate = our_rate(bench, arch, width, mode, precision)
+                except Exception as exc:  # one failing setting must not lose the others' numbers
+                    bench.record(
+                        "update", arch, width, math.nan, "updates/s", **setting, note=f"failed: {exc!s:.120}"
+                    )
+                    continue
+                rates[(arch, width, mode, precision)] = rate
+                bench.record("update", arch, width, rate, "updates/s", **setting)
+    return rates
+
+
+def jax_rate(args: argparse.Namespace, width: int, n: int, block: int) -> float:
     """The authors' update at this width (their code from --authors-code), in a fresh process."""
     cmd = [args.jax_python, str(args.jax_bench), "--authors-code", str(args.authors_code)]
-    cmd += ["--width", str(width), "--tasks", str(n), "--per-task", "128"]
+    cmd += ["--width", str(width), "--tasks", str(n), "--per-task", "128", "--per-block", str(block)]
     env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "WANDB_MODE": "disabled"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"jax bench failed: {out.stderr.strip().splitlines()[-1:]}")
     return float(json.loads(line[len("RESULT ") :])["updates_per_s_median"])
+
+
+def measure_jax(bench: Bench) -> None:
+    """The authors' JAX update, interleaved round by round with ours at every mode and precision;
+    the ratio of medians per setting (never two absolute numbers from different runs)."""
+    args, device = bench.args, bench.device
+    settings = [(m, p) for m in args.modes for p in args.precisions]
+    for width in args.jax_widths:
+        ours: dict[tuple[str, str], list[float]] = {s: [] for s in settings}
+        theirs: list[float] = []
+        for _ in range(args.jax_rounds):
+            if bench.over_budget(f"jax round at width {width}"):
+                break
+            for mode, precision in settings:
+                ours[(mode, precision)].append(our_rate(bench, "mtmhsac", width, mode, precision))
+            try:
+                theirs.append(jax_rate(args, width, len(bench.tasks), per_block(width, device)))
+            except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                bench.record(
+                    "jax_update", "authors", width, math.nan, "updates/s", note=f"failed: {exc!s:.160}"
+                )
+                break
+        if not theirs:
+            continue
+        jax_median = statistics.median(theirs)
+        bench.record("jax_update", "authors", width, jax_median, "updates/s", note="TF32 (JAX default)")
+        for (mode, precision), rates in ours.items():
+            if rates:
+                setting = {"mode": mode, "precision": precision}
+                ratio = statistics.median(rates) / jax_median
+                bench.record(
+                    "update_interleaved", "mtmhsac", width, statistics.median(rates), "updates/s", **setting
+                )
+                bench.record("jax_ratio", "mtmhsac", width, ratio, "ours/JAX", **setting)
 
 
 class SharedEnvs:
@@ -135,10 +271,78 @@ def loop_rate(config: TrainConfig, device: torch.device, steps: int) -> float:
         return steps * trainer.n / (time.perf_counter() - start)
 
 
-def write_runtime(rows: list[dict], path: Path, columns: tuple[str, ...] = RUNTIME_COLUMNS) -> None:
-    """Replace rows of the same (device, task_set, arch, widths, depth) in runtime.csv (or
-    gpu_share.csv), keep others."""
-    key = lambda r: tuple(str(r[c]) for c in columns[:6])  # noqa: E731
+def loop_config(bench: Bench, arch: str, width: int | None, setting: Setting) -> TrainConfig:
+    """A short run of the architecture with this setting: 20 warm-up steps, a small buffer."""
+    n = len(bench.tasks)
+    return bench.config(
+        arch,
+        width,
+        update_mode=setting.update_mode,
+        matmul_precision=setting.matmul_precision,
+        overlap=setting.overlap,
+        vector_strategy="async",
+        warmup_steps_per_task=20,
+        total_steps=2 * n * EPISODE_LENGTH,
+        buffer_per_task=5_000,
+        eval_episodes=1,
+        probe_checkpoints=1,
+    )
+
+
+def table_rows(
+    bench: Bench, config: TrainConfig, setting: Setting, sps: float, update: float | None
+) -> tuple[dict, dict | None]:
+    """The loop's runtime.csv row and, when its update alone was measured, its gpu_share.csv row."""
+    name, n = machine(bench.device), len(bench.tasks)
+    source = f"python benchmarks/gpu.py (loop, {setting}; {name}; torch {torch.__version__})"
+    key = {
+        "device": name if bench.device.type == "cuda" else "cpu",  # as train_resources.runtime_device
+        "task_set": bench.args.task_set,
+        "arch": config.arch,
+        "actor_width": config.actor_width,
+        "critic_width": config.critic_width,
+        "depth": config.depth,
+        **dict(zip(SETTING_COLUMNS, setting, strict=True)),
+    }
+    dated = {"measured_on": time.strftime("%Y-%m-%d"), "source": source}
+    runtime = key | {"transitions_per_s": round(sps, 2)} | dated
+    if not update:
+        return runtime, None
+    busy = {"loop_vector_steps_per_s": round(sps / n, 3), "update_per_s": round(update, 3)}
+    return runtime, key | busy | {"busy_fraction": round(sps / n / update, 4)} | dated
+
+
+def measure_loops(bench: Bench, env_sps: float, update_rate: dict[tuple, float]) -> tuple[list, list]:
+    """The whole loop for each configuration and setting, its overhead, and its table rows."""
+    args, n = bench.args, len(bench.tasks)
+    runtime_rows, share_rows = [], []
+    for arch, width in [("mtmhsac", w) for w in args.loop_widths] + [(a, None) for a in args.archs]:
+        for setting in args.loop_settings:
+            if bench.over_budget(f"loop {arch} {width} {setting}"):
+                continue
+            config = loop_config(bench, arch, width, setting)
+            sps = loop_rate(config, bench.device, args.loop_steps)
+            mode, precision, overlap = setting
+            extra = {"mode": mode, "precision": precision, "overlap": overlap}
+            bench.record(
+                "loop", arch, width, sps, "transitions/s", **extra, note=f"{sps / env_sps:.3f} x env alone"
+            )
+            update = update_rate.get((arch, width, mode, precision))
+            if update:
+                t_env, t_update, t_loop = n / env_sps, 1 / update, n / sps  # seconds per vector step
+                parts = max(t_env, t_update) if overlap else t_env + t_update
+                bench.record("loop_overhead", arch, width, 100 * (1 - parts / t_loop), "%", **extra)
+            runtime, share = table_rows(bench, config, setting, sps, update)
+            runtime_rows.append(runtime)
+            share_rows += [share] if share else []
+    return runtime_rows, share_rows
+
+
+def write_runtime(rows: list[dict], path: Path, columns: Sequence[str] = RUNTIME_COLUMNS) -> None:
+    """Replace rows of the same key (device, task set, arch, widths, depth and setting) in runtime.csv
+    (or gpu_share.csv), keep the others."""
+    key_columns = (*KEY_COLUMNS, *SETTING_COLUMNS)
+    key = lambda r: tuple(str(r[c]).lower() for c in key_columns)  # noqa: E731
     old = list(csv.DictReader(path.open())) if path.exists() else []
     new_keys = {key(r) for r in rows}
     kept = [r for r in old if key(r) not in new_keys]
@@ -148,175 +352,47 @@ def write_runtime(rows: list[dict], path: Path, columns: tuple[str, ...] = RUNTI
         writer.writerows(kept + rows)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--task-set", default="mt10")
-    parser.add_argument("--widths", type=int, nargs="*", default=[256, 400, 1024, 2048, 4096, 8192])
-    parser.add_argument("--archs", nargs="*", default=["sm", "paco", "moore"], help="at their defaults")
-    parser.add_argument("--modes", nargs="+", default=list(UPDATE_MODES))
-    parser.add_argument("--precisions", nargs="+", default=list(MATMUL_PRECISIONS))
-    parser.add_argument("--env-steps", type=int, default=1_000, help="vector steps")
-    parser.add_argument("--loop-widths", type=int, nargs="*", default=[256, 400, 1024, 4096])
-    parser.add_argument("--loop-steps", type=int, default=300, help="timed vector steps per loop config")
-    parser.add_argument("--fast", default="graph,tf32", help="mode,precision of the overlapped loop")
-    parser.add_argument("--runtime", default="eager,float32,exact", help="setting written to runtime.csv")
-    parser.add_argument("--authors-code", type=Path, help="checkout of rainx0r/mtrl for the JAX update")
-    parser.add_argument("--jax-python", default="python", help="a Python with jax, flax, optax, distrax")
-    parser.add_argument("--jax-bench", type=Path, default=ANCHOR)
-    parser.add_argument("--jax-widths", type=int, nargs="*", default=[400, 1024])
-    parser.add_argument("--jax-rounds", type=int, default=2)
-    parser.add_argument("--budget-s", type=float, default=440, help="skip optional parts after this")
-    parser.add_argument("--out-dir", type=Path, default=RESULTS)
-    args = parser.parse_args()
-    device = pick_device(args.device)
-    torch.set_num_threads(1)
-    started = time.time()
-    tasks = list(task_names(args.task_set))
-    n = len(tasks)
+def write_results(bench: Bench, runtime_rows: list[dict], share_rows: list[dict]) -> Path:
+    """Every measurement to gpu-<machine>-<task set>-<date>.csv; the loop rows to the two tables."""
+    out_dir, name = bench.args.out_dir, machine(bench.device)
+    out_dir.mkdir(parents=True, exist_ok=True)
     date = time.strftime("%Y-%m-%d")
-    name = machine(device)
-    rows: list[dict] = []
-
-    def record(benchmark: str, arch: str, width, value: float, unit: str, **extra) -> None:
-        row = {f: "" for f in FIELDS} | {"benchmark": benchmark, "arch": arch, "width": width}
-        row |= {"value": round(value, 3), "unit": unit, **extra}
-        rows.append(row)
-        print(f"{benchmark:10s} {arch:8s} {width!s:>6s} {extra}  {value:10.3f} {unit}", flush=True)
-
-    def over_budget(what: str) -> bool:
-        if time.time() - started < args.budget_s:
-            return False
-        print(f"skipped (over --budget-s): {what}", flush=True)
-        return True
-
-    # 1. env stepping alone (async, N workers), also the loop's envs
-    shared = SharedEnvs(tasks)
-    env_sps = random_action_rate(shared.envs, args.env_steps)  # the async vector env alone
-    record("env", "-", "-", env_sps, "transitions/s", note=f"async, {n} workers")
-
-    # 2. the update alone: every mode and precision at each width (MTMHSAC), archs at their defaults
-    update_rate: dict[tuple, float] = {}
-    configs = [("mtmhsac", w) for w in args.widths] + [(a, None) for a in args.archs]
-    for arch, width in configs:
-        for mode in args.modes:
-            for precision in args.precisions:
-                if over_budget(f"update {arch} {width} {mode} {precision}"):
-                    continue
-                try:
-                    config = make_config(args, arch, width, update_mode=mode, matmul_precision=precision)
-                    step = update_stepper(config, device)
-                    rate = block_rate(step, device, anchor_block(config.actor_width))
-                except Exception as exc:  # one failing setting must not lose the others' numbers
-                    record("update", arch, width or "default", math.nan, "updates/s", mode=mode,
-                           precision=precision, note=f"failed: {exc!s:.120}")  # fmt: skip
-                    continue
-                update_rate[(arch, width, mode, precision)] = rate
-                record("update", arch, width or "default", rate, "updates/s", mode=mode, precision=precision)
-
-    # 3. the authors' JAX update, interleaved with ours at the same shapes
-    if args.authors_code and args.jax_bench.exists() and device.type == "cuda":
-        fast_mode, fast_precision = args.fast.split(",")
-        for width in args.jax_widths:
-            ours: dict[str, list[float]] = {"tf32": [], "float32": []}
-            theirs: list[float] = []
-            for _ in range(args.jax_rounds):
-                if over_budget(f"jax round at width {width}"):
-                    break
-                for precision in ours:
-                    config = make_config(
-                        args, "mtmhsac", width, update_mode="graph", matmul_precision=precision
-                    )
-                    step = update_stepper(config, device)
-                    ours[precision].append(block_rate(step, device, anchor_block(width)))
-                try:
-                    theirs.append(jax_rate(args, width, n))
-                except Exception as exc:
-                    note = f"failed: {exc!s:.160}"
-                    record("jax_update", "authors", width, math.nan, "updates/s", note=note)
-                    break
-            if theirs and ours["tf32"]:
-                jax_median = statistics.median(theirs)
-                record("jax_update", "authors", width, jax_median, "updates/s", note="TF32 (JAX default)")
-                for precision, rates in ours.items():
-                    ratio = statistics.median(rates) / jax_median
-                    extra = {"mode": "graph", "precision": precision}
-                    record("jax_ratio", "mtmhsac", width, ratio, "ours/JAX", **extra)
-    elif args.authors_code:
-        print("JAX comparison skipped: needs --device cuda and the anchor script", flush=True)
-
-    # 4. the whole loop: exact order with the reference update, and overlapped with the fast one
-    mtrl.train.make_vector_env = shared  # every Trainer reuses the running env workers
-    settings = {"eager,float32,exact": ("eager", "float32", False)}
-    fast_mode, fast_precision = args.fast.split(",")
-    settings[f"{args.fast},overlap"] = (fast_mode, fast_precision, True)
-    settings[f"{args.fast},exact"] = (fast_mode, fast_precision, False)
-    runtime_rows, share_rows = [], []
-    torch_version = f"torch {torch.__version__}"
-    loop_configs = [("mtmhsac", w) for w in args.loop_widths] + [(a, None) for a in args.archs]
-    for arch, width in loop_configs:
-        for label, (mode, precision, overlap) in settings.items():
-            if over_budget(f"loop {arch} {width} {label}"):
-                continue
-            config = make_config(
-                args,
-                arch,
-                width,
-                update_mode=mode,
-                matmul_precision=precision,
-                overlap=overlap,
-                vector_strategy="async",
-                warmup_steps_per_task=20,
-                total_steps=2 * n * EPISODE_LENGTH,
-                buffer_per_task=5_000,
-                eval_episodes=1,
-                probe_checkpoints=1,
-            )
-            sps = loop_rate(config, device, args.loop_steps)
-            record("loop", arch, width or "default", sps, "transitions/s", mode=mode, precision=precision,
-                   overlap=overlap, note=f"{sps / env_sps:.3f} x env alone")  # fmt: skip
-            update = update_rate.get((arch, width, mode, precision))
-            if update:
-                t_env, t_update, t_loop = n / env_sps, 1 / update, n / sps  # seconds per vector step
-                parts = max(t_env, t_update) if overlap else t_env + t_update
-                record("loop_overhead", arch, width or "default", 100 * (1 - parts / t_loop), "%",
-                       mode=mode, precision=precision, overlap=overlap)  # fmt: skip
-            if label == args.runtime:
-                runtime_rows.append(
-                    {
-                        "device": name if device.type == "cuda" else "cpu",  # as runtime_device
-                        "task_set": args.task_set,
-                        "arch": arch,
-                        "actor_width": config.actor_width,
-                        "critic_width": config.critic_width,
-                        "depth": config.depth,
-                        "transitions_per_s": round(sps, 2),
-                        "measured_on": date,
-                        "source": f"python benchmarks/gpu.py (loop, {label}; {name}; {torch_version})",
-                    }
-                )
-                if update:  # the share of the loop's time the GPU computes: runs per GPU (mtrl.runtime)
-                    share_rows.append(
-                        {c: runtime_rows[-1][c] for c in KEY_COLUMNS}
-                        | {"device": name, "loop_vector_steps_per_s": round(sps / n, 3)}
-                        | {"update_per_s": round(update, 3), "busy_fraction": round(sps / n / update, 4)}
-                        | {"measured_on": date, "source": runtime_rows[-1]["source"]}
-                    )
-    shared.envs.close()
-
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    out = args.out_dir / f"gpu-{slug}-{args.task_set}-{date}.csv"
+    out = out_dir / f"gpu-{slug}-{bench.args.task_set}-{date}.csv"
     with out.open("w", newline="") as handle:
-        handle.write(f"# {name}, torch {torch.__version__}, {args.task_set}, batch 128 x {n}, {date}\n")
+        n = len(bench.tasks)
+        handle.write(f"# {name}, torch {torch.__version__}, {bench.args.task_set}, batch 128 x {n}, {date}\n")
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(bench.rows)
     if runtime_rows:
-        write_runtime(runtime_rows, args.out_dir / "runtime.csv")
+        write_runtime(runtime_rows, out_dir / "runtime.csv")
     if share_rows:
-        write_runtime(share_rows, args.out_dir / "gpu_share.csv", SHARE_COLUMNS)
-    print(f"wrote {out} and {len(runtime_rows)} runtime.csv rows in {time.time() - started:.0f} s")
+        write_runtime(share_rows, out_dir / "gpu_share.csv", SHARE_COLUMNS)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    args = parse_args(argv)
+    bench = Bench(args, pick_device(args.device))
+    torch.set_num_threads(1)
+    shared = SharedEnvs(bench.tasks)  # the async vector env alone, then the loop's envs
+    env_sps = random_action_rate(shared.envs, args.env_steps)
+    bench.record("env", "-", "-", env_sps, "transitions/s", note=f"async, {len(bench.tasks)} workers")
+    update_rate = measure_updates(bench)
+    make_envs, mtrl.train.make_vector_env = mtrl.train.make_vector_env, shared  # Trainers reuse them
+    try:
+        runtime_rows, share_rows = measure_loops(bench, env_sps, update_rate)
+    finally:
+        mtrl.train.make_vector_env = make_envs
+        shared.envs.close()
+    if args.authors_code and bench.device.type == "cuda":  # last: the loop rows matter more
+        measure_jax(bench)
+    elif args.authors_code:
+        print("JAX comparison skipped: needs --device cuda", flush=True)
+    out = write_results(bench, runtime_rows, share_rows)
+    print(f"wrote {out} and {len(runtime_rows)} runtime.csv rows in {time.time() - bench.started:.0f} s")
+    return out
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from mtrl.config import TrainConfig
 from mtrl.envs.benchmarks import ACTION_DIM, OBS_DIM, task_names
 from mtrl.envs.vector import make_vector_env
 from mtrl.run_setup import pick_device, set_matmul_precision
+from mtrl.speed import resolve_speed
 from mtrl.train import train
 
 RESULTS = Path(__file__).parent / "results" / "throughput.csv"
@@ -73,7 +74,8 @@ def agent_with_random_buffer(
 ) -> tuple[MultiTaskSAC, MultiTaskReplayBuffer, torch.Generator]:
     """A fixed-seed agent, a buffer of 1,000 random MT-shaped transitions per task, and a sampler."""
     n = config.num_tasks
-    set_matmul_precision(config.matmul_precision, device)  # process-wide, as the trainer sets it
+    speed = resolve_speed(config.update_mode, config.matmul_precision, device.type)
+    set_matmul_precision(speed.matmul_precision, device)  # process-wide, as the trainer sets it
     torch.manual_seed(0)
     agent = MultiTaskSAC(config, OBS_DIM + n, ACTION_DIM, device)
     buffer = MultiTaskReplayBuffer(n, 1_000, OBS_DIM, ACTION_DIM, device)

@@ -115,8 +115,9 @@ def save_atomic(obj: Any, path: Path, keep_previous: bool = False) -> None:
 def load(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint onto `device` (a GPU-written checkpoint loads on a CPU-only machine).
 
-    Raises CheckpointError naming the file if it is missing, empty, truncated, fails its checksum
-    or is not a torch archive.
+    Byte tensors stay on the CPU: they are RNG states (`mtrl.rng_state`), which torch sets only
+    from CPU tensors, whatever device the generator draws on. Raises CheckpointError naming the
+    file if it is missing, empty, truncated, fails its checksum or is not a torch archive.
     """
     import torch
 
@@ -141,12 +142,31 @@ def load(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
         if hashlib.sha256(payload).digest() != digest:
             raise CheckpointError(f"{path}: damaged (checksum mismatch)")
     try:
-        state = torch.load(io.BytesIO(payload), map_location=device, weights_only=False)
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same: unreadable
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a checkpoint (holds a {type(state).__name__})")
-    return state
+    return _to_device(state, torch.device(device))
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    """`obj` with every tensor but byte tensors (RNG states) moved to `device`; dicts and lists in
+    place, so a module's state_dict keeps its type and `_metadata`."""
+    import torch
+
+    if device.type == "cpu":
+        return obj
+    if isinstance(obj, torch.Tensor):
+        return obj if obj.dtype == torch.uint8 else obj.to(device)
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            obj[key] = _to_device(value, device)
+    elif isinstance(obj, list):
+        obj[:] = [_to_device(value, device) for value in obj]
+    elif type(obj) is tuple:
+        return tuple(_to_device(value, device) for value in obj)
+    return obj
 
 
 def resume_path(run_dir: Path) -> Path:

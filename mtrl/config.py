@@ -27,8 +27,8 @@ ARCHS = ("mtmhsac", "sm", "paco", "moore")
 DEVICES = ("auto", "cpu", "cuda")
 VECTOR_STRATEGIES = ("sync", "async")
 MAX_SEED = 2**32 - 4  # numpy's legacy seed is 32-bit; seed + 3 seeds the probe-batch generator
-UPDATE_MODES = ("eager", "graph")
-MATMUL_PRECISIONS = ("float32", "tf32", "bf16")
+UPDATE_MODES = ("auto", "eager", "graph")  # auto: graph on CUDA, eager on a CPU (mtrl.speed)
+MATMUL_PRECISIONS = ("auto", "float32", "tf32", "bf16")  # auto: tf32 on CUDA, float32 on a CPU
 
 
 # Per-architecture settings of the authors' experiment files (rainx0r/mtrl experiments/baselines),
@@ -133,12 +133,18 @@ class TrainConfig:
     )
     torch_threads: int = field(default=0, metadata=_meta("torch CPU threads (0: torch's default)"))
     update_mode: str = field(
-        default="eager",
-        metadata=_meta("SAC update: eager (reference) or graph (one CUDA graph per update on a GPU)"),
+        default="auto",
+        metadata=_meta(
+            "SAC update: eager (reference), graph (one CUDA graph per update on a GPU) or auto "
+            "(graph on CUDA, eager on a CPU)"
+        ),
     )
     matmul_precision: str = field(
-        default="float32",
-        metadata=_meta("float32, tf32 (CUDA only; the JAX default on Ampere/Hopper) or bf16 (autocast)"),
+        default="auto",
+        metadata=_meta(
+            "float32, tf32 (CUDA only; the JAX default on Ampere/Hopper), bf16 (autocast) or auto "
+            "(tf32 on CUDA, float32 on a CPU)"
+        ),
     )
     overlap: bool = field(
         default=False,

@@ -42,6 +42,9 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "mtrl/progress.py",
         "mtrl/probe_checkpoints.py::BATCH_KEYS,probe_episodes,probe_batch,save_probe,complete_initial_probe",
         "mtrl/checkpoints.py",
+        "mtrl/speed.py",
+        "mtrl/rng_state.py",
+        "mtrl/shutdown.py",
         "mtrl/provenance.py::identity,provenance_record,package_versions,git_commit,device_name,PACKAGES,"
         "EXECUTION_KEYS,ARCH_KEYS",
         "mtrl/results.py::TRAIN_SCALARS,TrainLog,write_atomic_h5,write_train_h5,REQUIRED,train_h5_problem,"
@@ -57,6 +60,7 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "mtrl/agents/*.py",
         "mtrl/buffers.py",
         "mtrl/checkpoints.py",
+        "mtrl/speed.py",
         "mtrl/plasticity.py",
         "mtrl/probe.py",
         "mtrl/probe_checkpoints.py::BATCH_KEYS,probe_episodes,stored_batch",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from mtrl import checkpoints as ckpt
+from mtrl import rng_state
 from mtrl.envs.vector import env_state, load_env_state
 from mtrl.provenance import identity
 from mtrl.results import TrainLog
@@ -71,14 +72,15 @@ def resume_or_start(trainer: Trainer, restart_stale: bool) -> None:
 def restore(trainer: Trainer, state: dict[str, Any], source: Path) -> None:
     """Put `resume_state`'s contents back into `trainer`; CheckpointError if they do not fit it."""
     try:
+        rng_state.restore(state, trainer.device, trainer.generators())
         trainer.agent.load_training_state(state["agent"])
         trainer.buffer.load_state_dict(state["buffer"])
-        trainer.sample_gen.set_state(state["sample_generator"])
         trainer.warmup_rng.bit_generator.state = state["warmup_rng"]
-        torch.set_rng_state(state["torch_rng"])
         load_env_state(trainer.envs, state["envs"])
         trainer.train_log = TrainLog.from_state_dict(state["log"])
         trainer.step, trainer.wall_time = state["step"], state["wall_time"]
+    except rng_state.RngStateError as exc:
+        raise ckpt.CheckpointError(f"{source}: {exc}, or delete it to start over") from None
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ckpt.CheckpointError(
             f"{source}: does not hold this run's resume state ({type(exc).__name__}: {exc}); "
@@ -95,9 +97,8 @@ def resume_state(trainer: Trainer) -> dict[str, Any]:
         "wall_time": time.time() - trainer.run_start,
         "agent": trainer.agent.training_state(),
         "buffer": trainer.buffer.state_dict(),
-        "sample_generator": trainer.sample_gen.get_state(),
         "warmup_rng": trainer.warmup_rng.bit_generator.state,
-        "torch_rng": torch.get_rng_state(),
+        **rng_state.capture(trainer.device, trainer.generators()),
         "envs": env_state(trainer.envs),
         "log": trainer.train_log.state_dict(),
     }

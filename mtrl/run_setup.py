@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from mtrl.config import ConfigError, TrainConfig
+from mtrl.speed import resolve_speed
 
 
 def pick_device(name: str) -> torch.device:
@@ -38,11 +39,12 @@ def set_matmul_precision(precision: str, device: torch.device) -> None:
 
 def prepare_process(config: TrainConfig) -> torch.device:
     """Pick the device (ConfigError if a requested GPU is missing), set torch threads and matmul
-    precision for this process; return the device."""
+    precision (`auto` resolved for the device, mtrl.speed) for this process; return the device."""
     device = pick_device(config.device)
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
-    set_matmul_precision(config.matmul_precision, device)
+    speed = resolve_speed(config.update_mode, config.matmul_precision, device.type)
+    set_matmul_precision(speed.matmul_precision, device)
     return device
 
 

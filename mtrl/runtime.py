@@ -1,29 +1,52 @@
 """Runtime of a training job from measured throughput, and how many capped attempts it needs.
 
-The table (benchmarks/results/runtime.csv) has one row per measured configuration:
-    device,task_set,arch,actor_width,critic_width,depth,transitions_per_s,measured_on,source
-A run's throughput is interpolated in log-log over its effective width (the root mean square of
-the actor's and the two critics' widths, which tracks the FLOPs of an update) between rows of the
-same device, task set, architecture and depth; beyond the measured widths it is extrapolated along
-the outermost segment (throughput never rising with width). Where the target device has no row for
-the run, rows of a less specific match are used and the estimate says so (`basis`, `measured`).
+The table (benchmarks/results/runtime.csv) has one row per measured configuration and setting:
+    device,task_set,arch,actor_width,critic_width,depth,update_mode,matmul_precision,overlap,
+    transitions_per_s,measured_on,source
+A run's rows are those of its device, task set, architecture and depth measured with the setting
+it runs with there (`auto` resolved for the device: graph + tf32 on a GPU, eager + float32 on a
+CPU; mtrl.speed). Its throughput is interpolated in log-log over its effective width (the root
+mean square of the actor's and the two critics' widths, which tracks the FLOPs of an update);
+beyond the measured widths it is extrapolated along the outermost segment (throughput never rising
+with width). Where such rows are missing, rows of a less specific match are used and the estimate
+says what is not measured (`gap`, `basis`).
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from mtrl.config import ConfigError, TrainConfig
+from mtrl.speed import device_type_of, resolve_speed
 
 T = TypeVar("T")
-# what a measurement is of: device, task set, architecture (text) and sizes (integers)
+# what a measurement is of: device, task set, architecture (text) and sizes (integers) ...
 KEY_COLUMNS = ("device", "task_set", "arch", "actor_width", "critic_width", "depth")
-COLUMNS = (*KEY_COLUMNS, "transitions_per_s", "measured_on", "source")
+# ... and the speed settings it ran with
+SETTING_COLUMNS = ("update_mode", "matmul_precision", "overlap")
+COLUMNS = (*KEY_COLUMNS, *SETTING_COLUMNS, "transitions_per_s", "measured_on", "source")
+
+
+class Setting(NamedTuple):
+    """The speed settings a loop was measured with, or a run runs with (`auto` resolved)."""
+
+    update_mode: str
+    matmul_precision: str
+    overlap: bool
+
+    def __str__(self) -> str:
+        return f"{self.update_mode}/{self.matmul_precision}/{'overlap' if self.overlap else 'exact'}"
+
+
+def run_setting(config: TrainConfig, device: str) -> Setting:
+    """The settings `config` runs with on `device` (a runtime-table device name: a GPU model or cpu)."""
+    speed = resolve_speed(config.update_mode, config.matmul_precision, device_type_of(device))
+    return Setting(speed.update_mode, speed.matmul_precision, config.overlap)
 
 
 @dataclass(frozen=True)
@@ -34,6 +57,7 @@ class Row:
     actor_width: int
     critic_width: int
     depth: int
+    setting: Setting
     transitions_per_s: float
 
     @property
@@ -45,8 +69,9 @@ class Row:
 class Estimate:
     minutes: float  # the whole run, before any safety factor
     transitions_per_s: float
-    measured: bool  # from rows of the target device, task set and architecture
+    measured: bool  # interpolated between rows of the device, setting, task set, arch and depth
     basis: str
+    gap: str = ""  # what is not measured, in a few words ("" when measured)
 
 
 def effective_width(actor: int, critic: int) -> float:
@@ -82,47 +107,54 @@ def _interpolate(rows: list, width: float, value=lambda r: r.transitions_per_s) 
     return math.exp(math.log(t1) + slope * math.log(width / w1)), "extrapolated"
 
 
+def _pools(rows: list[Row], device: str, wanted: Setting) -> Iterator[tuple[str, Setting, str, list[Row]]]:
+    """(device, setting, gap, rows) from the best match down: the target device with the run's
+    setting, with its other settings, then every other device likewise."""
+    target = device.lower()
+    others = sorted({r.device for r in rows if r.device.lower() != target})
+    for index, dev in enumerate([device, *others]):
+        mine = [r for r in rows if r.device.lower() == dev.lower()]
+        for setting in [wanted, *sorted({r.setting for r in mine} - {wanted}, key=str)]:
+            if index == 0:
+                gap = "" if setting == wanted else f"{wanted} not measured (from {setting} rows)"
+            else:
+                gap = f"not measured on {device} (from {dev} rows)"
+            yield dev, setting, gap, [r for r in mine if r.setting == setting]
+
+
+def _families(config: TrainConfig) -> list[tuple[str, str, Callable[[Row], bool]]]:
+    """(rows described, gap, filter) from the run's own configuration family to the loosest."""
+    ts, arch, depth = config.task_set, config.arch, config.depth
+    same = lambda r: r.task_set == ts and r.arch == arch  # noqa: E731
+    return [
+        (f"{ts}/{arch} depth {depth}", "", lambda r: same(r) and r.depth == depth),
+        (f"{ts}/{arch} of another depth", f"depth {depth} not measured", same),
+        (f"{arch} on another task set", f"{ts}/{arch} not measured", lambda r: r.arch == arch),
+        ("mtmhsac", f"{ts}/{arch} not measured", lambda r: r.arch == "mtmhsac"),
+    ]
+
+
 def estimate(config: TrainConfig, rows: list[Row], device: str) -> Estimate:
     """Minutes the run takes on `device`, from the most specific measured rows there are."""
     width = effective_width(config.actor_width, config.critic_width)
-    target = device.lower()
-    tiers = [
-        ("device, task set, arch and depth", True, lambda r: r.depth == config.depth),
-        ("device, task set and arch (other depth)", True, lambda r: True),
-    ]
-    candidates = [r for r in rows if r.device.lower() == target]
-    family = [r for r in candidates if r.task_set == config.task_set and r.arch == config.arch]
-    for label, measured, keep in tiers:
-        chosen = [r for r in family if keep(r)]
-        if chosen:
+    wanted = run_setting(config, device)
+    for dev, setting, pool_gap, pool in _pools(rows, device, wanted):
+        for described, family_gap, keep in _families(config):
+            chosen = [r for r in pool if keep(r)]
+            if not chosen:
+                continue
             tps, how = _interpolate(chosen, width)
-            return _done(config, tps, measured, f"{how} from {device} rows ({label})")
-    fallbacks = [
-        (f"{device} rows of {config.arch} on another task set", lambda r: r.arch == config.arch, candidates),
-        (f"{device} rows of mtmhsac", lambda r: r.arch == "mtmhsac", candidates),
-    ]
-    other = sorted({r.device for r in rows if r.device.lower() != target})
-    for dev in other:
-        on_dev = [r for r in rows if r.device == dev]
-        fallbacks += [
-            (
-                f"{dev} rows of {config.task_set}/{config.arch}",
-                lambda r: r.task_set == config.task_set and r.arch == config.arch,
-                on_dev,
-            ),
-            (f"{dev} rows of {config.arch}", lambda r: r.arch == config.arch, on_dev),
-            (f"{dev} rows of mtmhsac", lambda r: r.arch == "mtmhsac", on_dev),
-        ]
-    for label, keep, pool in fallbacks:
-        chosen = [r for r in pool if keep(r)]
-        if chosen:
-            tps, how = _interpolate(chosen, width)
-            return _done(config, tps, False, f"NOT MEASURED for this run on {device}: {how} from {label}")
+            in_range = how in ("measured", "interpolated")
+            gap = pool_gap or family_gap or ("" if in_range else "width outside the measured widths")
+            basis = f"{how} from {dev} rows of {described} measured with {setting}"
+            if gap:
+                basis = f"NOT MEASURED for this run on {device} with {wanted} ({gap}): {basis}"
+            return _done(config, tps, not gap, basis, gap)
     raise ConfigError("train_resources.runtime_table: no rows to estimate runtimes from")
 
 
-def _done(config: TrainConfig, tps: float, measured: bool, basis: str) -> Estimate:
-    return Estimate(config.total_steps / tps / 60, tps, measured, basis)
+def _done(config: TrainConfig, tps: float, measured: bool, basis: str, gap: str) -> Estimate:
+    return Estimate(config.total_steps / tps / 60, tps, measured, basis, gap)
 
 
 @dataclass(frozen=True)
@@ -160,38 +192,10 @@ def retries(plans: Mapping[str, Plan], resources: Mapping[str, Any]) -> int:
     return min(needed, int(resources["max_attempts"])) - 1 + int(resources["extra_attempts"])
 
 
-def summary(plans: Mapping[str, Plan], resources: Mapping[str, Any]) -> list[str]:
-    """Lines for the dry run and the log: the estimate, what is not measured on the device, and why."""
-    device, cap = resources["runtime_device"], resources["max_runtime_minutes"]
-    measured = [p for p in plans.values() if p.estimate.measured]
-    hours = sum(p.estimate.minutes for p in measured) / 60
-    lines = [
-        f"mtrl: runtime: {len(measured)} of {len(plans)} runs estimated from {device} measurements "
-        f"(~{hours:,.0f} {device} hours); jobs capped at {cap} min, "
-        f"{sum(p.attempts > 1 for p in plans.values())} runs need several attempts"
-    ]
-    by_basis: dict[str, list[str]] = {}
-    for rid, p in plans.items():
-        if not p.estimate.measured:
-            by_basis.setdefault(p.estimate.basis, []).append(rid)
-    if by_basis:
-        lines.append(
-            f"mtrl: runtime NOT MEASURED on {device} for {len(plans) - len(measured)} runs "
-            f"(add rows to {resources['runtime_table']}):"
-        )
-        lines += [f"  {len(rids)} runs (e.g. {rids[0]}): {basis}" for basis, rids in by_basis.items()]
-    over = [rid for rid, p in plans.items() if p.attempts > int(resources["max_attempts"])]
-    if over:
-        lines.append(
-            f"mtrl: {len(over)} runs need more than max_attempts={resources['max_attempts']} jobs by "
-            f"this estimate (e.g. {over[0]}); they will not finish unless the estimate is too pessimistic"
-        )
-    return lines
-
-
 # ---- several runs per GPU: a run whose loop keeps the GPU busy only a fraction of the time shares it
 SHARE_COLUMNS = (
     *KEY_COLUMNS,
+    *SETTING_COLUMNS,
     "loop_vector_steps_per_s",
     "update_per_s",
     "busy_fraction",
@@ -208,6 +212,7 @@ class ShareRow:
     actor_width: int
     critic_width: int
     depth: int
+    setting: Setting
     busy_fraction: float  # loop rate / update-alone rate: the share of the loop time the GPU computes
 
     @property
@@ -232,6 +237,12 @@ def load_share_table(path: str | Path) -> list[ShareRow]:
     return _read_measured(path, SHARE_COLUMNS, "busy_fraction", ShareRow, lambda v: 0 < v <= 1, "in (0, 1]")
 
 
+def _flag(text: str) -> bool:
+    if text.strip().lower() not in ("true", "false"):
+        raise ValueError(f"overlap must be true or false, got {text!r}")
+    return text.strip().lower() == "true"
+
+
 def _read_measured(
     path: Path,
     columns: Sequence[str],
@@ -240,8 +251,8 @@ def _read_measured(
     valid: Callable[[float], bool],
     rule: str,
 ) -> list[T]:
-    """Rows (device, task_set, arch, actor_width, critic_width, depth, value) of a measurement CSV;
-    a missing column or a bad line is a ConfigError naming the file (and line)."""
+    """Rows (device, task_set, arch, actor_width, critic_width, depth, setting, value) of a
+    measurement CSV; a missing column or a bad line is a ConfigError naming the file (and line)."""
     rows = []
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
@@ -252,12 +263,14 @@ def _read_measured(
             try:
                 keys = [rec[c].strip() for c in KEY_COLUMNS[:3]]
                 sizes = [int(rec[c]) for c in KEY_COLUMNS[3:]]
+                mode, precision = (rec[c].strip() for c in SETTING_COLUMNS[:2])
+                setting = Setting(mode, precision, _flag(rec["overlap"]))
                 number = float(rec[value])
-            except (TypeError, ValueError) as exc:
+            except (AttributeError, TypeError, ValueError) as exc:
                 raise ConfigError(f"{path}:{line}: {exc}") from None
             if not valid(number):
                 raise ConfigError(f"{path}:{line}: {value} must be {rule}")
-            rows.append(make(*keys, *sizes, number))
+            rows.append(make(*keys, *sizes, setting, number))
     return rows
 
 
@@ -266,40 +279,23 @@ def runs_per_gpu(
 ) -> Share:
     """k = floor(target_busy / busy fraction) clamped to [1, max_runs]: runs that together keep one
     GPU about target_busy busy. The busy fraction is interpolated over width from rows of the same
-    device, task set and architecture (same depth first); with none the run gets a GPU of its own."""
+    device, setting, task set and architecture (same depth first); with none the run gets a GPU of
+    its own."""
+    setting = run_setting(config, device)
     family = [
         r
         for r in rows
-        if r.device.lower() == device.lower() and r.task_set == config.task_set and r.arch == config.arch
+        if r.device.lower() == device.lower()
+        and r.setting == setting
+        and (r.task_set, r.arch) == (config.task_set, config.arch)
     ]
     chosen = [r for r in family if r.depth == config.depth] or family
     if not chosen:
-        return Share(1, None, f"NOT MEASURED on {device} for {config.task_set}/{config.arch}: one GPU each")
+        return Share(1, None, f"NOT MEASURED on {device} for {config.task_set}/{config.arch} with {setting}")
     width = effective_width(config.actor_width, config.critic_width)
     # interpolated as its inverse, a rate that falls with width: beyond the measured widths the
     # busy fraction is then never assumed to fall, so k errs towards fewer runs per GPU
     idle, how = _interpolate(chosen, width, value=lambda r: 1 / r.busy_fraction)
     busy = 1 / idle
     k = max(1, min(int(max_runs), math.floor(round(target_busy / busy, 9))))
-    return Share(k, busy, f"busy {busy:.2f} ({how} from {device} rows)")
-
-
-def share_summary(shares: Mapping[str, Share], resources: Mapping[str, Any]) -> list[str]:
-    """Lines for the dry run: how many runs share a GPU (k runs per group job), which are not measured."""
-    by_k: dict[int, int] = {}
-    for share in shares.values():
-        by_k[share.k] = by_k.get(share.k, 0) + 1
-    shared = sum(n for k, n in by_k.items() if k > 1)
-    groups = ", ".join(f"{n} runs {k} per GPU" for k, n in sorted(by_k.items()) if k > 1) or "none"
-    lines = [f"mtrl: GPU sharing: {shared} of {len(shares)} runs share a GPU ({groups})"]
-    unmeasured: dict[str, list[str]] = {}
-    for rid, share in shares.items():
-        if share.busy_fraction is None:
-            unmeasured.setdefault(share.basis, []).append(rid)
-    if unmeasured:
-        lines.append(
-            f"mtrl: GPU share NOT MEASURED for {sum(map(len, unmeasured.values()))} runs "
-            f"(add rows to {resources['share_table']}; python benchmarks/gpu.py writes them):"
-        )
-        lines += [f"  {len(rids)} runs (e.g. {rids[0]}): {basis}" for basis, rids in unmeasured.items()]
-    return lines
+    return Share(k, busy, f"busy {busy:.2f} ({how} from {device} rows with {setting})")

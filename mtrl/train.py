@@ -36,6 +36,8 @@ from mtrl.results import TrainLog, train_h5_problem, write_train_h5
 from mtrl.resume import resume_or_start, resume_state
 from mtrl.run_directory import check_space, run_lock
 from mtrl.run_setup import prepare_process, seed_everything
+from mtrl.shutdown import closed_at_exit, closed_on_error
+from mtrl.speed import Speed, resolve_speed
 from mtrl.stop_signals import StopSignals, TrainingInterrupted, signals_blocked
 
 __all__ = ["Trainer", "TrainingInterrupted", "train"]
@@ -79,7 +81,8 @@ class Trainer:
         self.resume_file = ckpt.resume_path(run_dir)
         self.resume_saved_at = -1  # vector step of the last resume checkpoint this process wrote
         self.signals = StopSignals()
-        resume_or_start(self, restart_stale)
+        with closed_on_error(self.envs):  # a failed resume stops the env workers before its error
+            resume_or_start(self, restart_stale)
         self.metric_sum = torch.zeros(len(METRICS), device=device)
         self.metric_count = 0
 
@@ -218,7 +221,7 @@ class Trainer:
         SIGTERM, SIGINT and SIGUSR1 stop it at the next episode boundary: the resume checkpoint is
         written and TrainingInterrupted raised.
         """
-        with self.signals.active():
+        with self.signals.active(), closed_at_exit(self.envs):  # env workers stop on every way out
             return self._run()
 
     def _run(self) -> Path:
@@ -242,6 +245,15 @@ class Trainer:
             obs, _ = self.envs.reset()
         return self.finish()
 
+    def speed(self) -> Speed:
+        """The update mode and matmul precision this run resolved `auto` to on its device."""
+        return resolve_speed(self.config.update_mode, self.config.matmul_precision, self.device.type)
+
+    def generators(self) -> dict[str, torch.Generator]:
+        """The run's own torch generators, by their key in the resume checkpoint (the agent's is
+        saved with the agent)."""
+        return {"sample_generator": self.sample_gen}
+
     def finish(self) -> Path:
         """Close the envs, write train.h5 and drop the resume checkpoint."""
         self.envs.close()
@@ -255,7 +267,9 @@ class Trainer:
             "device": str(self.device),
             "wall_time_s": time.time() - self.run_start,
             "provenance": self.provenance,
-            **provenance_record(self.config.to_dict(), self.provenance, self.device),
+            **provenance_record(
+                self.config.to_dict(), self.provenance, self.device, **self.speed()._asdict()
+            ),
         }
         result_path = self.run_dir / "train.h5"
         write_train_h5(result_path, self.train_log, attrs, self.n)

@@ -1,20 +1,46 @@
-"""How many training runs share one GPU, from the measured GPU-busy fraction (mtrl.runtime)."""
+"""Runtime plans and runs per GPU from measured rows of the setting a run resolves to (mtrl.runtime,
+mtrl.speed), and the plan a Snakemake command prints for its targets (mtrl.plan)."""
 
 from __future__ import annotations
 
+import re
+from functools import cache
+from pathlib import Path
+
 import pytest
+import yaml
 
 from mtrl.config import ConfigError, TrainConfig
-from mtrl.runtime import SHARE_COLUMNS, ShareRow, load_share_table, runs_per_gpu, share_summary
+from mtrl.grid import StudyGrid, build_grid, validate_study
+from mtrl.plan import WHOLE_STUDY, plan_lines, targets_runs
+from mtrl.runtime import (
+    SHARE_COLUMNS,
+    Row,
+    Setting,
+    ShareRow,
+    estimate,
+    load_share_table,
+    load_table,
+    plan,
+    run_setting,
+    runs_per_gpu,
+)
+from mtrl.speed import device_type_of, resolve_speed
+from tests.workflow_helpers import ROOT, snakemake
+
+RESULTS = ROOT / "benchmarks" / "results"
+SHIPPED_GPU = "NVIDIA H100 80GB HBM3"
 
 H100 = "NVIDIA H100"
+FAST, CPU = Setting("graph", "tf32", False), Setting("eager", "float32", False)  # `auto` on a GPU, a CPU
 
 
 def _rows() -> list[ShareRow]:
     return [
-        ShareRow(H100, "mt10", "mtmhsac", 400, 400, 3, 0.2),
-        ShareRow(H100, "mt10", "mtmhsac", 1600, 1600, 3, 0.8),
-        ShareRow("cpu", "mt10", "sm", 400, 400, 3, 0.1),
+        ShareRow(H100, "mt10", "mtmhsac", 400, 400, 3, FAST, 0.2),
+        ShareRow(H100, "mt10", "mtmhsac", 1600, 1600, 3, FAST, 0.8),
+        ShareRow(H100, "mt10", "mtmhsac", 400, 400, 3, CPU, 0.9),  # eager float32: another setting
+        ShareRow("cpu", "mt10", "sm", 400, 400, 3, CPU, 0.1),
     ]
 
 
@@ -45,20 +71,167 @@ def test_unmeasured_device_task_set_or_arch_gets_one_gpu_and_says_why():
     sm = _cfg(400, arch="sm")
     assert runs_per_gpu(sm, _rows(), H100, max_runs=4, target_busy=0.9).k == 1
     assert runs_per_gpu(sm, _rows(), "cpu", max_runs=4, target_busy=0.9).k == 4
-    shares = {
-        "a": runs_per_gpu(sm, _rows(), H100, 4, 0.9),
-        "b": runs_per_gpu(_cfg(400), _rows(), H100, 4, 0.9),
-    }
-    text = "\n".join(share_summary(shares, {"share_table": "gpu_share.csv"}))
-    assert "1 of 2 runs share a GPU (1 runs 4 per GPU)" in text and "NOT MEASURED for 1 runs" in text
+    # explicit settings pick their own rows: eager float32 on the H100 keeps it 90% busy
+    eager = _cfg(400, update_mode="eager", matmul_precision="float32")
+    assert runs_per_gpu(eager, _rows(), H100, max_runs=4, target_busy=0.9).busy_fraction == pytest.approx(0.9)
+    overlapped = runs_per_gpu(_cfg(400, overlap=True), _rows(), H100, max_runs=4, target_busy=0.9)
+    assert overlapped.k == 1 and "graph/tf32/overlap" in overlapped.basis  # not measured overlapped
 
 
 def test_share_table_absent_is_empty_and_bad_rows_name_the_line(tmp_path):
     assert load_share_table(tmp_path / "none.csv") == []
     path = tmp_path / "gpu_share.csv"
-    row = [H100, "mt10", "mtmhsac", "400", "400", "3", "50", "250", "0.2", "2026-11-25", "test"]
+    row = [
+        H100,
+        "mt10",
+        "mtmhsac",
+        "400",
+        "400",
+        "3",
+        "graph",
+        "tf32",
+        "False",
+        "50",
+        "250",
+        "0.2",
+        "2026",
+        "t",
+    ]
     path.write_text(",".join(SHARE_COLUMNS) + "\n" + ",".join(f'"{v}"' for v in row) + "\n")
-    assert load_share_table(path) == [ShareRow(H100, "mt10", "mtmhsac", 400, 400, 3, 0.2)]
-    path.write_text(",".join(SHARE_COLUMNS) + "\n" + ",".join(row[:8] + ["1.5"] + row[9:]) + "\n")
+    assert load_share_table(path) == [ShareRow(H100, "mt10", "mtmhsac", 400, 400, 3, FAST, 0.2)]
+    path.write_text(",".join(SHARE_COLUMNS) + "\n" + ",".join(row[:11] + ["1.5"] + row[12:]) + "\n")
     with pytest.raises(ConfigError, match=r"gpu_share.csv:2: busy_fraction"):
         load_share_table(path)
+    path.write_text(",".join(SHARE_COLUMNS) + "\n" + ",".join(row[:8] + ["maybe"] + row[9:]) + "\n")
+    with pytest.raises(ConfigError, match=r"gpu_share.csv:2: overlap must be true or false, got 'maybe'"):
+        load_share_table(path)
+
+
+# ---------------------------------------------------------------- auto settings and the rows they pick
+def test_auto_is_graph_and_tf32_on_cuda_and_eager_float32_on_a_cpu():
+    assert resolve_speed("auto", "auto", "cuda") == ("graph", "tf32")
+    assert resolve_speed("auto", "auto", "cpu") == ("eager", "float32")
+    assert resolve_speed("eager", "bf16", "cuda") == ("eager", "bf16")  # explicit values stay
+    assert resolve_speed("auto", "float32", "cuda") == ("graph", "float32")
+    assert (device_type_of("cpu"), device_type_of("NVIDIA H100 80GB HBM3")) == ("cpu", "cuda")
+    assert TrainConfig().update_mode == TrainConfig().matmul_precision == "auto"  # the defaults
+    assert run_setting(_cfg(400), H100) == FAST and run_setting(_cfg(400), "cpu") == CPU
+
+
+def _runtime_rows() -> list[Row]:
+    return [
+        Row(H100, "mt10", "mtmhsac", 400, 400, 3, FAST, 4000.0),
+        Row(H100, "mt10", "mtmhsac", 1600, 1600, 3, FAST, 1000.0),
+        Row(H100, "mt10", "mtmhsac", 400, 400, 3, CPU, 600.0),
+        Row("cpu", "mt10", "mtmhsac", 400, 400, 3, CPU, 100.0),
+    ]
+
+
+def test_the_estimate_uses_rows_of_the_setting_the_run_resolves_to():
+    auto = estimate(_cfg(800), _runtime_rows(), H100)  # graph + tf32 on a GPU
+    assert auto.measured and auto.gap == "" and auto.transitions_per_s == pytest.approx(2000.0)
+    assert "measured with graph/tf32/exact" in auto.basis
+    eager = estimate(_cfg(400, update_mode="eager", matmul_precision="float32"), _runtime_rows(), H100)
+    assert eager.measured and eager.transitions_per_s == pytest.approx(600.0)
+    assert estimate(_cfg(400), _runtime_rows(), "cpu").transitions_per_s == pytest.approx(100.0)
+    overlap = estimate(_cfg(400, overlap=True), _runtime_rows(), H100)  # no overlapped rows
+    assert not overlap.measured and overlap.gap.startswith("graph/tf32/overlap not measured (from ")
+    assert "NOT MEASURED for this run on NVIDIA H100 with graph/tf32/overlap" in overlap.basis
+    wide = estimate(_cfg(3200), _runtime_rows(), H100)  # beyond the widest row: extrapolated
+    assert not wide.measured and wide.gap == "width outside the measured widths"
+    deep = estimate(_cfg(400, depth=4), _runtime_rows(), H100)
+    assert not deep.measured and deep.gap == "depth 4 not measured"
+
+
+def test_shipped_h100_rows_plan_the_paper_baseline_with_graph_and_tf32():
+    """The 2026-11-28 H100 measurement: MT10 width 400 loops at 2,562 transitions/s with graph + tf32
+    in the exact order (686.57 eager float32), so the paper's 2e7 transitions take ~2.2 hours; it
+    keeps the GPU 28% busy, so 3 such runs share one."""
+    rows = load_table(RESULTS / "runtime.csv")
+    baseline = estimate(TrainConfig(), rows, SHIPPED_GPU)
+    assert baseline.measured and baseline.transitions_per_s == pytest.approx(2561.87)
+    assert baseline.minutes / 60 == pytest.approx(2e7 / 2561.87 / 3600)
+    eager = TrainConfig(update_mode="eager", matmul_precision="float32")
+    assert estimate(eager, rows, SHIPPED_GPU).transitions_per_s == pytest.approx(686.57)
+    share = runs_per_gpu(TrainConfig(), load_share_table(RESULTS / "gpu_share.csv"), SHIPPED_GPU, 4, 0.9)
+    assert share.busy_fraction == pytest.approx(0.2845) and share.k == 3
+
+
+# ---------------------------------------------------------------- the plan of a command's targets
+@cache
+def _paper() -> tuple[dict, StudyGrid]:
+    study = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    validate_study(study, yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text()))
+    return study, build_grid(study)
+
+
+def test_targets_map_to_the_runs_behind_them(tmp_path, monkeypatch):
+    _, grid = _paper()
+    monkeypatch.chdir(tmp_path)
+    results, figures = Path("results"), Path("figures")
+    label, runs = targets_runs(["figures/fig7.pdf"], grid, results, figures)
+    assert label == "figures/fig7.pdf" and runs == grid.runs_of("fig7") and len(runs) == 170
+    assert len(targets_runs([str(tmp_path / "figures" / "fig5.png")], grid, results, figures)[1]) == 50
+    both = targets_runs(["results/tables/fig7.csv", "figures/fig5.pdf"], grid, results, figures)[1]
+    assert len(both) == len(set(grid.runs_of("fig7")) | set(grid.runs_of("fig5")))
+    one = "mt10/mtmhsac/a400-c1024-d3/s3"
+    assert targets_runs([f"results/runs/{one}/train.h5"], grid, results, figures)[1] == [one]
+    for whole in ([], ["all"], ["somewhere/else.txt"]):
+        assert targets_runs(whole, grid, results, figures) == (WHOLE_STUDY, list(grid.runs))
+
+
+def test_the_plan_of_a_target_counts_its_runs_hours_and_what_is_not_measured():
+    study, grid = _paper()
+    resources = study["train_resources"]
+    rows = load_table(RESULTS / "runtime.csv")
+    plans = {rid: plan(cfg, rows, resources) for rid, cfg in grid.runs.items()}
+    shares = {rid: runs_per_gpu(cfg, [], SHIPPED_GPU, 4, 0.9) for rid, cfg in grid.runs.items()}  # none
+    fig5 = grid.runs_of("fig5")  # MT10 actor/critic pairs: 5 pairs x 10 seeds
+    lines = plan_lines("figures/fig5.pdf", fig5, grid, plans, shares, resources)
+    hours = sum(plans[r].estimate.minutes for r in fig5) / 60
+    assert lines[0] == (
+        f"mtrl: plan for figures/fig5.pdf: 50 runs, 0 complete; the 50 to train take ~{hours:,.0f} "
+        f"GPU-hours on {SHIPPED_GPU} (graph/tf32/exact), 0 of them in several jobs of at most 2880 min"
+    )
+    assert len(lines) <= 4 and "mtrl: GPU sharing: 0 runs share a GPU (none); 50 runs" in lines[-1]
+    done = set(fig5[:20])
+    again = plan_lines("figures/fig5.pdf", fig5, grid, plans, shares, resources, complete=done)
+    left = sum(plans[r].estimate.minutes for r in fig5[20:]) / 60
+    assert again[0].startswith(
+        f"mtrl: plan for figures/fig5.pdf: 50 runs, 20 complete; the 30 to train take ~{left:,.0f}"
+    )
+    mt50 = [rid for rid in grid.runs_of("fig4") if rid.startswith("mt50/")]
+    unmeasured = plan_lines("x", mt50, grid, plans, shares, resources)[1]
+    assert unmeasured.startswith(
+        f"mtrl: NOT MEASURED on {SHIPPED_GPU} for 60 of them, estimated from other rows"
+    )
+    assert "60 runs: mt50/mtmhsac not measured" in unmeasured
+
+
+def test_a_dry_run_prints_the_plan_of_its_target_once_and_lint_prints_none(tmp_path):
+    where = ["--config", f"results_dir={tmp_path}/results", f"figures_dir={tmp_path}/figures"]
+    proc = snakemake(ROOT, "-n", "--quiet", "rules", *where, "--", f"{tmp_path}/figures/fig7.pdf")
+    plan = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("mtrl: ")]
+    assert plan[0].startswith(f"mtrl: plan for {tmp_path}/figures/fig7.pdf: 170 runs, 0 complete; the 170")
+    assert 2 <= len(plan) <= 4 and sum(line.startswith("mtrl: plan for") for line in plan) == 1
+    lint = snakemake(ROOT, "--lint")
+    assert "mtrl: " not in lint.stdout + lint.stderr
+    report = snakemake(ROOT, "--report", str(tmp_path / "report.zip"), *where, check=False)  # no results yet
+    assert "Creating report..." in report.stderr and "mtrl: plan" not in report.stdout + report.stderr
+
+
+def test_the_readme_states_the_plan_of_the_papers_grid():
+    study, grid = _paper()
+    resources = study["train_resources"]
+    rows, share_rows = load_table(RESULTS / "runtime.csv"), load_share_table(RESULTS / "gpu_share.csv")
+    plans = {rid: plan(cfg, rows, resources) for rid, cfg in grid.runs.items()}
+    shares = {rid: runs_per_gpu(cfg, share_rows, SHIPPED_GPU, 4, 0.9) for rid, cfg in grid.runs.items()}
+    lines = plan_lines(WHOLE_STUDY, grid.runs, grid, plans, shares, resources)
+    hours = float(re.search(r"take ~([\d,]+) GPU-hours", lines[0]).group(1).replace(",", ""))
+    unmeasured = int(re.search(r"for (\d+) of them", lines[1]).group(1))
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    stated = re.search(
+        r"the paper's grid on the H100: 360 runs, ~([\d,]+) GPU-hours.*?, (\d+) runs estimated", readme
+    )
+    assert stated, "README: the paper's plan on the H100"
+    assert int(stated.group(1).replace(",", "")) == round(hours, -2) and int(stated.group(2)) == unmeasured

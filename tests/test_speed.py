@@ -33,6 +33,7 @@ def run_updates(
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Metrics of UPDATES updates from one buffer and sample seed, and the parameters after them."""
     torch.manual_seed(0)
+    extra = {"matmul_precision": "float32", **extra}  # eager and graph compared at one precision
     config = TrainConfig(task_set="mt10", arch=arch, update_mode=mode, device=device.type, **SMALL, **extra)
     config = config.resolved()
     agent = MultiTaskSAC(config, 49, 4, device)

@@ -18,7 +18,7 @@ import torch
 
 from mtrl import checkpoints as ckpt
 from mtrl.config import TrainConfig
-from mtrl.train import train
+from mtrl.train import Trainer, train
 from tests.conftest import TINY
 
 TIMING_KEYS = {"sps"}  # wall-clock measurements legitimately differ between runs
@@ -288,3 +288,132 @@ def test_the_workflow_rule_script_turns_an_interruption_into_exit_75(tmp_path, m
     log = (tmp_path / "train.log").read_text()
     assert "mtrl: SIGTERM received: stopped at step 1500, resume checkpoint written" in log
     assert "Traceback" not in log
+
+
+# ---------------------------------------------------------------- resume on any device
+def _resume_checkpoint(run: Path, config: TrainConfig) -> tuple[Path, Trainer]:
+    """The resume checkpoint of a fresh trainer (step 0) in `run`, and the trainer (envs closed)."""
+    trainer = Trainer(config, run, quiet=True, provenance="", restart_stale=False)
+    trainer.envs.close()
+    trainer.run_start = time.time()
+    trainer.save_resume()
+    return ckpt.resume_path(run), trainer
+
+
+def _draws(trainer) -> list[torch.Tensor]:
+    """One draw from each RNG a resumed run continues: torch's CPU RNG, the sampler, the agent's."""
+    sample, noise = trainer.sample_gen, trainer.agent.generator  # on the run's device
+    return [
+        torch.rand(4),
+        torch.randint(0, 10**6, (4,), generator=sample, device=sample.device).cpu(),
+        torch.randn(4, generator=noise, device=noise.device).cpu(),
+    ]
+
+
+def test_rng_states_survive_any_map_location(tmp_path, tiny_config):
+    """A GPU run's checkpoint was loaded with map_location=cuda, which moved its RNG states to the GPU,
+    and torch.set_rng_state refused them ("RNG state must be a torch.ByteTensor"). The meta device
+    does to the tensors on a CPU what cuda does on a GPU: the map location applies to the networks,
+    and every RNG state still comes back a CPU ByteTensor and continues the same numbers."""
+    from mtrl import rng_state
+
+    path, trainer = _resume_checkpoint(tmp_path / "run", tiny_config)
+    want = _draws(trainer)
+    state = ckpt.load(path, "meta")
+    assert all(t.device.type == "meta" for t in state["agent"]["model"].values())  # mapped
+    assert state["agent"]["model"]._metadata is not None  # a state_dict keeps its type and metadata
+    rngs = [state["torch_rng"], state["sample_generator"], state["agent"]["generator"]]
+    assert all(t.device.type == "cpu" and t.dtype == torch.uint8 for t in rngs)
+    assert state["rng_device"] == "cpu" and "cuda_rng" not in state  # a CPU run has no CUDA state
+    with pytest.raises(TypeError, match="RNG state must be a torch.ByteTensor"):
+        torch.set_rng_state(state["torch_rng"].to("meta"))  # what mapping it did before
+
+    rng_state.restore(state, torch.device("cpu"), trainer.generators())
+    trainer.agent.generator.set_state(state["agent"]["generator"])
+    got = _draws(trainer)
+    for a, b in zip(want, got, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_checkpoint_of_another_device_type_says_so(tmp_path, tiny_config):
+    from mtrl import rng_state
+
+    path, trainer = _resume_checkpoint(tmp_path / "run", tiny_config)
+    state = ckpt.load(path)
+    state["rng_device"] = "cuda"
+    ckpt.save_atomic(state, path)
+    with pytest.raises(rng_state.RngStateError, match="drawn on cuda, this run is on cpu: resume it on cuda"):
+        rng_state.restore(state, torch.device("cpu"), trainer.generators())
+    with pytest.raises(ckpt.CheckpointError, match=r"resume it on cuda, or delete it to start over$"):
+        train(tiny_config, tmp_path / "run", quiet=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_cuda_run_resumes_its_rng_states_on_gpu(tmp_path, tiny_config):
+    """On a GPU: the checkpoint holds the GPU's CUDA RNG state, loads with map_location=cuda and
+    every generator (CPU, CUDA default, sampler, agent) continues the same numbers."""
+    from mtrl import rng_state
+
+    config = dataclasses.replace(tiny_config, device="cuda")
+    path, trainer = _resume_checkpoint(tmp_path / "run", config)
+    device = trainer.device
+    want = [*_draws(trainer), torch.rand(4, device=device).cpu()]
+    state = ckpt.load(path, device)
+    assert state["rng_device"] == "cuda" and state["cuda_rng"].device.type == "cpu"
+    assert next(iter(state["agent"]["model"].values())).device.type == "cuda"
+    rng_state.restore(state, device, trainer.generators())
+    trainer.agent.generator.set_state(state["agent"]["generator"])
+    got = [*_draws(trainer), torch.rand(4, device=device).cpu()]
+    for a, b in zip(want, got, strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.slow
+def test_a_run_failing_at_resume_prints_one_line_with_async_workers(tmp_path, tiny_config):
+    """Every way out of the trainer closes the env workers first: a failed resume prints its one-line
+    error and nothing else (no EOFError/BrokenPipeError tracebacks of orphaned async workers)."""
+    run = tmp_path / "run"
+    path, _ = _resume_checkpoint(run, tiny_config)
+    state = ckpt.load(path)
+    state["buffer"]["obs"] = torch.zeros(3, 0, 39)  # another task count: not this run's state
+    ckpt.save_atomic(state, path)
+    proc = subprocess.run(
+        _train_command(run, {**TINY, "vector_strategy": "async"}), capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"mtrl: error: {path}: does not hold this run's resume state (ValueError: replay checkpoint "
+        "does not fit this buffer (task count or capacity differ)); delete it to start over"
+    ]
+
+
+def test_every_way_out_of_training_closes_the_env_workers(tmp_path, tiny_config, monkeypatch):
+    closed: list[str] = []
+
+    def trainer_in(run: str) -> Trainer:
+        trainer = Trainer(tiny_config, tmp_path / run, quiet=True, provenance="", restart_stale=False)
+        close = trainer.envs.close
+        monkeypatch.setattr(trainer.envs, "close", lambda **kw: (closed.append(run), close(**kw))[1])
+        return trainer
+
+    trainer_in("finished").run()
+    failing = trainer_in("error")
+    monkeypatch.setattr(failing, "at_episode_end", lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        failing.run()
+    assert "finished" in closed and "error" in closed
+
+
+def test_auto_speed_settings_stay_auto_in_the_identity_and_are_recorded_resolved(tmp_path, tiny_config):
+    """The workflow computes a run's identity on a host without a GPU: `auto` stays in it, so the
+    trainer records the same identity on any device; what `auto` became is recorded beside it."""
+    from mtrl.provenance import identity
+
+    short = dataclasses.replace(tiny_config, total_steps=1000, eval_every=500, probe_checkpoints=1)
+    assert (short.update_mode, short.matmul_precision) == ("auto", "auto")  # the defaults
+    with h5py.File(train(short, tmp_path / "run", quiet=True)) as handle:
+        recorded = json.loads(handle.attrs["provenance_identity"])
+        resolved = handle.attrs["provenance_update_mode"], handle.attrs["provenance_matmul_precision"]
+    assert recorded == json.loads(json.dumps(identity(short.resolved().to_dict())))
+    assert (recorded["update_mode"], recorded["matmul_precision"]) == ("auto", "auto")
+    assert resolved == ("eager", "float32")  # on a CPU

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import h5py
@@ -19,7 +20,7 @@ import pytest
 
 from mtrl.config import TrainConfig
 from mtrl.provenance import CODE_GROUPS, code_hash, figure_code_hash, normalized_source, source_hash
-from mtrl.runtime import Row, estimate, load_table, plan
+from mtrl.runtime import COLUMNS, Row, Setting, estimate, load_table, plan
 from mtrl.status import run_status, stale_inputs
 from tests.workflow_helpers import (
     ROOT,
@@ -158,14 +159,41 @@ def test_smoke_code_changes_rerun_their_rules_only(smoke):
         sac.write_text(original)
 
 
+def make_command(target: str) -> list[str]:
+    """The command `make TARGET` runs (its last line: the ones before install the venv if needed)."""
+    venv = f"VENV={Path(sys.executable).parent.parent}"
+    out = subprocess.run(
+        ["make", "-s", "-n", target, venv], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip().splitlines()[-1].split()
+
+
+def test_make_report_commands_for_the_study_and_the_smoke_and_their_files_are_not_committed():
+    assert make_command("report")[1:] == ["--report", "report.zip"]
+    assert make_command("smoke-report")[1:] == [
+        "--configfile",
+        "config/smoke.yaml",
+        "--report",
+        "report-smoke.zip",
+    ]
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(
+        ["git", "check-ignore", "report.zip", "report-smoke.zip"], cwd=ROOT, capture_output=True
+    )
+    assert ignored.stdout.decode().split() == ["report.zip", "report-smoke.zip"]
+
+
 @pytest.mark.slow
-def test_smoke_report_holds_the_figures(smoke, tmp_path):
+def test_smoke_report_holds_the_figures(smoke):
+    """`make smoke-report`'s command, after the smoke pipeline (README: make smoke, make smoke-report)."""
     workdir, _ = smoke
-    report = tmp_path / "report.zip"
-    snakemake(workdir, "--configfile", "config/smoke.yaml", "--report", str(report))
+    command = make_command("smoke-report")
+    assert Path(command[0]).name == "snakemake"
+    snakemake(workdir, *command[1:])
     import zipfile
 
-    names = zipfile.ZipFile(report).namelist()
+    names = zipfile.ZipFile(workdir / "report-smoke.zip").namelist()
     assert any(n.endswith("fig7.png") for n in names) and any(n.endswith("table1.md") for n in names)
 
 
@@ -224,10 +252,11 @@ def test_each_rule_hashes_what_its_jobs_run(tmp_path):
 
 # ---------------------------------------------------------------- runtime plans
 def _rows(device="NVIDIA H100"):
+    fast, cpu = Setting("graph", "tf32", False), Setting("eager", "float32", False)  # auto on each
     return [
-        Row(device, "mt10", "mtmhsac", 400, 400, 3, 4000.0),
-        Row(device, "mt10", "mtmhsac", 1600, 1600, 3, 1000.0),
-        Row("cpu", "mt50", "mtmhsac", 400, 400, 3, 100.0),
+        Row(device, "mt10", "mtmhsac", 400, 400, 3, fast, 4000.0),
+        Row(device, "mt10", "mtmhsac", 1600, 1600, 3, fast, 1000.0),
+        Row("cpu", "mt50", "mtmhsac", 400, 400, 3, cpu, 100.0),
     ]
 
 
@@ -275,7 +304,12 @@ def test_shipped_runtime_table_has_the_agreed_columns():
     assert rows and all(r.transitions_per_s > 0 for r in rows)
     header = (ROOT / "benchmarks" / "results" / "runtime.csv").read_text().splitlines()[0]
     assert (
-        header == "device,task_set,arch,actor_width,critic_width,depth,transitions_per_s,measured_on,source"
+        header
+        == ",".join(COLUMNS)
+        == (
+            "device,task_set,arch,actor_width,critic_width,depth,update_mode,matmul_precision,overlap,"
+            "transitions_per_s,measured_on,source"
+        )
     )
 
 
@@ -290,7 +324,10 @@ def test_full_grid_jobs_fit_a_partition_and_say_what_is_not_measured(tmp_path):
         f"figures_dir={tmp_path}/figures",
     )
     text = proc.stdout + proc.stderr
-    assert "runtime NOT MEASURED on NVIDIA H100 80GB HBM3 for 360 runs" in text
+    plan = [line for line in text.splitlines() if line.startswith("mtrl: ")]
+    assert plan[0].startswith("mtrl: plan for the whole study: 360 runs, 0 complete; the 360 to train take ~")
+    assert "GPU-hours on NVIDIA H100 80GB HBM3 (graph/tf32/exact)" in plan[0]
+    assert plan[1].startswith("mtrl: NOT MEASURED on NVIDIA H100 80GB HBM3 for 210 of them")
     runtimes = [int(m) for m in re.findall(r"runtime=(\d+)", text)]
     assert len(runtimes) >= 360 + 170 and max(runtimes) <= 2880
     by_run = {}
@@ -592,7 +629,9 @@ def test_runs_that_share_a_gpu_are_grouped_k_per_slurm_job_asking_for_one_gpu(tm
     table.write_text(
         ",".join(SHARE_COLUMNS)
         + "\n"
-        + "".join(f"cpu,mt10,mtmhsac,{w},{w},3,10,33,0.3,2026-11-25,test\n" for w in (16, 64))
+        + "".join(
+            f"cpu,mt10,mtmhsac,{w},{w},3,eager,float32,false,10,33,0.3,2026-11-25,test\n" for w in (16, 64)
+        )
     )
 
     def dry(share_table):
@@ -636,7 +675,7 @@ def test_runs_that_share_a_gpu_are_grouped_k_per_slurm_job_asking_for_one_gpu(tm
         assert set_gres_string(SimpleNamespace(resources=_Res(merged))).strip() == "--gres=gpu:1"
     assert max(sizes) == 3 and sum(s == 3 for s in sizes) >= len(sizes) - 1
     assert "GPU sharing:" in text and "runs 3 per GPU" in text
-    # the shipped table has no rows: every run is its own job with its own GPU
+    # the shipped table has no CPU rows: every run is its own job with its own GPU
     text = dry(ROOT / "benchmarks" / "results" / "gpu_share.csv")
     assert "Group job" not in text and "gres=gpu:1" not in text and "gpu=1" in text
 

@@ -23,6 +23,7 @@ from mtrl.buffers import Batch, MultiTaskReplayBuffer
 from mtrl.config import TrainConfig, require_resolved
 from mtrl.nets import build_network
 from mtrl.nets.layers import count_parameters
+from mtrl.speed import resolve_speed
 
 METRICS = ("critic_loss", "actor_loss", "alpha_loss", "q_mean", "entropy")
 
@@ -62,7 +63,10 @@ class MultiTaskSAC(nn.Module):
         self._actor_params = list(self.actor.parameters())
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.target_critic.parameters())
-        self.update_mode, self.precision = config.update_mode, config.matmul_precision
+        # `auto` is graph + tf32 on CUDA, eager + float32 on a CPU (mtrl.speed)
+        self.update_mode, self.precision = resolve_speed(
+            config.update_mode, config.matmul_precision, device.type
+        )
         adam = {"lr": config.lr, "eps": config.adam_eps, **adam_options(self.update_mode, device)}
         self.actor_optim = torch.optim.Adam(self._actor_params, **adam)
         self.critic_optim = torch.optim.Adam(self._critic_params, **adam)

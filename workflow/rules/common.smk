@@ -6,8 +6,8 @@ from pathlib import Path
 from mtrl.config import ConfigError
 from mtrl.grid import build_grid
 from mtrl.provenance import CODE_GROUPS, code_hash, figure_code_hash, identity
-from mtrl.runtime import Share, load_share_table, load_table, plan, retries, runs_per_gpu, share_summary
-from mtrl.runtime import summary as runtime_summary
+from mtrl.plan import plan_lines, targets_runs
+from mtrl.runtime import Share, load_share_table, load_table, plan, retries, runs_per_gpu
 
 try:
     GRID = build_grid(config)
@@ -36,10 +36,41 @@ ENV = "../../envs/mtrl.yaml"
 # Snakemake that submits jobs retries: inside a SLURM job (remote execution) a rule's `retries`
 # would otherwise restart the stopped trainer in the same allocation, minutes before its time limit.
 TRAIN_RETRIES = 0 if workflow.remote_exec else retries(PLANS, config["train_resources"])
-if not workflow.remote_exec:  # once, where Snakemake is started: dry runs show it
-    print("\n".join(runtime_summary(PLANS, config["train_resources"])), file=sys.stderr)
-    if config["train_resources"]["share_gpu"] and config["train_resources"]["gpu"] > 0:
-        print("\n".join(share_summary(SHARES, config["train_resources"])), file=sys.stderr)
+# Commands that plan no jobs: they print no plan (snakemake's own CLI option names).
+NO_JOBS = (
+    "lint", "report", "list_rules", "list_target_rules", "dag", "rulegraph", "filegraph", "d3dag",
+    "summary", "detailed_summary", "unlock", "cleanup_metadata", "cleanup_shadow", "archive",
+    "containerize", "print_compilation", "list_changes", "list_input_changes", "list_params_changes",
+    "list_untracked", "list_conda_envs", "conda_cleanup_envs", "conda_create_envs_only",
+    "delete_all_output", "delete_temp_output", "export_cwl", "generate_unit_tests",
+    "edit_notebook", "draft_notebook",
+)
+
+
+def command_targets():
+    """The targets of the `snakemake` command that parses this file; None for one that plans no
+    jobs (NO_JOBS) or is not the snakemake command line (the API). Snakemake does not tell a
+    Snakefile its targets, so its own parser reads them from the command line."""
+    if Path(sys.argv[0]).name != "snakemake" and Path(sys.argv[0]).parent.name != "snakemake":
+        return None
+    from snakemake.cli import get_argument_parser
+
+    try:
+        args, _ = get_argument_parser().parse_known_args(sys.argv[1:])
+    except (SystemExit, Exception):  # an unreadable command line: Snakemake reports it itself
+        return None
+    if any(getattr(args, name, None) for name in NO_JOBS):
+        return None
+    return list(args.targets or [])
+
+
+# The plan of the targets asked for, once: in the process where Snakemake is started, never in the
+# processes of its jobs, and not for commands that run no jobs.
+if workflow.is_main_process and (_targets := command_targets()) is not None:
+    _label, _runs = targets_runs(_targets, GRID, RESULTS, FIGURES_DIR)
+    _complete = {rid for rid in _runs if (RESULTS / "runs" / rid / "train.h5").exists()}
+    _lines = plan_lines(_label, _runs, GRID, PLANS, SHARES, config["train_resources"], _complete)
+    print("\n".join(_lines), file=sys.stderr)
 
 
 wildcard_constraints:

@@ -1,0 +1,166 @@
+"""The CPU parts of `make gpu-check` (benchmarks/gpu_check.py): the stop / resume / compare driver on
+a tiny CPU run, the comparison of results, the report and its verdict, the benchmark's command."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+
+from tests.conftest import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_RUN = {**TINY, "total_steps": 3000, "device": "cpu"}  # MT1: 500 transitions per episode
+
+
+def _load(name: str):
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # gpu.py imports its neighbour throughput.py
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+check = _load("gpu_check")
+
+
+@pytest.mark.slow
+def test_a_stopped_run_resumes_at_its_step_and_continues_its_log(tmp_path):
+    report = check.stop_and_resume(TINY_RUN, tmp_path / "run", stop_after=1000, timeout=300)
+    assert report["ok"], report
+    first, second = report["first"], report["second"]
+    assert first["returncode"] == 75 and first["stopped_at"] in (1000, 1500)  # the episode after the line
+    assert second["resumed_at"] == first["stopped_at"]
+    assert second["progress"][0] == first["stopped_at"] + 500  # the next log row, not step 500 again
+    assert second["stopped_at"] > first["stopped_at"] and second["returncode"] == 75
+    assert all(report["checks"].values()) and len(report["checks"]) == 4
+
+
+@pytest.mark.slow
+def test_a_resumed_run_equals_the_uninterrupted_ones_on_a_cpu(tmp_path):
+    report = check.resume_equals_uninterrupted(TINY_RUN, tmp_path, stop_after=1000, timeout=400)
+    assert report["ok"] and report["verdict"] == "bit-identical", report
+    assert report["relative_difference"] == {"resumed": 0.0, "uninterrupted_twice": 0.0}
+    assert report["resumed"]["resumed_at"] == report["stopped"]["stopped_at"] < 3000
+    assert report["resumed"]["progress"][-1] == 3000 and report["exit"] == {"uninterrupted": 0, "again": 0}
+
+
+def _result(path: Path, loss: list[float]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as handle:
+        handle["train/critic_loss"] = loss
+        handle["train/sps"] = [time.time()]  # timings differ between any two runs: not compared
+        handle["eval/step"] = [0, 1000]
+    return path
+
+
+def test_results_compare_by_their_largest_relative_difference(tmp_path):
+    a = _result(tmp_path / "a" / "train.h5", [1.0, 2.0])
+    assert check.difference(a, _result(tmp_path / "b" / "train.h5", [1.0, 2.0])) == 0.0
+    assert check.difference(a, _result(tmp_path / "c" / "train.h5", [1.0, 2.2])) == pytest.approx(0.1 / 1.1)
+    assert check.difference(a, _result(tmp_path / "d" / "train.h5", [1.0])) == float("inf")
+
+
+def test_an_attempt_that_outlives_its_limit_is_killed():
+    sleeper = [
+        sys.executable,
+        "-c",
+        "import time, sys; print('[mtrl] step 5/9', file=sys.stderr); time.sleep(60)",
+    ]
+    started = time.time()
+    result = check.attempt(sleeper, stop_after=None, timeout=3)
+    assert time.time() - started < 30 and result.returncode != 0
+    assert result.progress == [5] and result.lines[-1] == "gpu-check: killed after its 3 s limit"
+
+
+def test_the_report_names_the_gpu_and_fails_when_a_required_step_fails(tmp_path, monkeypatch):
+    steps = {"tests": True, "resume": True, "same": True}
+    monkeypatch.setattr(check, "run_step", lambda cmd, timeout: {"ok": steps["tests"], "cmd": cmd})
+    monkeypatch.setattr(check, "stop_and_resume", lambda *a: {"ok": steps["resume"]})
+    monkeypatch.setattr(check, "resume_equals_uninterrupted", lambda *a: {"ok": steps["same"]})
+    monkeypatch.setattr(check, "machine", lambda: {"gpu": "NVIDIA H100 80GB HBM3", "torch": "x"})
+    assert check.main(["--device", "cpu", "--out-dir", str(tmp_path)]) == 0
+    (report,) = tmp_path.glob("gpu-check-nvidia-h100-80gb-hbm3-*.json")
+    data = json.loads(report.read_text())
+    assert data["ok"] and data["machine"]["gpu"] == "NVIDIA H100 80GB HBM3"
+    assert data["tests"]["cmd"][-2:] == check.GPU_TESTS and "benchmarks/gpu.py" in " ".join(
+        data["bench"]["cmd"]
+    )
+    steps["same"] = False
+    assert check.main(["--device", "cpu", "--out-dir", str(tmp_path)]) == 1
+
+
+def test_the_benchmark_interleaves_the_jax_update_only_when_given_the_authors_code(tmp_path):
+    plain = check.benchmark_command(check.parse_args(["--device", "cpu"]), budget_s=200)
+    assert "--authors-code" not in plain and plain[plain.index("--budget-s") + 1] == "200"
+    anchor = tmp_path / "jax_update_bench.py"
+    anchor.write_text("")
+    args = check.parse_args(
+        ["--authors-code", str(tmp_path), "--jax-bench", str(anchor), "--jax-python", "py"]
+    )
+    cmd = check.benchmark_command(args, budget_s=200)
+    assert cmd[cmd.index("--jax-bench") + 1] == str(anchor) and cmd[cmd.index("--jax-python") + 1] == "py"
+    with pytest.raises(SystemExit):
+        check.parse_args(["--authors-code", str(tmp_path)])  # the anchor's path is an argument
+
+
+@pytest.mark.slow
+def test_the_gpu_benchmark_writes_rows_with_their_setting(tmp_path):
+    """benchmarks/gpu.py on a CPU at toy size: every loop setting measured gets a runtime.csv and a
+    gpu_share.csv row saying its mode, precision and overlap; rows of other keys are kept."""
+    from mtrl.runtime import load_share_table, load_table
+
+    shutil.copy(ROOT / "benchmarks" / "results" / "runtime.csv", tmp_path / "runtime.csv")
+    kept = load_table(tmp_path / "runtime.csv")
+    gpu = _load("gpu")
+    argv = ["--device", "cpu", "--task-set", "mt1", "--widths", "32", "--archs", "--loop-widths", "32"]
+    argv += [
+        "--modes",
+        "eager",
+        "graph",
+        "--precisions",
+        "float32",
+        "--loop-steps",
+        "20",
+        "--env-steps",
+        "50",
+    ]
+    argv += ["--loop-settings", "eager,float32,exact", "graph,float32,overlap", "--out-dir", str(tmp_path)]
+    out = gpu.main(argv)
+    assert out.name.startswith("gpu-cpu-") and out.read_text().startswith("# CPU x1 threads, torch ")
+    new = [r for r in load_table(tmp_path / "runtime.csv") if r.task_set == "mt1"]
+    assert {str(r.setting) for r in new} == {"eager/float32/exact", "graph/float32/overlap"}
+    assert all(r.device == "cpu" and r.actor_width == 32 for r in new)
+    assert len(load_table(tmp_path / "runtime.csv")) == len(kept) + 2
+    shares = load_share_table(tmp_path / "gpu_share.csv")
+    assert {str(r.setting) for r in shares} == {"eager/float32/exact", "graph/float32/overlap"}
+
+
+def test_the_gpu_runs_are_the_papers_mt10_baseline_with_shorter_evaluations():
+    """The check's runs differ from TrainConfig's defaults (the paper's MT10 baseline) only in
+    execution settings, evaluation episodes and, for the short one, its schedule; both validate."""
+    from dataclasses import asdict
+
+    from mtrl.config import TrainConfig
+
+    paper = asdict(TrainConfig().resolved())
+    schedule = {"total_steps", "eval_every", "log_every", "probe_checkpoints"}
+    for run, allowed in [
+        (check.PAPER_RUN, {"device", "eval_episodes"}),
+        (check.SHORT_RUN, {"device", "eval_episodes"} | schedule),
+    ]:
+        config = asdict(TrainConfig.from_dict(run))
+        assert {k for k in paper if config[k] != paper[k]} == allowed
+        assert (config["actor_width"], config["batch_per_task"], config["warmup_steps_per_task"]) == (
+            400,
+            128,
+            4000,
+        )
+    assert 10 * 4000 < check.SHORT_STOP < check.SHORT_RUN["total_steps"]  # stopped after the warm-up
