@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mtrl.config import ConfigError, TrainConfig
+from mtrl.figures import FIGURES
 from mtrl.provenance import EXECUTION_KEYS, identity
 
 SERIES_KEYS = {"panel", "series", "label", "seeds"}
@@ -138,6 +139,10 @@ def build_grid(study: Mapping[str, Any]) -> StudyGrid:
     figures: dict[str, list[FigureRun]] = {}
     default_seeds = study.get("seeds", [0])
     for figure, series_list in study.get("figures", {}).items():
+        if figure not in FIGURES:
+            raise ConfigError(
+                f"figures.{figure}: no such figure in mtrl/figures.py; one of {', '.join(FIGURES)}"
+            )
         entries: list[FigureRun] = []
         for index, series in enumerate(series_list):
             where = f"figures.{figure}[{index}] ({series.get('series', '?')})"

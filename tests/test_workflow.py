@@ -18,11 +18,19 @@ import pandas as pd
 import pytest
 
 from mtrl.config import TrainConfig
-from mtrl.provenance import CODE_GROUPS, code_hash, figure_code_hash, normalized_source, source_hash
+from mtrl.provenance import (
+    CODE_GROUPS,
+    code_hash,
+    figure_code_hash,
+    normalized_source,
+    source_hash,
+    table_code_hash,
+)
 from mtrl.runtime import Row, estimate, load_table, plan
 from mtrl.status import run_status, stale_inputs
 from tests.workflow_helpers import (
     ROOT,
+    comment_before,
     copy_workflow,
     dry_run,
     edited_config,
@@ -31,6 +39,7 @@ from tests.workflow_helpers import (
 )
 
 FIGURES = ["fig1", "fig4", "fig5", "fig6", "fig7", "fig9", "fig10", "fig11", "fig12"]
+FIG5_TITLE = "Where does scale matter most? Actor / critic widths"  # in fig5's declaration (mtrl/figures.py)
 
 
 def test_full_grid_dry_run_schedules_exactly_the_study(tmp_path):
@@ -139,15 +148,15 @@ def test_smoke_rerun_changes_only_what_an_edit_invalidates(smoke, tmp_path):
 @pytest.mark.slow
 def test_smoke_code_changes_rerun_their_rules_only(smoke):
     workdir, _ = smoke
-    plot = workdir / "mtrl" / "plots" / "fig5.py"
-    original = plot.read_text()
+    registry = workdir / "mtrl" / "figures.py"
+    original = registry.read_text()
     try:
-        plot.write_text(original + "\n# a comment changes nothing\n")
+        registry.write_text(comment_before(original, FIG5_TITLE))  # a comment changes nothing
         assert dry_run(workdir, "--configfile", "config/smoke.yaml") == {}
-        plot.write_text(original + "\nUNUSED_CONSTANT = 1\n")  # real code: its figure is redrawn
+        registry.write_text(original.replace(FIG5_TITLE, "Actor or critic?"))  # fig5's plot: redrawn
         assert dry_run(workdir, "--configfile", "config/smoke.yaml") == {"figure": 1, "all": 1}
     finally:
-        plot.write_text(original)
+        registry.write_text(original)
     sac = workdir / "mtrl" / "agents" / "sac.py"
     original = sac.read_text()
     try:
@@ -193,7 +202,8 @@ def test_a_definition_subset_hashes_only_those_definitions():
 def test_each_rule_hashes_what_its_jobs_run(tmp_path):
     work = copy_workflow(tmp_path / "wf")
     before = {group: code_hash(group, work) for group in CODE_GROUPS}
-    figures = {f: figure_code_hash(f, work) for f in ("fig4", "fig5")}
+    figures = {f: figure_code_hash(f, work) for f in ("fig4", "fig5", "fig11")}
+    tables = {f: table_code_hash(f, work) for f in ("fig5", "fig11", "fig12")}
     results = work / "mtrl" / "results.py"
     original = results.read_text()
     # the reader of train.h5 is aggregation code: editing it does not retrain anything
@@ -215,11 +225,33 @@ def test_each_rule_hashes_what_its_jobs_run(tmp_path):
     script = work / "workflow" / "scripts" / "train.py"
     script.write_text(script.read_text() + "\nUNUSED = 1\n")
     assert code_hash("train", work) != before["train"] and code_hash("probe", work) == before["probe"]
-    # one figure's plot module is that figure's code only
-    plot = work / "mtrl" / "plots" / "fig5.py"
-    plot.write_text(plot.read_text() + "\nUNUSED = 1\n")
+    # one figure's plot declaration in the registry is that figure's drawing code only
+    registry = work / "mtrl" / "figures.py"
+    declared = registry.read_text()
+    registry.write_text(comment_before(declared, FIG5_TITLE))  # a comment is no code
+    assert figure_code_hash("fig5", work) == figures["fig5"]
+    registry.write_text(declared.replace(FIG5_TITLE, "Actor or critic?"))
     assert figure_code_hash("fig5", work) != figures["fig5"]
     assert figure_code_hash("fig4", work) == figures["fig4"]
+    assert table_code_hash("fig5", work) == tables["fig5"]
+    # its table declaration is that figure's table code only
+    registry.write_text(declared.replace('"network": "actor"}', '"network": "critic0"}'))
+    assert (
+        table_code_hash("fig11", work) != tables["fig11"]
+        and table_code_hash("fig12", work) == tables["fig12"]
+    )
+    assert figure_code_hash("fig11", work) == figures["fig11"]
+    # what several declarations name, and the shared plot code, belong to each of those figures
+    registry.write_text(declared.replace('"ylim": (0, 100)', '"ylim": (0, 101)'))
+    assert (
+        figure_code_hash("fig4", work) != figures["fig4"]
+        and figure_code_hash("fig5", work) != figures["fig5"]
+    )
+    assert figure_code_hash("fig11", work) == figures["fig11"]
+    registry.write_text(declared)
+    shared = work / "mtrl" / "plots" / "_common.py"
+    shared.write_text(shared.read_text() + "\nUNUSED = 1\n")
+    assert all(figure_code_hash(f, work) != figures[f] for f in figures)
 
 
 # ---------------------------------------------------------------- runtime plans

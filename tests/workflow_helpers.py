@@ -68,6 +68,13 @@ def scheduled_train_runs(workdir: Path, *args: str) -> set[str]:
     return {re.search(r"wildcards: run=(\S+)", job).group(1) for job in jobs}
 
 
+def comment_before(text: str, marker: str) -> str:
+    """`text` with a comment line inserted above the first line holding `marker`."""
+    lines = text.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if marker in line)
+    return "".join(lines[:at] + ["# a comment, not code\n"] + lines[at:])
+
+
 def edited_config(source: Path, dest: Path, edit) -> Path:
     """A copy of a YAML config after `edit(dict)` changed it in place."""
     data = yaml.safe_load(source.read_text())
