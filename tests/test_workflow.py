@@ -566,6 +566,23 @@ def test_a_job_ends_without_a_traceback_when_a_library_kept_its_stderr(tmp_path)
     assert "Calculating estimates" in (tmp_path / "job.log").read_text()
 
 
+def test_a_job_refuses_to_run_another_mtrl_than_its_workflows(tmp_path):
+    """A job records its rule's code hash, that of its workflow's mtrl: with another mtrl first on
+    the path (here the repository's, for a workflow without one) it stops before doing anything."""
+    scripts = tmp_path / "wf" / "workflow" / "scripts"
+    scripts.mkdir(parents=True)
+    shutil.copy2(ROOT / "workflow" / "scripts" / "_adapter.py", scripts)
+    job = (
+        f"import sys\nsys.path.insert(0, {str(scripts)!r})\nfrom _adapter import logged\n"
+        f"with logged({str(tmp_path / 'job.log')!r}):\n    print('ran')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True, timeout=120)
+    theirs = tmp_path / "wf" / "mtrl"
+    want = f"mtrl: error: {ROOT / 'mtrl'}: the job imports this mtrl, not its workflow's ({theirs})"
+    assert proc.returncode == 1 and proc.stderr.startswith(want) and proc.stderr.count("\n") == 1
+    assert "ran" not in proc.stdout and (tmp_path / "job.log").read_text() == proc.stderr
+
+
 # ---------------------------------------------------------------- time limits
 @pytest.mark.slow
 @pytest.mark.skipif(

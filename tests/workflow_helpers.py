@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -31,6 +32,9 @@ def copy_workflow(dest: Path) -> Path:
 def snakemake(
     workdir: Path, *args: str, check: bool = True, timeout: int = 1200, env: dict | None = None
 ) -> subprocess.CompletedProcess:
+    """Snakemake in `workdir`, with the `mtrl` there as the installed one (as `pip install -e` of that
+    folder would make it): a test's edits to a copy's code are what the copy's jobs run and hash."""
+    env = {**(os.environ if env is None else env), "PYTHONPATH": str(workdir)}
     proc = subprocess.run(
         [SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env
     )
