@@ -49,6 +49,16 @@ class Figure:
         return self.table.function in PLASTICITY_TABLES
 
 
+def over_steps(title: str, **args: Any) -> Call:
+    """Curves over env steps, one subplot per panel: `mtrl.plots` `curve_figure`."""
+    return Call("curve_figure", {"title": title, **args})
+
+
+def over_params(title: str, **args: Any) -> Call:
+    """Values against the parameter count (log x), one subplot per panel: `params_figure`."""
+    return Call("params_figure", {"title": title, **args})
+
+
 SUCCESS_AXIS = {"y": "iqm", "ylabel": "IQM success rate (%)", "ylim": (0, 100)}
 DORMANT_AXIS = {"y": "mean", "ylabel": "Dormant neurons (%)"}
 NORM_AXIS = {"y": "mean", "ylabel": "Parameter norm (L2)"}
@@ -69,85 +79,64 @@ FIGURES: dict[str, Figure] = {
     "fig1": Figure(
         "final IQM success vs parameters (MT10, MT50)",
         table=Call("success_final"),
-        plot=Call(
-            "params_figure",
-            {
-                "title": "Scaling a feed-forward MTRL agent vs MTRL architectures: final IQM success",
-                **SUCCESS_AXIS,
-                "is_line": is_sweep,
-            },
+        plot=over_params(
+            "Scaling a feed-forward MTRL agent vs MTRL architectures: final IQM success",
+            **SUCCESS_AXIS,
+            is_line=is_sweep,
         ),
     ),
     "fig4": Figure(
         "IQM success over training per width (MT10, MT50)",
         table=Call("success_curve"),
-        plot=Call(
-            "curve_figure",
-            {"title": "Extended scaling: IQM success over training per width (95% CIs)", **SUCCESS_AXIS},
-        ),
+        plot=over_steps("Extended scaling: IQM success over training per width (95% CIs)", **SUCCESS_AXIS),
     ),
     "fig5": Figure(
         "IQM success over training, actor/critic width pairs (MT10)",
         table=Call("success_curve"),
-        plot=Call(
-            "curve_figure", {"title": "Where does scale matter most? Actor / critic widths", **SUCCESS_AXIS}
-        ),
+        plot=over_steps("Where does scale matter most? Actor / critic widths", **SUCCESS_AXIS),
     ),
     "fig6": Figure(
         "dormant neuron % over training per width, actor and first critic (MT10, MT50)",
         table=Call("plasticity_curve", DORMANT),
-        plot=Call(
-            "curve_figure",
-            {
-                "title": "Impact of scale on plasticity: dormant neurons over training",
-                **DORMANT_AXIS,
-                "row": "network",
-                "row_titles": NETWORK_TITLES,
-            },
+        plot=over_steps(
+            "Impact of scale on plasticity: dormant neurons over training",
+            **DORMANT_AXIS,
+            row="network",
+            row_titles=NETWORK_TITLES,
         ),
     ),
     "fig7": Figure(
         "final dormant neuron % vs parameters per task set, actor and first critic (MT10, MT25, MT50)",
         table=Call("plasticity_final", DORMANT),
         # one line per task set (the series), one subplot per network
-        plot=Call(
-            "params_figure",
-            {
-                "title": "Dormant neurons vs parameters for different numbers of tasks",
-                **DORMANT_AXIS,
-                "col": "network",
-                "col_titles": NETWORK_TITLES,
-            },
+        plot=over_params(
+            "Dormant neurons vs parameters for different numbers of tasks",
+            **DORMANT_AXIS,
+            col="network",
+            col_titles=NETWORK_TITLES,
         ),
     ),
     "fig9": Figure(
         "depth 3 vs 4, with/without skip, MOORE parameter count (MT10)",
         table=Call("success_curve"),
-        plot=Call(
-            "curve_figure", {"title": "Effect of depth with the MOORE number of parameters", **SUCCESS_AXIS}
-        ),
+        plot=over_steps("Effect of depth with the MOORE number of parameters", **SUCCESS_AXIS),
     ),
     "fig10": Figure(
         "depth 3 vs 4, with/without skip, PaCo parameter count (MT10)",
         table=Call("success_curve"),
-        plot=Call(
-            "curve_figure", {"title": "Effect of depth with the PaCo number of parameters", **SUCCESS_AXIS}
-        ),
+        plot=over_steps("Effect of depth with the PaCo number of parameters", **SUCCESS_AXIS),
     ),
     "fig11": Figure(
         "actor parameter norm over training (MT10)",
         table=Call("plasticity_curve", {"metric": "param_norm", "tau": None, "network": "actor"}),
-        plot=Call("curve_figure", {"title": "Actor parameter norms", **NORM_AXIS}),
+        plot=over_steps("Actor parameter norms", **NORM_AXIS),
     ),
     "fig12": Figure(
         "critic parameter norm (both critics jointly) over training (MT10)",
         table=Call("plasticity_curve", {"metric": "param_norm", "tau": None, "network": "critic"}),
-        plot=Call("curve_figure", {"title": "Critic parameter norms", **NORM_AXIS}),
+        plot=over_steps("Critic parameter norms", **NORM_AXIS),
     ),
-    "table1": Figure(
-        "SM / PaCo / MOORE: ours vs the paper and the publications",
-        table=Call("table1"),
-    ),
+    "table1": Figure("SM / PaCo / MOORE: ours vs the paper and the publications", table=Call("table1")),
 }
 # The figures drawn by the `figure` rule (Table 1 is written by its own rule, as CSV and Markdown).
 PLOTTED = tuple(name for name, figure in FIGURES.items() if figure.plot is not None)
