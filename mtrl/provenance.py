@@ -16,7 +16,7 @@ import io
 import json
 import subprocess
 import tokenize
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -122,7 +122,7 @@ def normalized_source(text: str, names: Iterable[str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _code_lines(text: str, keep: set[int] | None = None, drop: set[int] = frozenset()) -> list[str]:
+def _code_lines(text: str, keep: set[int] | None = None, drop: Collection[int] = ()) -> list[str]:
     """The lines of `text` numbered in `keep` (default all) and not in `drop`, without comments,
     blank lines or trailing spaces."""
     comments: dict[int, int] = {}  # line -> column where a comment starts

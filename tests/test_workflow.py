@@ -199,6 +199,19 @@ def test_a_definition_subset_hashes_only_those_definitions():
         normalized_source(text, ["missing"])
 
 
+def test_a_registry_entry_hashes_its_expression_and_the_definitions_it_names():
+    text = (
+        "import os\n\nA = 1\nB = 2\n\n\ndef helper():\n    return A\n\n\n"
+        'D = {\n    "x": f(\n        t=B,\n        p=g(  # why\n            helper\n        ),\n    ),\n'
+        '    "y": f(t=B, p=A),\n}\n'
+    )
+    want = "import os\nA = 1\ndef helper():\n    return A\ng(\n            helper\n        )\n"
+    assert normalized_source(text, ["D[x].p"]) == want
+    assert normalized_source(text, ["D[y].t"]) == "import os\nB = 2\nB\n"
+    with pytest.raises(KeyError, match=r"D\[z\]\.p"):
+        normalized_source(text, ["D[z].p"])
+
+
 def test_each_rule_hashes_what_its_jobs_run(tmp_path):
     work = copy_workflow(tmp_path / "wf")
     before = {group: code_hash(group, work) for group in CODE_GROUPS}
