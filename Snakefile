@@ -8,8 +8,10 @@ import yaml
 from snakemake.utils import min_version
 
 min_version("9.0")
-sys.path.insert(0, workflow.basedir)  # the mtrl package, without requiring it to be installed
 
+# Snakemake puts this folder first on sys.path: the workflow reads and hashes the mtrl beside it.
+# Its jobs import the installed mtrl (`make install`: this checkout) and stop if it is another one
+# (workflow/scripts/_adapter.py), so the code hash a result records is that of the code that made it.
 from mtrl.config import ConfigError
 from mtrl.grid import validate_study
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mtrl.config import ConfigError, TrainConfig
+from mtrl.figures import FIGURES
 from mtrl.provenance import EXECUTION_KEYS, identity
 
 SERIES_KEYS = {"panel", "series", "label", "seeds"}
@@ -83,15 +84,28 @@ def _axes(series: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
 
 
-def _merged(point: Mapping[str, Any], study: Mapping[str, Any]) -> dict[str, Any]:
-    """run_defaults < task_set_defaults < arch_defaults < the grid point."""
+def _sections(study: Mapping[str, Any], task_set: str, arch: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """The defaults sections that apply to a run of `task_set` and `arch`, named, weakest first."""
+    return [
+        ("run_defaults", study.get("run_defaults", {})),
+        (f"task_set_defaults.{task_set}", study.get("task_set_defaults", {}).get(task_set, {})),
+        (f"arch_defaults.{arch}", study.get("arch_defaults", {}).get(arch, {})),
+    ]
+
+
+def _defaults(study: Mapping[str, Any], task_set: str, arch: str) -> dict[str, Any]:
+    """run_defaults < task_set_defaults.<task_set> < arch_defaults.<arch>."""
+    return {key: value for _, section in _sections(study, task_set, arch) for key, value in section.items()}
+
+
+def _task_set_and_arch(point: Mapping[str, Any], study: Mapping[str, Any]) -> tuple[str, str]:
     task_set = point.get("task_set", study.get("run_defaults", {}).get("task_set", "mt10"))
-    arch = point.get("arch", "mtmhsac")
-    merged = {
-        **study.get("run_defaults", {}),
-        **study.get("task_set_defaults", {}).get(task_set, {}),
-        **study.get("arch_defaults", {}).get(arch, {}),
-    }
+    return task_set, point.get("arch", "mtmhsac")
+
+
+def _merged(point: Mapping[str, Any], study: Mapping[str, Any]) -> dict[str, Any]:
+    """The defaults of the point's task set and architecture < the grid point."""
+    merged = _defaults(study, *_task_set_and_arch(point, study))
     for key, value in point.items():
         if key == "width":
             merged["actor_width"] = merged["critic_width"] = value
@@ -125,6 +139,10 @@ def build_grid(study: Mapping[str, Any]) -> StudyGrid:
     figures: dict[str, list[FigureRun]] = {}
     default_seeds = study.get("seeds", [0])
     for figure, series_list in study.get("figures", {}).items():
+        if figure not in FIGURES:
+            raise ConfigError(
+                f"figures.{figure}: no such figure in mtrl/figures.py; one of {', '.join(FIGURES)}"
+            )
         entries: list[FigureRun] = []
         for index, series in enumerate(series_list):
             where = f"figures.{figure}[{index}] ({series.get('series', '?')})"
@@ -167,13 +185,7 @@ def _locate(message: str, point: Mapping[str, Any], study: Mapping[str, Any], wh
     key = message.split(":", 1)[0].strip()
     if key in point or (key in ("actor_width", "critic_width") and "width" in point):
         return f"{where}.{key}: {message.split(':', 1)[-1].strip()}"
-    task_set = point.get("task_set", study.get("run_defaults", {}).get("task_set", "mt10"))
-    arch = point.get("arch", "mtmhsac")
-    for section, values in (
-        (f"arch_defaults.{arch}", study.get("arch_defaults", {}).get(arch, {})),
-        (f"task_set_defaults.{task_set}", study.get("task_set_defaults", {}).get(task_set, {})),
-        ("run_defaults", study.get("run_defaults", {})),
-    ):
+    for section, values in reversed(_sections(study, *_task_set_and_arch(point, study))):  # strongest first
         if key in values:
             return f"{section}.{key}: {message.split(':', 1)[-1].strip()} (used by {where})"
     return f"{where}: {message}"
@@ -181,11 +193,7 @@ def _locate(message: str, point: Mapping[str, Any], study: Mapping[str, Any], wh
 
 def execution_settings(study: Mapping[str, Any], task_set: str, arch: str) -> dict[str, Any]:
     """Execution settings (not part of a run's identity) for a run, from the defaults sections."""
-    merged = {
-        **study.get("run_defaults", {}),
-        **study.get("task_set_defaults", {}).get(task_set, {}),
-        **study.get("arch_defaults", {}).get(arch, {}),
-    }
+    merged = _defaults(study, task_set, arch)
     return {k: merged[k] for k in EXECUTION_KEYS if k in merged}
 
 

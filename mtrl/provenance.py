@@ -16,7 +16,7 @@ import io
 import json
 import subprocess
 import tokenize
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -76,10 +76,12 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "workflow/scripts/aggregate.py",
         "workflow/scripts/_adapter.py",
     ),
-    "plot": ("mtrl/plots/_common.py", "mtrl/plots/__init__.py", "workflow/scripts/figure.py"),
+    "plot": ("mtrl/plots/*.py", "workflow/scripts/figure.py", "workflow/scripts/_adapter.py"),
 }
-# A figure's own plot module is hashed per figure (mtrl/plots/<figure>.py): editing fig5.py redraws fig5.
-FIGURE_MODULE = "mtrl/plots/{figure}.py"
+# A figure's own code, added to the aggregate group for its table and to the plot group for its
+# drawing: its declaration in the figure registry, `table=` or `plot=`, with what that names there.
+# Editing fig5's plot declaration redraws fig5 only; editing its table declaration redoes its table.
+FIGURE_ENTRY = "mtrl/figures.py::FIGURES[{figure}].{part}"
 
 # Settings that change how fast a run goes, not what it computes: never part of its identity.
 EXECUTION_KEYS = ("device", "vector_strategy", "torch_threads")
@@ -111,34 +113,86 @@ def _docstring_lines(tree: ast.AST) -> set[int]:
 def normalized_source(text: str, names: Iterable[str] | None = None) -> str:
     """The code of `text` without comments, docstrings, blank lines or trailing spaces.
 
-    With `names`, only the module's imports and its top-level definitions of those names.
+    With `names`, only the module's imports and its top-level definitions of those names. A name
+    `DICT[key].field` stands for one entry of a top-level dict of calls: the expression of the
+    call's keyword argument `field` (`FIGURES[fig5].plot`), with the top-level definitions it and
+    the call's function use, directly or through each other.
     """
     tree = ast.parse(text)
-    lines = text.splitlines()
+    keep: set[int] | None = None
+    expressions: list[ast.expr] = []
+    if names is not None:
+        plain = [name for name in names if "[" not in name]
+        entries = [_entry_nodes(tree, name) for name in names if "[" in name]
+        expressions = [value for _, value in entries]
+        keep = _definition_lines(tree, set(plain) | _used_definitions(tree, [n for e in entries for n in e]))
+    lines = _code_lines(text, keep, _docstring_lines(tree))
+    for node in expressions:
+        lines += _code_lines(ast.get_source_segment(text, node) or "")
+    return "\n".join(lines) + "\n"
+
+
+def _code_lines(text: str, keep: set[int] | None = None, drop: Collection[int] = ()) -> list[str]:
+    """The lines of `text` numbered in `keep` (default all) and not in `drop`, without comments,
+    blank lines or trailing spaces."""
     comments: dict[int, int] = {}  # line -> column where a comment starts
     for token in tokenize.generate_tokens(io.StringIO(text).readline):
         if token.type == tokenize.COMMENT:
             comments[token.start[0]] = token.start[1]
-    keep: set[int] = set(range(1, len(lines) + 1))
-    if names is not None:
-        wanted, keep = set(names), set()
-        for node in tree.body:
-            defined = _defined_names(node)
-            if isinstance(node, ast.Import | ast.ImportFrom) or defined & wanted:
-                start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-                keep.update(range(start, (node.end_lineno or node.lineno) + 1))
-                wanted -= defined
-        if wanted:
-            raise KeyError(f"not defined at the top level: {', '.join(sorted(wanted))}")
-    keep -= _docstring_lines(tree)
     out = []
-    for number in sorted(keep):
-        line = lines[number - 1]
+    for number, line in enumerate(text.splitlines(), 1):
+        if (keep is not None and number not in keep) or number in drop:
+            continue
         if number in comments:
             line = line[: comments[number]]
         if line.strip():
             out.append(line.rstrip())
-    return "\n".join(out) + "\n"
+    return out
+
+
+def _definition_lines(tree: ast.Module, names: set[str]) -> set[int]:
+    """The line numbers of the module's imports and of its top-level definitions of `names`."""
+    wanted, keep = set(names), set()
+    for node in tree.body:
+        defined = _defined_names(node)
+        if isinstance(node, ast.Import | ast.ImportFrom) or defined & wanted:
+            start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            keep.update(range(start, (node.end_lineno or node.lineno) + 1))
+            wanted -= defined
+    if wanted:
+        raise KeyError(f"not defined at the top level: {', '.join(sorted(wanted))}")
+    return keep
+
+
+def _entry_nodes(tree: ast.Module, selector: str) -> tuple[ast.expr, ast.expr]:
+    """`DICT[key].field`: of the call at `key` in the top-level dict DICT, its function and the
+    value of its keyword argument `field`."""
+    name, _, rest = selector.partition("[")
+    key, _, field = rest.partition("].")
+    for node in tree.body:
+        value = getattr(node, "value", None)
+        if name not in _defined_names(node) or not isinstance(value, ast.Dict):
+            continue
+        for entry_key, entry in zip(value.keys, value.values, strict=True):
+            if isinstance(entry_key, ast.Constant) and entry_key.value == key and isinstance(entry, ast.Call):
+                for argument in entry.keywords:
+                    if argument.arg == field:
+                        return entry.func, argument.value
+    raise KeyError(f"not defined at the top level: {selector}")
+
+
+def _used_definitions(tree: ast.Module, nodes: list[ast.expr]) -> set[str]:
+    """The names of the module's top-level definitions that `nodes` use, directly or through the
+    definitions of other such names."""
+    definitions = {name: node for node in tree.body for name in _defined_names(node)}
+    used: set[str] = set()
+    todo: list[ast.AST] = list(nodes)
+    while todo:
+        for name in {n.id for n in ast.walk(todo.pop()) if isinstance(n, ast.Name)}:
+            if name in definitions and name not in used:
+                used.add(name)
+                todo.append(definitions[name])
+    return used
 
 
 def _defined_names(node: ast.stmt) -> set[str]:
@@ -179,9 +233,13 @@ def code_hash(group: str, root: Path = ROOT) -> str:
 
 
 def figure_code_hash(figure: str, root: Path = ROOT) -> str:
-    """Hash of the plot code one figure runs: the shared plot code and its own module, if it has one."""
-    own = FIGURE_MODULE.format(figure=figure)
-    return source_hash(CODE_GROUPS["plot"] + ((own,) if (root / own).exists() else ()), root)
+    """Hash of the code one figure's drawing runs: the shared plot code and its `plot=` declaration."""
+    return source_hash(CODE_GROUPS["plot"] + (FIGURE_ENTRY.format(figure=figure, part="plot"),), root)
+
+
+def table_code_hash(figure: str, root: Path = ROOT) -> str:
+    """Hash of the code one figure's table runs: the aggregation code and its `table=` declaration."""
+    return source_hash(CODE_GROUPS["aggregate"] + (FIGURE_ENTRY.format(figure=figure, part="table"),), root)
 
 
 # ---------------------------------------------------------------- run identity

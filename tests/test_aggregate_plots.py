@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtrl.plots import FIGURE_MODULES, draw
+from mtrl.figures import FIGURES, PLOTTED
+from mtrl.plots import draw
 from mtrl.tables import (
-    FIGURES,
     RunRef,
     aggregate,
     plasticity_curve,
@@ -219,7 +219,7 @@ def test_registry_tables(study_tables: dict[str, pd.DataFrame]) -> None:
     assert study_tables["table1"]["ours"].notna().sum() == 5  # no SM on MT50
 
 
-@pytest.mark.parametrize("figure", FIGURE_MODULES)
+@pytest.mark.parametrize("figure", PLOTTED)
 def test_draw_every_figure(figure: str, study_tables: dict[str, pd.DataFrame], tmp_path: Path) -> None:
     csv = tmp_path / f"{figure}.csv"  # figures are drawn from the CSV tables in the workflow
     study_tables[figure].to_csv(csv, index=False)

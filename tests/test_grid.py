@@ -241,6 +241,14 @@ def test_schema_errors_are_one_line_naming_the_key():
         validate_study(bad, schema)
 
 
+def test_a_figure_the_registry_does_not_declare_is_refused_naming_it():
+    series = {"panel": "MT10", "series": "w", "task_set": "mt10", "width": 64}
+    with pytest.raises(
+        ConfigError, match=r"^figures\.fig2: no such figure in mtrl/figures\.py; one of fig1, "
+    ):
+        build_grid(study(fig2=[series]))
+
+
 def test_reward_version_enters_the_run_id_only_off_the_default():
     sm = {"panel": "MT10", "series": "SM", "task_set": "mt10", "arch": "sm"}
     grid = build_grid(study(fig1=[sm], table1=[{**sm, "reward_version": "v1"}]))

@@ -19,11 +19,19 @@ import pandas as pd
 import pytest
 
 from mtrl.config import TrainConfig
-from mtrl.provenance import CODE_GROUPS, code_hash, figure_code_hash, normalized_source, source_hash
+from mtrl.provenance import (
+    CODE_GROUPS,
+    code_hash,
+    figure_code_hash,
+    normalized_source,
+    source_hash,
+    table_code_hash,
+)
 from mtrl.runtime import COLUMNS, Row, Setting, estimate, load_table, plan
 from mtrl.status import run_status, stale_inputs
 from tests.workflow_helpers import (
     ROOT,
+    comment_before,
     copy_workflow,
     dry_run,
     edited_config,
@@ -32,6 +40,7 @@ from tests.workflow_helpers import (
 )
 
 FIGURES = ["fig1", "fig4", "fig5", "fig6", "fig7", "fig9", "fig10", "fig11", "fig12"]
+FIG5_TITLE = "Where does scale matter most? Actor / critic widths"  # in fig5's declaration (mtrl/figures.py)
 
 
 def test_full_grid_dry_run_schedules_exactly_the_study(tmp_path):
@@ -140,15 +149,15 @@ def test_smoke_rerun_changes_only_what_an_edit_invalidates(smoke, tmp_path):
 @pytest.mark.slow
 def test_smoke_code_changes_rerun_their_rules_only(smoke):
     workdir, _ = smoke
-    plot = workdir / "mtrl" / "plots" / "fig5.py"
-    original = plot.read_text()
+    registry = workdir / "mtrl" / "figures.py"
+    original = registry.read_text()
     try:
-        plot.write_text(original + "\n# a comment changes nothing\n")
+        registry.write_text(comment_before(original, FIG5_TITLE))  # a comment changes nothing
         assert dry_run(workdir, "--configfile", "config/smoke.yaml") == {}
-        plot.write_text(original + "\nUNUSED_CONSTANT = 1\n")  # real code: its figure is redrawn
+        registry.write_text(original.replace(FIG5_TITLE, "Actor or critic?"))  # fig5's plot: redrawn
         assert dry_run(workdir, "--configfile", "config/smoke.yaml") == {"figure": 1, "all": 1}
     finally:
-        plot.write_text(original)
+        registry.write_text(original)
     sac = workdir / "mtrl" / "agents" / "sac.py"
     original = sac.read_text()
     try:
@@ -218,10 +227,24 @@ def test_a_definition_subset_hashes_only_those_definitions():
         normalized_source(text, ["missing"])
 
 
+def test_a_registry_entry_hashes_its_expression_and_the_definitions_it_names():
+    text = (
+        "import os\n\nA = 1\nB = 2\n\n\ndef helper():\n    return A\n\n\n"
+        'D = {\n    "x": f(\n        t=B,\n        p=g(  # why\n            helper\n        ),\n    ),\n'
+        '    "y": f(t=B, p=A),\n}\n'
+    )
+    want = "import os\nA = 1\ndef helper():\n    return A\ng(\n            helper\n        )\n"
+    assert normalized_source(text, ["D[x].p"]) == want
+    assert normalized_source(text, ["D[y].t"]) == "import os\nB = 2\nB\n"
+    with pytest.raises(KeyError, match=r"D\[z\]\.p"):
+        normalized_source(text, ["D[z].p"])
+
+
 def test_each_rule_hashes_what_its_jobs_run(tmp_path):
     work = copy_workflow(tmp_path / "wf")
     before = {group: code_hash(group, work) for group in CODE_GROUPS}
-    figures = {f: figure_code_hash(f, work) for f in ("fig4", "fig5")}
+    figures = {f: figure_code_hash(f, work) for f in ("fig4", "fig5", "fig11")}
+    tables = {f: table_code_hash(f, work) for f in ("fig5", "fig11", "fig12")}
     results = work / "mtrl" / "results.py"
     original = results.read_text()
     # the reader of train.h5 is aggregation code: editing it does not retrain anything
@@ -243,11 +266,33 @@ def test_each_rule_hashes_what_its_jobs_run(tmp_path):
     script = work / "workflow" / "scripts" / "train.py"
     script.write_text(script.read_text() + "\nUNUSED = 1\n")
     assert code_hash("train", work) != before["train"] and code_hash("probe", work) == before["probe"]
-    # one figure's plot module is that figure's code only
-    plot = work / "mtrl" / "plots" / "fig5.py"
-    plot.write_text(plot.read_text() + "\nUNUSED = 1\n")
+    # one figure's plot declaration in the registry is that figure's drawing code only
+    registry = work / "mtrl" / "figures.py"
+    declared = registry.read_text()
+    registry.write_text(comment_before(declared, FIG5_TITLE))  # a comment is no code
+    assert figure_code_hash("fig5", work) == figures["fig5"]
+    registry.write_text(declared.replace(FIG5_TITLE, "Actor or critic?"))
     assert figure_code_hash("fig5", work) != figures["fig5"]
     assert figure_code_hash("fig4", work) == figures["fig4"]
+    assert table_code_hash("fig5", work) == tables["fig5"]
+    # its table declaration is that figure's table code only
+    registry.write_text(declared.replace('"network": "actor"}', '"network": "critic0"}'))
+    assert (
+        table_code_hash("fig11", work) != tables["fig11"]
+        and table_code_hash("fig12", work) == tables["fig12"]
+    )
+    assert figure_code_hash("fig11", work) == figures["fig11"]
+    # what several declarations name, and the shared plot code, belong to each of those figures
+    registry.write_text(declared.replace('"ylim": (0, 100)', '"ylim": (0, 101)'))
+    assert (
+        figure_code_hash("fig4", work) != figures["fig4"]
+        and figure_code_hash("fig5", work) != figures["fig5"]
+    )
+    assert figure_code_hash("fig11", work) == figures["fig11"]
+    registry.write_text(declared)
+    shared = work / "mtrl" / "plots" / "_common.py"
+    shared.write_text(shared.read_text() + "\nUNUSED = 1\n")
+    assert all(figure_code_hash(f, work) != figures[f] for f in figures)
 
 
 # ---------------------------------------------------------------- runtime plans
@@ -569,6 +614,23 @@ def test_a_job_ends_without_a_traceback_when_a_library_kept_its_stderr(tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
     assert "Calculating estimates" in (tmp_path / "job.log").read_text()
+
+
+def test_a_job_refuses_to_run_another_mtrl_than_its_workflows(tmp_path):
+    """A job records its rule's code hash, that of its workflow's mtrl: with another mtrl first on
+    the path (here the repository's, for a workflow without one) it stops before doing anything."""
+    scripts = tmp_path / "wf" / "workflow" / "scripts"
+    scripts.mkdir(parents=True)
+    shutil.copy2(ROOT / "workflow" / "scripts" / "_adapter.py", scripts)
+    job = (
+        f"import sys\nsys.path.insert(0, {str(scripts)!r})\nfrom _adapter import logged\n"
+        f"with logged({str(tmp_path / 'job.log')!r}):\n    print('ran')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True, timeout=120)
+    theirs = tmp_path / "wf" / "mtrl"
+    want = f"mtrl: error: {ROOT / 'mtrl'}: the job imports this mtrl, not its workflow's ({theirs})"
+    assert proc.returncode == 1 and proc.stderr.startswith(want) and proc.stderr.count("\n") == 1
+    assert "ran" not in proc.stdout and (tmp_path / "job.log").read_text() == proc.stderr
 
 
 # ---------------------------------------------------------------- time limits

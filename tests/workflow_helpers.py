@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -31,6 +32,9 @@ def copy_workflow(dest: Path) -> Path:
 def snakemake(
     workdir: Path, *args: str, check: bool = True, timeout: int = 1200, env: dict | None = None
 ) -> subprocess.CompletedProcess:
+    """Snakemake in `workdir`, with the `mtrl` there as the installed one (as `pip install -e` of that
+    folder would make it): a test's edits to a copy's code are what the copy's jobs run and hash."""
+    env = {**(os.environ if env is None else env), "PYTHONPATH": str(workdir)}
     proc = subprocess.run(
         [SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env
     )
@@ -66,6 +70,13 @@ def scheduled_train_runs(workdir: Path, *args: str) -> set[str]:
     proc = snakemake(workdir, *args, "--dry-run")
     jobs = (proc.stdout + proc.stderr).split("rule train:")[1:]
     return {re.search(r"wildcards: run=(\S+)", job).group(1) for job in jobs}
+
+
+def comment_before(text: str, marker: str) -> str:
+    """`text` with a comment line inserted above the first line holding `marker`."""
+    lines = text.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if marker in line)
+    return "".join(lines[:at] + ["# a comment, not code\n"] + lines[at:])
 
 
 def edited_config(source: Path, dest: Path, edit) -> Path:

@@ -1,17 +1,18 @@
 """Figures drawn from aggregate tables: `draw(figure, table, out_pdf)` writes out_pdf and a .png.
 
-One small module per figure (`fig1`, `fig4`, ...), each with `plot(table) -> Figure`; shared
-drawing code lives in `_common`. Tables come from `mtrl.tables` (or its CSV files).
+Which function draws a figure, and with what title, axes and labels, is declared in the figure
+registry (`mtrl.figures.FIGURES`); the drawing code, shared by all figures, lives in `_common`.
+Tables come from `mtrl.tables` (or its CSV files).
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import pandas as pd
 
-FIGURE_MODULES = ("fig1", "fig4", "fig5", "fig6", "fig7", "fig9", "fig10", "fig11", "fig12")
+from mtrl.figures import FIGURES, PLOTTED
+
 PNG_DPI = 150
 
 
@@ -21,15 +22,18 @@ def draw(figure: str, table: pd.DataFrame, out_pdf: Path) -> tuple[Path, Path]:
     Returns the (pdf, png) paths. table1 is a table, not a figure: use
     `mtrl.tables.table1_markdown`.
     """
-    if figure not in FIGURE_MODULES:
-        raise ValueError(f"no plot for {figure!r}; figures: {', '.join(FIGURE_MODULES)}")
-    module = importlib.import_module(f"mtrl.plots.{figure}")
+    if figure not in PLOTTED:
+        raise ValueError(f"no plot for {figure!r}; figures: {', '.join(PLOTTED)}")
     import matplotlib.pyplot as plt
 
+    from mtrl.plots._common import curve_figure, params_figure
+
+    plot = FIGURES[figure].plot
+    function = {"curve_figure": curve_figure, "params_figure": params_figure}[plot.function]
     out_pdf = Path(out_pdf)
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
     out_png = out_pdf.with_suffix(".png")
-    fig = module.plot(table)
+    fig = function(table, figure=figure, **plot.args)
     try:
         fig.savefig(out_pdf)
         fig.savefig(out_png, dpi=PNG_DPI)

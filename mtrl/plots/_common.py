@@ -21,12 +21,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 STEPS_LABEL = "Environment steps"
-SUCCESS_LABEL = "IQM success rate (%)"
-DORMANT_LABEL = "Dormant neurons (%)"
 PARAMS_LABEL = "Parameters (actor + critic)"
-NORM_LABEL = "Parameter norm (L2)"
 MARKERS = ("s", "^", "D", "v", "P", "X", "*", "p", "h", "<", ">")
-NETWORK_TITLES = {"actor": "Actor", "critic": "Critic", "critic0": "Critic 1", "critic1": "Critic 2"}
 PANEL_WIDTH, PANEL_HEIGHT = 5.0, 3.6
 
 
@@ -135,6 +131,23 @@ def draw_band(ax: Axes, x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.nda
     return line
 
 
+def _prepared(
+    table: pd.DataFrame, columns: Sequence[str], figure: str
+) -> tuple[pd.DataFrame, list[str], dict[str, tuple[float, float, float]]]:
+    """The table's whole-network rows with str labels (checked for `columns`), its series labels in
+    legend order and their colours."""
+    table = whole_network(table, figure)
+    require(table, columns, figure)
+    table = table.assign(label=table["label"].astype(str))
+    labels = labels_in_order(table)
+    return table, labels, palette(labels)
+
+
+def _points(part: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, ...]:
+    """x, y and the CI bounds of one series, as float arrays."""
+    return tuple(part[c].to_numpy(float) for c in (x, y, "ci_low", "ci_high"))
+
+
 def curve_figure(
     table: pd.DataFrame,
     *,
@@ -150,14 +163,12 @@ def curve_figure(
 
     Args:
         table: a curve table (`success_curve` / `plasticity_curve`): columns panel, label, step,
-            `y`, ci_low, ci_high (+ `row` if given).
+            `y`, ci_low, ci_high (+ `row` if given); of a plasticity table, the whole-network rows.
         y: the column plotted ('iqm' or 'mean').
         row: optional column whose values become subplot rows (e.g. 'network').
     """
-    require(table, ["panel", "label", "step", y, "ci_low", "ci_high"] + ([row] if row else []), figure)
-    table = table.assign(label=table["label"].astype(str))
-    labels = labels_in_order(table)
-    colours = palette(labels)
+    columns = ["panel", "label", "step", y, "ci_low", "ci_high"] + ([row] if row else [])
+    table, labels, colours = _prepared(table, columns, figure)
     panels = ordered(table["panel"])
     rows = ordered(table[row]) if row else [None]
     fig, axes = grid(len(rows), len(panels))
@@ -170,17 +181,8 @@ def curve_figure(
                 sel = sel[sel[row] == row_value]
             for label in labels:
                 part = sel[sel["label"] == label].sort_values("step")
-                if part.empty:
-                    continue
-                handles[label] = draw_band(
-                    ax,
-                    part["step"].to_numpy(float),
-                    part[y].to_numpy(float),
-                    part["ci_low"].to_numpy(float),
-                    part["ci_high"].to_numpy(float),
-                    colours[label],
-                    label,
-                )
+                if not part.empty:
+                    handles[label] = draw_band(ax, *_points(part, "step", y), colours[label], label)
             ax.xaxis.set_major_formatter(FuncFormatter(format_steps))
             if ylim:
                 ax.set_ylim(*ylim)
@@ -191,8 +193,7 @@ def curve_figure(
             ax.set_title(heading)
             ax.set_xlabel(STEPS_LABEL if i == len(rows) - 1 else "")
             ax.set_ylabel(ylabel if j == 0 else "")
-    handles = {label: handles[label] for label in labels if label in handles}
-    return finish(fig, title, handles)
+    return finish(fig, title, {label: handles[label] for label in labels if label in handles})
 
 
 def params_figure(
@@ -207,20 +208,18 @@ def params_figure(
     is_line: Callable[[pd.DataFrame], bool] = lambda part: True,
     ylim: tuple[float, float] | None = None,
 ) -> Figure:
-    """Values vs parameter count (log x): per subplot (values of `col`), one entry per series label.
+    """Values vs parameter count (log x): one subplot per value of `col` (per panel if the table has
+    no such column), one entry per series label; of a plasticity table, the whole-network rows.
 
     A series for which `is_line(rows)` holds is drawn as a line through its points (sorted by
-    params) with a shaded CI band; any other series as markers with CI error bars, each with its
-    own marker shape.
+    params) with a shaded CI band; any other series as markers with CI error bars, each label with
+    its own marker shape.
     """
-    require(table, [col, "label", "params", y, "ci_low", "ci_high"], figure)
-    table = table.assign(label=table["label"].astype(str))
-    labels = labels_in_order(table)
-    colours = palette(labels)
+    col = col if col in table.columns else "panel"
+    table, labels, colours = _prepared(table, [col, "label", "params", y, "ci_low", "ci_high"], figure)
     columns = ordered(table[col])
     fig, axes = grid(1, len(columns))
     handles: dict[str, object] = {}
-    markers = iter(MARKERS * 4)
     marker_of: dict[str, str] = {}
     for j, value in enumerate(columns):
         ax = axes[0, j]
@@ -229,33 +228,37 @@ def params_figure(
             part = sel[sel["label"] == label].sort_values("params")
             if part.empty:
                 continue
-            x = part["params"].to_numpy(float)
-            yv, lo, hi = (part[c].to_numpy(float) for c in (y, "ci_low", "ci_high"))
-            if is_line(part):
-                line = draw_band(ax, x, yv, lo, hi, colours[label], label)
-                ax.plot(x, yv, "o", color=colours[label], markersize=4)
-                handles[label] = line
-            else:
-                marker = marker_of.setdefault(label, next(markers))
-                handles[label] = ax.errorbar(
-                    x,
-                    yv,
-                    yerr=[yv - lo, hi - yv],
-                    fmt=marker,
-                    color=colours[label],
-                    markersize=8,
-                    markeredgecolor="black",
-                    capsize=4,
-                    linestyle="none",
-                    label=label,
-                )
+            marker = None
+            if not is_line(part):
+                marker = marker_of.setdefault(label, MARKERS[len(marker_of) % len(MARKERS)])
+            handles[label] = _params_series(ax, _points(part, "params", y), colours[label], label, marker)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log range overlap
         if ylim:
             ax.set_ylim(*ylim)
-        name = (col_titles or {}).get(str(value), str(value))
-        ax.set_title(panel_title(name, j, len(columns)))
+        ax.set_title(panel_title((col_titles or {}).get(str(value), str(value)), j, len(columns)))
         ax.set_xlabel(PARAMS_LABEL)
         ax.set_ylabel(ylabel if j == 0 else "")
-    handles = {label: handles[label] for label in labels if label in handles}
-    return finish(fig, title, handles)
+    return finish(fig, title, {label: handles[label] for label in labels if label in handles})
+
+
+def _params_series(ax: Axes, points: tuple[np.ndarray, ...], colour, label: str, marker: str | None):
+    """One series of a params figure: a line with its CI band through dots (no `marker`), or
+    `marker`s with CI error bars. Returns its legend handle."""
+    x, y, lo, hi = points
+    if marker is None:
+        line = draw_band(ax, x, y, lo, hi, colour, label)
+        ax.plot(x, y, "o", color=colour, markersize=4)
+        return line
+    return ax.errorbar(
+        x,
+        y,
+        yerr=[y - lo, hi - y],
+        fmt=marker,
+        color=colour,
+        markersize=8,
+        markeredgecolor="black",
+        capsize=4,
+        linestyle="none",
+        label=label,
+    )

@@ -7,7 +7,7 @@ Seeds of one configuration are simply several RunRefs with the same panel and se
 
 Modules: `runs` (RunRef, reading result files), `grouping` (columns and grouping shared by all
 tables), `success` (Figs. 1, 4, 5, 9, 10), `plasticity` (Figs. 6, 7, 11, 12), `table1`, and
-`registry` (figure name -> table function and its arguments).
+`figure_tables` (a figure's table, as the figure registry `mtrl.figures` declares it).
 
 Common columns of the tables (every table function documents its own):
   panel, series      from the RunRefs
@@ -23,17 +23,15 @@ Statistics (see `mtrl.stats`): success -> IQM over runs x tasks with rliable's s
 bootstrap; plasticity -> mean over runs with a bootstrap CI over runs.
 """
 
+from mtrl.tables.figure_tables import aggregate
 from mtrl.tables.plasticity import NETWORK_CHOICES, PLASTICITY_METRICS, plasticity_curve, plasticity_final
-from mtrl.tables.registry import FIGURES, FigureSpec, aggregate
 from mtrl.tables.runs import PlasticityResult, RunRef, read_plasticity_h5
 from mtrl.tables.success import success_curve, success_final
 from mtrl.tables.table1 import table1, table1_markdown
 
 __all__ = [
-    "FIGURES",
     "NETWORK_CHOICES",
     "PLASTICITY_METRICS",
-    "FigureSpec",
     "PlasticityResult",
     "RunRef",
     "aggregate",

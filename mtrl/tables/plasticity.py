@@ -134,19 +134,9 @@ def plasticity_curve(
             }
             for j, layer in enumerate(layers):
                 mean, lo, hi = mean_ci(stacked[:, :, j], reps=reps, seed=seed)
-                frame = pd.DataFrame(
-                    {
-                        "layer": layer,
-                        "step": results[0].step[:n].astype(np.int64),
-                        "mean": mean,
-                        "ci_low": lo,
-                        "ci_high": hi,
-                        "n_runs": len(results),
-                    }
-                )
-                for i, (key, value) in enumerate(const.items()):
-                    frame.insert(i, key, value)
-                frames.append(frame)
+                steps = results[0].step[:n].astype(np.int64)
+                columns = {"layer": layer, "step": steps, "mean": mean, "ci_low": lo, "ci_high": hi}
+                frames.append(pd.DataFrame({**const, **columns, "n_runs": len(results)}))
     return pd.concat(frames, ignore_index=True)
 
 

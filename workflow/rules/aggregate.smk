@@ -13,7 +13,7 @@ rule aggregate:
         runs=figure_runs,
         reps=config["bootstrap_reps"],
         expected=figure_expected,
-        code=CODE["aggregate"],
+        code=lambda wildcards: TABLE_CODE[wildcards.figure],
     log:
         RESULTS / "logs" / "aggregate" / "{figure}.log",
     benchmark:

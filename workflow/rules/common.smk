@@ -4,8 +4,9 @@ import json
 from pathlib import Path
 
 from mtrl.config import ConfigError
+from mtrl.figures import FIGURES
 from mtrl.grid import build_grid
-from mtrl.provenance import CODE_GROUPS, code_hash, figure_code_hash, identity
+from mtrl.provenance import CODE_GROUPS, code_hash, figure_code_hash, identity, table_code_hash
 from mtrl.plan import plan_lines, targets_runs
 from mtrl.runtime import Share, load_share_table, load_table, plan, retries, runs_per_gpu
 
@@ -27,9 +28,10 @@ except ConfigError as exc:
 
 RESULTS = Path(config["results_dir"])
 FIGURES_DIR = Path(config["figures_dir"])
-PLASTICITY_FIGURES = {"fig6", "fig7", "fig11", "fig12"}
-PLOTTED = [f for f in GRID.figures if f != "table1"]
+# What each figure is (its table, its plot, whether its runs are probed): mtrl.figures.FIGURES.
+PLOTTED = [f for f in GRID.figures if FIGURES[f].plot is not None]
 CODE = {group: code_hash(group) for group in CODE_GROUPS}
+TABLE_CODE = {figure: table_code_hash(figure) for figure in GRID.figures}
 FIGURE_CODE = {figure: figure_code_hash(figure) for figure in PLOTTED}
 ENV = "../../envs/mtrl.yaml"
 # A run may take several time-capped attempts, resuming each time (see mtrl.runtime). Only the
@@ -211,6 +213,6 @@ def figure_expected(wildcards):
 
 def figure_inputs(wildcards):
     files = [run_dir(run) / "train.h5" for run in GRID.runs_of(wildcards.figure)]
-    if wildcards.figure in PLASTICITY_FIGURES:
+    if FIGURES[wildcards.figure].needs_plasticity:
         files += [run_dir(run) / "plasticity.h5" for run in GRID.runs_of(wildcards.figure)]
     return files

@@ -1,4 +1,5 @@
-"""Shared by the rule scripts: make `mtrl` importable and send logging and stderr to the rule's log."""
+"""Shared by the rule scripts: check that the job runs its workflow's `mtrl`, and send logging and
+stderr to the rule's log."""
 
 from __future__ import annotations
 
@@ -13,14 +14,33 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# this workflow's own mtrl first, whatever else is on the path (an installed copy, PYTHONPATH)
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
+
+
+def other_package() -> str | None:
+    """Where the `mtrl` this job imports lives, if not in its workflow's folder: the code hash its rule
+    passes (and the job records) is that of the workflow's `mtrl`, which must then be what runs."""
+    import mtrl
+
+    package = Path(mtrl.__file__).resolve().parent
+    return None if package == ROOT / "mtrl" else str(package)
 
 
 @contextmanager
 def logged(log_path: str):
-    """Everything the job prints (logging, warnings, tracebacks) goes to its log file as well as stderr."""
+    """Everything the job prints (logging, warnings, tracebacks) goes to its log file as well as stderr.
+
+    A job that would run another `mtrl` than its workflow's stops first, saying so in one line.
+    """
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    other = other_package()
+    if other:
+        message = (
+            f"mtrl: error: {other}: the job imports this mtrl, not its workflow's ({ROOT / 'mtrl'}); "
+            f"install the workflow's checkout (pip install -e {ROOT})"
+        )
+        with open(log_path, "a") as handle:
+            handle.write(message + "\n")
+        sys.exit(message)
     with open(log_path, "a") as handle:
         logging.basicConfig(
             level=logging.INFO,

@@ -1,0 +1,142 @@
+"""The paper's figures, declared once: for each, the table it is built from and how it is drawn.
+
+A figure names the `mtrl.tables` function that turns its runs into a table (`table`) and the
+`mtrl.plots` function that draws that table (`plot`; Table 1 has none), each with its arguments.
+`mtrl.tables.aggregate`, `mtrl.plots.draw` and the workflow (which figures need the runs probed,
+what each figure's jobs run) all read `FIGURES`. Functions are named, not imported: Snakemake reads
+this module at every DAG build, without pandas or matplotlib.
+
+A figure's `table=` and `plot=` expressions, with the definitions of this module they name, are
+that figure's own code (`mtrl.provenance.figure_code_hash`): editing them reruns that figure only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Call", "Figure", "FIGURES", "PLOTTED", "PLASTICITY_TABLES"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """A function of `mtrl.tables` or `mtrl.plots`, by name, and the keyword arguments it gets."""
+
+    function: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+
+# The table functions that read the runs' probe results (plasticity.h5) beside train.h5.
+PLASTICITY_TABLES = frozenset({"plasticity_curve", "plasticity_final"})
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure (or table) of the paper: `table(runs, reps=, seed=, **args)`, then
+    `plot(table, figure=name, **args)`."""
+
+    description: str
+    table: Call
+    plot: Call | None = None  # None: not drawn (Table 1 has a rule of its own)
+
+    @property
+    def needs_plasticity(self) -> bool:
+        """Whether its runs must be probed: its table reads plasticity.h5."""
+        return self.table.function in PLASTICITY_TABLES
+
+
+def over_steps(title: str, **args: Any) -> Call:
+    """Curves over env steps, one subplot per panel: `mtrl.plots` `curve_figure`."""
+    return Call("curve_figure", {"title": title, **args})
+
+
+def over_params(title: str, **args: Any) -> Call:
+    """Values against the parameter count (log x), one subplot per panel: `params_figure`."""
+    return Call("params_figure", {"title": title, **args})
+
+
+SUCCESS_AXIS = {"y": "iqm", "ylabel": "IQM success rate (%)", "ylim": (0, 100)}
+DORMANT_AXIS = {"y": "mean", "ylabel": "Dormant neurons (%)"}
+NORM_AXIS = {"y": "mean", "ylabel": "Parameter norm (L2)"}
+NETWORK_TITLES = {"actor": "Actor", "critic": "Critic", "critic0": "Critic 1", "critic1": "Critic 2"}
+# dormant neurons at tau 0.1, of the actor and the first critic (as the authors' figures)
+DORMANT = {"metric": "dormant_pct_total", "tau": 0.1, "network": ("actor", "critic")}
+
+
+def is_sweep(rows: pd.DataFrame) -> bool:
+    """Fig. 1's lines: a feed-forward (arch 'mtmhsac') series whose name and label do not say
+    'matched'. SM, PaCo, MOORE and matched MLPs are drawn as markers with CI error bars."""
+    names = " ".join(str(v) for v in rows["series"].tolist() + rows["label"].tolist()).lower()
+    archs = set(rows["arch"].astype(str).str.lower()) if "arch" in rows else {"mtmhsac"}
+    return archs == {"mtmhsac"} and "matched" not in names
+
+
+FIGURES: dict[str, Figure] = {
+    "fig1": Figure(
+        "final IQM success vs parameters (MT10, MT50)",
+        table=Call("success_final"),
+        plot=over_params(
+            "Scaling a feed-forward MTRL agent vs MTRL architectures: final IQM success",
+            **SUCCESS_AXIS,
+            is_line=is_sweep,
+        ),
+    ),
+    "fig4": Figure(
+        "IQM success over training per width (MT10, MT50)",
+        table=Call("success_curve"),
+        plot=over_steps("Extended scaling: IQM success over training per width (95% CIs)", **SUCCESS_AXIS),
+    ),
+    "fig5": Figure(
+        "IQM success over training, actor/critic width pairs (MT10)",
+        table=Call("success_curve"),
+        plot=over_steps("Where does scale matter most? Actor / critic widths", **SUCCESS_AXIS),
+    ),
+    "fig6": Figure(
+        "dormant neuron % over training per width, actor and first critic (MT10, MT50)",
+        table=Call("plasticity_curve", DORMANT),
+        plot=over_steps(
+            "Impact of scale on plasticity: dormant neurons over training",
+            **DORMANT_AXIS,
+            row="network",
+            row_titles=NETWORK_TITLES,
+        ),
+    ),
+    "fig7": Figure(
+        "final dormant neuron % vs parameters per task set, actor and first critic (MT10, MT25, MT50)",
+        table=Call("plasticity_final", DORMANT),
+        # one line per task set (the series), one subplot per network
+        plot=over_params(
+            "Dormant neurons vs parameters for different numbers of tasks",
+            **DORMANT_AXIS,
+            col="network",
+            col_titles=NETWORK_TITLES,
+        ),
+    ),
+    "fig9": Figure(
+        "depth 3 vs 4, with/without skip, MOORE parameter count (MT10)",
+        table=Call("success_curve"),
+        plot=over_steps("Effect of depth with the MOORE number of parameters", **SUCCESS_AXIS),
+    ),
+    "fig10": Figure(
+        "depth 3 vs 4, with/without skip, PaCo parameter count (MT10)",
+        table=Call("success_curve"),
+        plot=over_steps("Effect of depth with the PaCo number of parameters", **SUCCESS_AXIS),
+    ),
+    "fig11": Figure(
+        "actor parameter norm over training (MT10)",
+        table=Call("plasticity_curve", {"metric": "param_norm", "tau": None, "network": "actor"}),
+        plot=over_steps("Actor parameter norms", **NORM_AXIS),
+    ),
+    "fig12": Figure(
+        "critic parameter norm (both critics jointly) over training (MT10)",
+        table=Call("plasticity_curve", {"metric": "param_norm", "tau": None, "network": "critic"}),
+        plot=over_steps("Critic parameter norms", **NORM_AXIS),
+    ),
+    "table1": Figure("SM / PaCo / MOORE: ours vs the paper and the publications", table=Call("table1")),
+}
+# The figures drawn by the `figure` rule (Table 1 is written by its own rule, as CSV and Markdown).
+PLOTTED = tuple(name for name, figure in FIGURES.items() if figure.plot is not None)

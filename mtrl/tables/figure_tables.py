@@ -1,0 +1,28 @@
+"""The table of one figure: the table function that the figure registry (`mtrl.figures`) names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pandas as pd
+
+from mtrl.figures import FIGURES
+from mtrl.tables.plasticity import plasticity_curve, plasticity_final
+from mtrl.tables.runs import RunRef
+from mtrl.tables.success import success_curve, success_final
+from mtrl.tables.table1 import table1
+
+__all__ = ["TABLE_FUNCTIONS", "aggregate"]
+
+TABLE_FUNCTIONS: dict[str, Callable[..., pd.DataFrame]] = {
+    function.__name__: function
+    for function in (success_final, success_curve, plasticity_curve, plasticity_final, table1)
+}
+
+
+def aggregate(figure: str, runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """The table of `figure` (a key of FIGURES) from its runs, with the registry's arguments."""
+    if figure not in FIGURES:
+        raise KeyError(f"unknown figure {figure!r}; one of {sorted(FIGURES)}")
+    table = FIGURES[figure].table
+    return TABLE_FUNCTIONS[table.function](list(runs), reps=reps, seed=seed, **table.args)
