@@ -633,6 +633,26 @@ def test_a_job_refuses_to_run_another_mtrl_than_its_workflows(tmp_path):
     assert "ran" not in proc.stdout and (tmp_path / "job.log").read_text() == proc.stderr
 
 
+def test_a_job_without_mtrl_installed_runs_its_workflows_own(tmp_path):
+    """Where mtrl is not installed (Snakemake's conda deployment: envs/mtrl.yaml holds only the
+    dependencies), a job imports the mtrl beside its workflow, and runs."""
+    workflow = tmp_path / "wf"
+    (workflow / "workflow").mkdir(parents=True)
+    shutil.copytree(ROOT / "workflow" / "scripts", workflow / "workflow" / "scripts")
+    shutil.copytree(ROOT / "mtrl", workflow / "mtrl", ignore=shutil.ignore_patterns("__pycache__"))
+    scripts = workflow / "workflow" / "scripts"
+    job = (
+        f"import sys\nsys.path.insert(0, {str(scripts)!r})\nfrom _adapter import logged\n"
+        f"with logged({str(tmp_path / 'job.log')!r}):\n    import mtrl\n    print(mtrl.__file__)\n"
+    )
+    # -S: no site-packages, so no installed mtrl (nor its editable finder)
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", job], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(workflow / "mtrl" / "__init__.py")
+
+
 # ---------------------------------------------------------------- time limits
 @pytest.mark.slow
 @pytest.mark.skipif(

@@ -3,6 +3,7 @@ stderr to the rule's log."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import signal
@@ -14,6 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# A job in an environment without mtrl installed (Snakemake's conda deployment builds envs/mtrl.yaml,
+# which holds the dependencies only) imports the workflow's own copy; an installed mtrl is never
+# shadowed, and `other_package` refuses one that is not the workflow's.
+if importlib.util.find_spec("mtrl") is None:
+    sys.path.append(str(ROOT))
 
 
 def other_package() -> str | None:
