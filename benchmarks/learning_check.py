@@ -124,7 +124,19 @@ def machine() -> str:
     return f"{platform.node()} | {cpu} | {device} | torch {torch.__version__}"
 
 
-def main() -> int:
+SUMMARY_FIELDS = [
+    "check",
+    "seed",
+    "total_steps",
+    "steps_to_80pct",
+    "final_success",
+    "best_success",
+    "wall_minutes",
+    "machine",
+]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("check", choices=sorted(CHECKS))
     parser.add_argument("--seed", type=int, default=0)
@@ -137,15 +149,14 @@ def main() -> int:
     parser.add_argument(
         "--partial", action="store_true", help="write the curves so far of a run in progress (no training)"
     )
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def check_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
+    """The check's config with the command line's overrides, and its run directory."""
+    given = [("total_steps", args.total_steps), ("buffer_per_task", args.buffer_per_task)]
     overrides = {
-        key: value
-        for key, value in [
-            ("total_steps", args.total_steps),
-            ("buffer_per_task", args.buffer_per_task),
-            ("max_q_value", args.max_q_value),
-        ]
-        if value is not None
+        key: value for key, value in [*given, ("max_q_value", args.max_q_value)] if value is not None
     }
     config = TrainConfig.from_dict(
         {
@@ -158,23 +169,25 @@ def main() -> int:
         }
     )
     variant = "".join(f"_{key}{value:g}" for key, value in sorted(overrides.items()) if key != "total_steps")
-    run_dir = args.workdir / f"learning_{args.check}{variant}_s{args.seed}"
-    if args.partial:  # a run still training (or cut off): its curves so far, from the resume checkpoint
-        resume = run_dir / "checkpoints" / "resume.pt"
-        if not resume.is_file():
-            print(f"learning_check: error: {resume}: no resume checkpoint to report from", file=sys.stderr)
-            return 2
-        curves = curves_from_resume(resume)
-        write_curves(f"{run_dir.name}_partial", curves)
-        steps, success = curves["eval_step"], curves["success_mean"]
-        print(f"{args.check}: partial, {curves['train_step'][-1]:,} of {config.total_steps:,} transitions")
-        print(" ".join(f"{s}:{v:.2f}" for s, v in zip(steps.tolist(), success.tolist(), strict=True)))
-        return 0
-    start = time.time()
-    path = train(config, run_dir)
-    minutes = (time.time() - start) / 60
-    curves = curves_from_train_h5(path)
-    write_curves(run_dir.name, curves)
+    return config, args.workdir / f"learning_{args.check}{variant}_s{args.seed}"
+
+
+def report_partial(args: argparse.Namespace, config: TrainConfig, run_dir: Path) -> int:
+    """A run still training (or cut off): its curves so far, from the resume checkpoint."""
+    resume = run_dir / "checkpoints" / "resume.pt"
+    if not resume.is_file():
+        print(f"learning_check: error: {resume}: no resume checkpoint to report from", file=sys.stderr)
+        return 2
+    curves = curves_from_resume(resume)
+    write_curves(f"{run_dir.name}_partial", curves)
+    steps, success = curves["eval_step"], curves["success_mean"]
+    print(f"{args.check}: partial, {curves['train_step'][-1]:,} of {config.total_steps:,} transitions")
+    print(" ".join(f"{s}:{v:.2f}" for s, v in zip(steps.tolist(), success.tolist(), strict=True)))
+    return 0
+
+
+def append_summary(args: argparse.Namespace, config: TrainConfig, curves: dict, minutes: float) -> None:
+    """One row of learning_summary.csv: when the run first reached 80 %, where it ended."""
     steps, success = curves["eval_step"], curves["success_mean"]
     reached = next((int(s) for s, v in zip(steps, success, strict=True) if v >= 0.8), None)
     summary = RESULTS / "learning_summary.csv"
@@ -182,18 +195,7 @@ def main() -> int:
     with open(summary, "a", newline="") as handle:
         writer = csv.writer(handle)
         if new:
-            writer.writerow(
-                [
-                    "check",
-                    "seed",
-                    "total_steps",
-                    "steps_to_80pct",
-                    "final_success",
-                    "best_success",
-                    "wall_minutes",
-                    "machine",
-                ]
-            )
+            writer.writerow(SUMMARY_FIELDS)
         writer.writerow(
             [
                 args.check,
@@ -207,6 +209,18 @@ def main() -> int:
             ]
         )
     print(f"{args.check}: final success {success[-1]:.2f}, >=80% at {reached} steps, {minutes:.1f} min")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config, run_dir = check_config(args)
+    if args.partial:
+        return report_partial(args, config, run_dir)
+    start = time.time()
+    path = train(config, run_dir)
+    curves = curves_from_train_h5(path)
+    write_curves(run_dir.name, curves)
+    append_summary(args, config, curves, (time.time() - start) / 60)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return 0
 
