@@ -29,6 +29,7 @@ VECTOR_STRATEGIES = ("sync", "async")
 MAX_SEED = 2**32 - 4  # numpy's legacy seed is 32-bit; seed + 3 seeds the probe-batch generator
 UPDATE_MODES = ("auto", "eager", "graph")  # auto: graph on CUDA, eager on a CPU (mtrl.speed)
 MATMUL_PRECISIONS = ("auto", "float32", "tf32", "bf16")  # auto: tf32 on CUDA, float32 on a CPU
+MAX_INT = 2**53  # the largest integer a float (YAML's 2e7, JSON) holds exactly; far beyond any run
 
 
 # Per-architecture settings of the authors' experiment files (rainx0r/mtrl experiments/baselines),
@@ -50,6 +51,9 @@ def default_log_std_min(arch: str, task_set: str) -> float:
 
 class ConfigError(ValueError):
     """A bad configuration value; the message names the key and says what is allowed."""
+
+
+BY_TASK_SET = "; none: the paper's value for the task set"
 
 
 def _meta(help_text: str, **kw: Any) -> dict[str, Any]:
@@ -75,12 +79,18 @@ class TrainConfig:
         metadata=_meta("Meta-World reward functions: v2 (current) or v1 (the study's Table 1 SM runs)"),
     )
     # --- architecture sizes (None: the paper's default for the task set)
-    sm_layers: int | None = field(default=None, metadata=_meta("Soft Modularization module layers"))
-    sm_modules: int | None = field(default=None, metadata=_meta("Soft Modularization modules per layer"))
+    sm_layers: int | None = field(
+        default=None, metadata=_meta("Soft Modularization module layers" + BY_TASK_SET)
+    )
+    sm_modules: int | None = field(
+        default=None, metadata=_meta("Soft Modularization modules per layer" + BY_TASK_SET)
+    )
     sm_module_width: int = field(default=256, metadata=_meta("Soft Modularization module width"))
     sm_embedding: int = field(default=400, metadata=_meta("Soft Modularization embedding width"))
-    paco_k: int | None = field(default=None, metadata=_meta("PaCo number of shared parameter sets"))
-    moore_experts: int | None = field(default=None, metadata=_meta("MOORE number of experts"))
+    paco_k: int | None = field(
+        default=None, metadata=_meta("PaCo number of shared parameter sets" + BY_TASK_SET)
+    )
+    moore_experts: int | None = field(default=None, metadata=_meta("MOORE number of experts" + BY_TASK_SET))
     # --- schedule (total transitions over all tasks)
     total_steps: int = field(default=20_000_000, metadata=_meta("total env transitions (all tasks)"))
     warmup_steps_per_task: int = field(
@@ -219,28 +229,62 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-        path = Path(path)
-        if path.is_dir():
-            raise ConfigError(f"{path}: config file is a directory")
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: config file is not text (binary or not UTF-8)") from None
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            problem = " ".join(str(exc).split())
-            raise ConfigError(f"config file {path} is not valid YAML: {problem}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of keys to values")
-        return cls.from_dict({**data, **(overrides or {})})
+        return cls.from_dict({**load_yaml_mapping(path), **(overrides or {})})
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key (of the values as given, before resolving)."""
         for check in (_check_finite, _check_choices, _check_ranges, _check_schedule):
             check(self)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error: PyYAML would
+    silently keep the last value, so `lr:` set twice would train with whichever came later."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    lines: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        line = key_node.start_mark.line + 1
+        try:
+            first = lines.setdefault(key, line)
+        except TypeError:  # an unhashable key: the base constructor reports it
+            continue
+        if first != line:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} given twice (lines {first} and {line})", key_node.start_mark
+            )
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML config file's mapping ({} if empty); ConfigError naming the file when it is missing, a
+    directory, unreadable, binary, not YAML, not a mapping, or gives a key twice."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: config file is a directory")
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - safe
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: config file is not text (binary or not UTF-8)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        problem = " ".join(str(exc).split())
+        raise ConfigError(f"{path}: config file is not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: config file must hold a mapping of keys to values, not a {type(data).__name__}"
+        )
+    return data
 
 
 def require_resolved(config: TrainConfig) -> TrainConfig:
@@ -372,6 +416,8 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
             number = float(value) if isinstance(value, str) else value
             if isinstance(number, float) and not number.is_integer():
                 raise ValueError
+            if abs(number) > MAX_INT:
+                raise ConfigError(f"{name}: {value!r} is too large (at most 2**53 = {MAX_INT:,})")
             return int(number)
         if base is float:
             if isinstance(value, bool):
@@ -381,6 +427,8 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
                 raise OverflowError
             return number
         return str(value)
+    except ConfigError:
+        raise
     except OverflowError:
         raise ConfigError(f"{name}: must be a finite number, got {value!r}") from None
     except (TypeError, ValueError):
