@@ -82,6 +82,6 @@ def check_space(
     free = shutil.disk_usage(run_dir).free + sum(p.stat().st_size for p in existing if p.exists())
     if free < needed:
         raise ConfigError(
-            f"{run_dir}: needs about {needed / 2**30:,.2f} GB free for its checkpoints, "
-            f"{free / 2**30:,.2f} GB free"
+            f"{run_dir}: needs about {ckpt.human_bytes(needed)} free for its checkpoints, "
+            f"{ckpt.human_bytes(free)} free"
         )
