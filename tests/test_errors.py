@@ -125,16 +125,30 @@ def _a_list(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    ("make", "needle"),
-    [
-        (_directory, "is a directory"),
-        (_binary, "not text"),
-        (_not_yaml, "not valid YAML"),
-        (_a_list, "mapping"),
-        (lambda tmp: tmp / "missing.yaml", "not found"),
-    ],
-)
+def _a_key_twice(tmp_path: Path) -> Path:
+    """PyYAML would silently keep the second value: a run trained with the wrong learning rate."""
+    path = tmp_path / "twice.yaml"
+    path.write_text("lr: 0.0003\ngamma: 0.99\nlr: 0.003\n")
+    return path
+
+
+def _an_empty_study(tmp_path: Path) -> Path:
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    return path
+
+
+BAD_CONFIG_FILES = [
+    (_directory, "is a directory"),
+    (_binary, "not text"),
+    (_not_yaml, "not valid YAML"),
+    (_a_list, "mapping"),
+    (_a_key_twice, "key 'lr' given twice (lines 1 and 3)"),
+    (lambda tmp: tmp / "missing.yaml", "not found"),
+]
+
+
+@pytest.mark.parametrize(("make", "needle"), BAD_CONFIG_FILES)
 def test_bad_config_files_are_named_in_one_line(make, needle, tmp_path, capsys, nothing_built):
     path = make(tmp_path)
     assert main(["train", "--out", str(tmp_path / "run"), "--config", str(path)]) == 2
@@ -161,7 +175,8 @@ def test_an_unwritable_run_directory_fails_before_training(tmp_path, capsys, mon
     assert "cannot write" in line and "checkpoints" in line
 
 
-def test_too_little_disk_space_fails_before_training(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(("free", "said"), [(1000, "1000 bytes free"), (int(1.5 * 2**20), "1.5 MB free")])
+def test_too_little_disk_space_fails_before_training(free, said, tmp_path, capsys, monkeypatch):
     import shutil
 
     import mtrl.run_directory as run_directory
@@ -169,11 +184,19 @@ def test_too_little_disk_space_fails_before_training(tmp_path, capsys, monkeypat
 
     monkeypatch.setattr(train_module, "make_vector_env", lambda *a, **k: pytest.fail("env built"))
     monkeypatch.setattr(
-        run_directory.shutil, "disk_usage", lambda _p: shutil._ntuple_diskusage(10**9, 0, 1000)
+        run_directory.shutil, "disk_usage", lambda _p: shutil._ntuple_diskusage(10**9, 0, free)
     )
     assert main(tiny_args(tmp_path / "run")) == 2
     line = one_error_line(capsys)
-    assert str(tmp_path / "run") in line and "GB free" in line
+    assert str(tmp_path / "run") in line and line.endswith(f"MB free for its checkpoints, {said}")
+
+
+@pytest.mark.parametrize(
+    ("size", "said"),
+    [(0, "0 bytes"), (1023, "1023 bytes"), (2048, "2.0 kB"), (2 * 2**20, "2.0 MB"), (3 * 2**29, "1.50 GB")],
+)
+def test_sizes_are_said_in_units_people_read(size, said):
+    assert ckpt.human_bytes(size) == said  # a 2 MB free disk is not "0.00 GB free"
 
 
 @pytest.mark.parametrize(
@@ -261,7 +284,7 @@ def test_a_full_disk_names_the_file_and_keeps_the_last_good_checkpoint(tmp_path,
     with pytest.raises(ckpt.CheckpointError) as info:
         ckpt.save_atomic({"step": 2, "x": torch.zeros(2**20)}, path, keep_previous=True)
     message = str(info.value)
-    assert message.startswith(f"{path}: no space left") and "needs about 4.0 MB" in message
+    assert message.startswith(f"{path}: no space left on the device: needs about 4.0 MB, ")
     assert "intact" in message
     assert sorted(p.name for p in path.parent.iterdir()) == ["resume.pt"]  # no temporary file left
     monkeypatch.undo()
@@ -399,7 +422,13 @@ def _write_result(run: Path, config: TrainConfig) -> Path:
     from mtrl.results import TrainLog, write_train_h5
 
     log = TrainLog(eval_step=[0], eval_success=[[0.0]], eval_return=[[0.0]])
-    write_train_h5(run / "train.h5", log, {"config": config.resolved().to_json()}, 1)
+    attrs = {
+        "config": config.resolved().to_json(),
+        "tasks": '["reach-v3"]',
+        "actor_params": 1,
+        "critic_params": 1,
+    }
+    write_train_h5(run / "train.h5", log, attrs, 1)
     return run / "train.h5"
 
 
@@ -441,7 +470,7 @@ def test_a_failed_result_write_names_the_file_and_leaves_no_temporary(tmp_path):
         handle["x"] = list(range(100))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(ckpt.CheckpointError, match=r"train\.h5: cannot write .*No space left.* MB free"):
+    with pytest.raises(ckpt.CheckpointError, match=r"train\.h5: no space left on the device: .* free$"):
         write_atomic_h5(tmp_path / "train.h5", full_disk)
     assert list(tmp_path.iterdir()) == []
 
@@ -461,3 +490,160 @@ def test_with_no_readable_resume_checkpoint_the_run_starts_over_and_says_so(dama
     trainer.envs.close()
     assert trainer.step == 0 and f"{resume}: " in caplog.text and "starting over" in caplog.text
     assert not resume.exists() and ckpt.probe_checkpoints(run) == []
+
+
+# ------------------------------------------------------------------------------ studies and `mtrl status`
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def smoke_study(tmp_path: Path, edit=None, name: str = "study.yaml") -> Path:
+    """config/smoke.yaml with one figure (fig5's first series: 2 runs), its results in tmp_path,
+    edited by `edit`, written to tmp_path/name."""
+    import yaml
+
+    study = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    study["results_dir"] = str(tmp_path / "results")
+    study["figures"] = {"fig5": study["figures"]["fig5"][:1]}
+    if edit is not None:
+        edit(study)
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def _series(study: dict, **values) -> None:
+    study["figures"] = {
+        "fig4": [{"panel": "MT10", "series": "width {actor_width}", "task_set": "mt10", **values}]
+    }
+
+
+@pytest.mark.parametrize(("make", "needle"), [*BAD_CONFIG_FILES, (_an_empty_study, "no `figures` section")])
+def test_status_names_a_bad_study_file_in_one_line(make, needle, tmp_path, capsys):
+    path = make(tmp_path)
+    assert main(["status", "--configfile", str(path)]) == 2
+    line = one_error_line(capsys)
+    assert str(path) in line and needle in line
+
+
+# what people do to a study's YAML: each is one line naming where, never a traceback or a wrong grid
+BAD_STUDIES = {
+    "no figures": (lambda s: s.update(figures={}), "figures: no figures to make"),
+    "a figure without series": (
+        lambda s: s["figures"].update(fig4=[]),
+        "figures.fig4: [] should be non-empty",
+    ),
+    "an empty width list": (
+        lambda s: _series(s, width=[]),
+        "figures.fig4[0] (width {actor_width}).width: an empty list",
+    ),
+    "a typo in the series template": (
+        lambda s: _series(s, width=16, series="width {actr_width}"),
+        "(width {actr_width}).series: {actr_width} in 'width {actr_width}' is not a run setting",
+    ),
+    "a typo in the label template": (
+        lambda s: _series(s, width=16, label="{archh}"),
+        "figures.fig4[0] (width {actor_width}).label: {archh} in '{archh}' is not a run setting",
+    ),
+    "an unknown task set": (
+        lambda s: _series(s, width=16, task_set="mt7"),
+        "figures.fig4[0] (width {actor_width}).task_set: unknown task set 'mt7'",
+    ),
+    "an unknown key in run_defaults": (
+        lambda s: s["run_defaults"].update(batchsize=32),
+        "run_defaults: unknown config key(s): batchsize",
+    ),
+    "an unknown key in arch_defaults": (
+        lambda s: s["arch_defaults"]["sm"].update(modules=3),
+        "arch_defaults.sm: unknown config key(s): modules",
+    ),
+    "an unknown key in a series": (
+        lambda s: _series(s, width=16, widht=32),
+        "figures.fig4[0] (width {actor_width}): unknown config key(s): widht",
+    ),
+    "a step count beyond any run": (
+        lambda s: s["task_set_defaults"]["mt10"].update(total_steps="1e30"),
+        "task_set_defaults.mt10.total_steps: '1e30' is too large (at most 2**53",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_STUDIES)
+def test_a_bad_study_is_one_line_naming_where(case, tmp_path, capsys):
+    edit, needle = BAD_STUDIES[case]
+    assert main(["status", "--configfile", str(smoke_study(tmp_path, edit))]) == 2
+    assert needle in one_error_line(capsys)
+
+
+def _grid_run(study_path: Path) -> tuple[str, TrainConfig, Path]:
+    """The first run of a study: its id, resolved config and run directory."""
+    from mtrl.grid import build_grid
+    from mtrl.status import load_study
+
+    study = load_study(study_path)
+    run_id, config = next(iter(build_grid(study).runs.items()))
+    return run_id, config, Path(study["results_dir"]) / "runs" / run_id
+
+
+def test_status_shows_runs_in_progress_with_the_step_they_reached(tmp_path, capsys):
+    """A checksummed resume checkpoint of gigabytes is read without its tensors; one of other
+    settings says the run will start over."""
+    from mtrl.provenance import code_hash
+
+    path = smoke_study(tmp_path)
+    run_id, config, run_dir = _grid_run(path)
+    state = {
+        "step": 300,
+        "config": config.to_dict(),
+        "provenance": code_hash("train"),
+        "buffer": torch.zeros(10**6),
+    }
+    ckpt.save_atomic(state, ckpt.resume_path(run_dir), keep_previous=True)
+    assert main(["status", "--configfile", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"in progress  {run_id}  step 3,000 of 5,000 (resume checkpoint)\n" in out
+    assert out.endswith("0 complete, 1 in progress, 0 stale, 1 missing of 2 runs\n")
+    ckpt.save_atomic({**state, "config": {**config.to_dict(), "lr": 1.0}}, ckpt.resume_path(run_dir))
+    assert main(["status", "--configfile", str(path)]) == 0
+    assert "step 3,000 of 5,000 (resume checkpoint of other settings or code: the run will start over)" in (
+        capsys.readouterr().out
+    )
+    _truncated(ckpt.resume_path(run_dir))
+    assert main(["status", "--configfile", str(path)]) == 0
+    assert f"{ckpt.resume_path(run_dir)}: not a readable checkpoint" in capsys.readouterr().out
+
+
+def test_status_of_a_results_folder_uses_the_study_that_wrote_it(tmp_path, capsys, monkeypatch):
+    """`mtrl status results/smoke` after the smoke pipeline: the smoke study's runs, not the paper's."""
+    from mtrl.status import record_study
+
+    monkeypatch.chdir(tmp_path)
+    smoke_study(tmp_path, lambda s: s.update(results_dir="results/smoke"), "config/smoke.yaml")
+    smoke_study(tmp_path, lambda s: s.update(results_dir="results", seeds=[0, 1, 2]), "config/config.yaml")
+    Path("results/smoke").mkdir(parents=True)
+    assert main(["status", "results/smoke"]) == 2  # nothing recorded: not silently the paper's grid
+    assert one_error_line(capsys).endswith(
+        "results/smoke: no study recorded here, and config/config.yaml writes to results; "
+        "pass the study's config file with --configfile"
+    )
+    assert main(["status", "results/smoke", "--configfile", "config/smoke.yaml"]) == 0
+    assert capsys.readouterr().out.endswith(" of 2 runs\n")
+    record_study(Path("results/smoke"), [Path("config/smoke.yaml").absolute()])  # as the workflow does
+    assert main(["status", "results/smoke"]) == 0
+    assert capsys.readouterr().out.endswith(" of 2 runs\n")
+    assert main(["status", "results/smoke", "--configfile", "config/config.yaml"]) == 2
+    assert one_error_line(capsys).endswith(
+        "results/smoke: written by the study config/smoke.yaml, not config/config.yaml; "
+        "`mtrl status results/smoke` checks it against its own study"
+    )
+    assert main(["status", "--configfile", "config/smoke.yaml"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("folder", "needle"), [("missing", "no such results folder"), ("file", "it is a file")]
+)
+def test_status_of_a_folder_that_is_not_there_is_an_error(folder, needle, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["status", str(tmp_path / folder), "--configfile", str(smoke_study(tmp_path))]) == 2
+    line = one_error_line(capsys)
+    assert str(tmp_path / folder) in line and needle in line

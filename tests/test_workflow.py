@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import h5py
 import pandas as pd
 import pytest
 
@@ -390,10 +389,11 @@ def test_full_grid_jobs_fit_a_partition_and_say_what_is_not_measured(tmp_path):
 
 # ---------------------------------------------------------------- provenance checks
 def _fake_run(run_dir, identity_json, code):
-    run_dir.mkdir(parents=True)
-    with h5py.File(run_dir / "train.h5", "w") as handle:
-        handle.attrs["provenance_identity"] = identity_json
-        handle.attrs["provenance_code"] = code
+    from mtrl.results import provenance_attrs
+    from tests.fixtures_results import write_fake_train
+
+    path = write_fake_train(run_dir, [[0.5, 0.5]])
+    provenance_attrs(path, {"provenance_identity": identity_json, "provenance_code": code})
 
 
 def test_outputs_of_other_settings_or_code_are_stale_and_refused(tmp_path):
@@ -408,7 +408,8 @@ def test_outputs_of_other_settings_or_code_are_stale_and_refused(tmp_path):
     assert run_status("d", tmp_path / "d", ident, "c0de").state == "missing"
     expected = {"runs": {str(tmp_path / k): ident for k in "abc"}, "train_code": "c0de", "probe_code": "p"}
     problems = stale_inputs(expected, plasticity=False)
-    assert [p.split(":")[0] for p in problems] == [str(tmp_path / "b"), str(tmp_path / "c")]
+    assert [p.run_id for p in problems] == [str(tmp_path / "b"), str(tmp_path / "c")]
+    assert not any(p.damaged for p in problems)
 
 
 # ---------------------------------------------------------------- config and profile traps
