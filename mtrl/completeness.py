@@ -35,7 +35,7 @@ PLASTICITY_SHAPES = {
 def result_file_problem(path: Path) -> str | None:
     """What makes `path` (a train.h5 or plasticity.h5) unusable for aggregation, or None if whole."""
     try:
-        with h5py.File(path, "r") as handle:
+        with h5py.File(path, "r", locking=False) as handle:  # NFS without locks reads it too
             plasticity = path.name.endswith("plasticity.h5")
             expected = _plasticity_shapes(handle) if plasticity else _train_shapes(handle)
             if isinstance(expected, str):

@@ -9,7 +9,8 @@ Layout of train.h5 (all steps are total env transitions over all tasks):
   train/   step (M,) int64, critic_loss, actor_loss, alpha_loss, q_mean, entropy (M,),
            alpha (M, N), sps (M,) env transitions per second since the previous row
 The file is written to a temporary name and renamed, so it exists only when complete;
-`mtrl.completeness` checks that one is whole.
+`mtrl.completeness` checks that one is whole. It is read without HDF5's file lock: it never changes
+once in place, and network file systems without locks (NFS) would refuse a locked read.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def train_h5_problem(path: Path, config: dict[str, Any], provenance: str = "") -
     if problem:
         return problem
     try:
-        with h5py.File(path, "r") as handle:
+        with h5py.File(path, "r", locking=False) as handle:
             written = json.loads(handle.attrs["config"])
             old_provenance = handle.attrs.get("provenance", "")
     except (OSError, ValueError, TypeError) as exc:
@@ -129,7 +130,7 @@ def train_h5_problem(path: Path, config: dict[str, Any], provenance: str = "") -
 
 
 def read_train_h5(path: str | Path) -> TrainResult:
-    with h5py.File(path, "r") as handle:
+    with h5py.File(path, "r", locking=False) as handle:
         return TrainResult(
             config=json.loads(handle.attrs["config"]),
             tasks=json.loads(handle.attrs["tasks"]),
@@ -151,5 +152,5 @@ def provenance_attrs(path: str | Path, record: dict[str, str]) -> None:
 
 def read_provenance(path: str | Path) -> dict[str, str]:
     """The provenance_* attributes of a train.h5 or plasticity.h5 ({} if it has none)."""
-    with h5py.File(path, "r") as handle:
+    with h5py.File(path, "r", locking=False) as handle:
         return {key: str(value) for key, value in handle.attrs.items() if key.startswith("provenance_")}

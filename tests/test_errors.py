@@ -1013,3 +1013,40 @@ def test_help_says_which_settings_may_be_none(capsys):
     for flag, metavar in [("--sm-layers", "INT|none"), ("--max-q-value", "FLOAT|none"), ("--depth", "INT")]:
         assert f"{flag} {metavar} " in text or f"{flag} {metavar}\n" in text
     assert "TYPE|none: a value, or none for the default the help names" in " ".join(text.split())
+
+
+def test_a_run_directory_on_a_file_system_without_locks_is_one_line(
+    tmp_path, capsys, monkeypatch, nothing_built
+):
+    import fcntl
+
+    def no_locks(*_args):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert main(tiny_args(tmp_path / "run")) == 2
+    assert one_error_line(capsys).startswith(
+        f"mtrl: error: {tmp_path / 'run'}: cannot lock the run directory ("
+    )
+
+
+def test_a_disk_filling_up_during_training_is_one_line_and_the_run_resumes(tmp_path, capsys, monkeypatch):
+    """The second resume checkpoint meets a full disk (before: 43 lines, torch's RuntimeError around
+    the OSError): one line, the first one kept; once there is room, the run resumes from it."""
+    real_open, writes = open, []
+
+    def filling_disk(path, mode):
+        if Path(path).name == ".resume.pt.tmp":
+            writes.append(path)
+            if len(writes) == 2:
+                return _FullAfter(real_open(path, mode), 5000, errno.ENOSPC)
+        return real_open(path, mode)  # noqa: SIM115 - the caller closes it
+
+    monkeypatch.setattr(ckpt, "open", filling_disk, raising=False)
+    run = tmp_path / "run"
+    assert main([*tiny_args(run), "--quiet"]) == 1
+    line = one_error_line(capsys)
+    assert line.startswith(f"mtrl: error: {ckpt.resume_path(run)}: no space left on the device: needs about ")
+    assert line.endswith("; the previous file is intact") and ckpt.load(ckpt.resume_path(run))["step"] == 500
+    monkeypatch.undo()
+    assert main([*tiny_args(run), "--quiet"]) == 0 and (run / "train.h5").exists()
