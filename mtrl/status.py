@@ -226,7 +226,8 @@ def load_study(path: Path) -> dict[str, Any]:
     defaults; ConfigError naming the file or key."""
     import yaml
 
-    from mtrl.config import ConfigError, load_yaml_mapping
+    from mtrl.config import ConfigError
+    from mtrl.config_files import load_yaml_mapping
     from mtrl.grid import validate_study
     from mtrl.provenance import ROOT
 

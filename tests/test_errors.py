@@ -114,38 +114,30 @@ def _binary(tmp_path: Path) -> Path:
     return path
 
 
-def _not_yaml(tmp_path: Path) -> Path:
-    path = tmp_path / "bad.yaml"
-    path.write_text("lr: [1, 2\n  : : :\n")
-    return path
+def _text_file(name: str, text: str):
+    """A maker of a config file `name` holding `text`, in a test's tmp_path."""
+
+    def make(tmp_path: Path) -> Path:
+        (tmp_path / name).write_text(text)
+        return tmp_path / name
+
+    return make
 
 
-def _a_list(tmp_path: Path) -> Path:
-    path = tmp_path / "list.yaml"
-    path.write_text("- lr\n- 3\n")
-    return path
-
-
-def _a_key_twice(tmp_path: Path) -> Path:
-    """PyYAML would silently keep the second value: a run trained with the wrong learning rate."""
-    path = tmp_path / "twice.yaml"
-    path.write_text("lr: 0.0003\ngamma: 0.99\nlr: 0.003\n")
-    return path
-
-
-def _an_empty_study(tmp_path: Path) -> Path:
-    path = tmp_path / "empty.yaml"
-    path.write_text("")
-    return path
+_not_yaml = _text_file("bad.yaml", "lr: [1, 2\n  : : :\n")
+_a_list = _text_file("list.yaml", "- lr\n- 3\n")
+# PyYAML would silently keep the second value: a run trained with the wrong learning rate
+_a_key_twice = _text_file("twice.yaml", "lr: 0.0003\ngamma: 0.99\nlr: 0.003\n")
+_an_empty_study = _text_file("empty.yaml", "")
 
 
 BAD_CONFIG_FILES = [
-    (_directory, "is a directory"),
-    (_binary, "not text"),
-    (_not_yaml, "not valid YAML"),
-    (_a_list, "mapping"),
-    (_a_key_twice, "key 'lr' given twice (lines 1 and 3)"),
-    (lambda tmp: tmp / "missing.yaml", "not found"),
+    pytest.param(_directory, "is a directory", id="directory"),
+    pytest.param(_binary, "not text", id="binary"),
+    pytest.param(_not_yaml, "not valid YAML", id="not YAML"),
+    pytest.param(_a_list, "mapping", id="a list"),
+    pytest.param(_a_key_twice, "key 'lr' given twice (lines 1 and 3)", id="a key twice"),
+    pytest.param(lambda tmp: tmp / "missing.yaml", "not found", id="missing"),
 ]
 
 
@@ -519,7 +511,9 @@ def _series(study: dict, **values) -> None:
     }
 
 
-@pytest.mark.parametrize(("make", "needle"), [*BAD_CONFIG_FILES, (_an_empty_study, "no `figures` section")])
+@pytest.mark.parametrize(
+    ("make", "needle"), [*BAD_CONFIG_FILES, pytest.param(_an_empty_study, "no `figures` section", id="empty")]
+)
 def test_status_names_a_bad_study_file_in_one_line(make, needle, tmp_path, capsys):
     path = make(tmp_path)
     assert main(["status", "--configfile", str(path)]) == 2

@@ -3,7 +3,8 @@
 import json
 from pathlib import Path
 
-from mtrl.config import ConfigError, load_yaml_mapping
+from mtrl.config import ConfigError
+from mtrl.config_files import load_yaml_mapping
 from mtrl.completeness import result_file_problem
 from mtrl.figures import FIGURES
 from mtrl.grid import build_grid
