@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import os
 import pickle
 import platform
@@ -243,14 +242,9 @@ def main() -> None:
                 record("overhead", "vector step - sum of envs alone", overhead, "us per vector step",
                        strategy, workers, spin)  # fmt: skip
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.out.exists()
-    with open(args.out, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
-    print(f"appended {len(rows)} rows to {args.out}")
+    from throughput import append_rows  # here, not above: spawned env workers re-import this module
+
+    append_rows(args.out, FIELDS, rows)
 
 
 if __name__ == "__main__":
