@@ -155,7 +155,7 @@ def async_breakdown(tasks: list[str], vector_steps: int) -> dict[str, float]:
     return parts
 
 
-def null_env(strategy: str, n: int, workers: int | None, spin_us: float | None) -> gym.vector.VectorEnv:
+def null_env(strategy: str, n: int, workers: int | None, spin_us: float) -> gym.vector.VectorEnv:
     makers = [partial(_null, n)] * n
     disabled = gym.vector.AutoresetMode.DISABLED
     if strategy == "shm":
@@ -166,21 +166,17 @@ def null_env(strategy: str, n: int, workers: int | None, spin_us: float | None) 
     return gym.vector.SyncVectorEnv(makers, autoreset_mode=disabled)
 
 
-def meta_world(strategy: str, tasks: list[str], workers: int | None, spin_us: float | None):
-    if strategy != "shm":
-        return make_vector_env(tasks, seed=0, strategy=strategy)
-    envs = make_vector_env(tasks, seed=0, strategy="shm", workers=workers)
-    if spin_us is not None:  # the factory picks spin from the cores; here it is set by hand
-        envs.close()
-        seeds = env_seeds(0, 0, tasks)
-        makers = [partial(_make_one, name, i, len(tasks), seeds[i]) for i, name in enumerate(tasks)]
-        envs = SharedMemoryVectorEnv(makers, tasks, OBS_DIM + len(tasks), ACTION_DIM, workers, spin_us)
-    return envs
+def meta_world(strategy: str, tasks: list[str], workers: int | None, spin_us: float):
+    if strategy != "shm" or not spin_us:
+        return make_vector_env(tasks, seed=0, strategy=strategy, workers=workers)
+    seeds = env_seeds(0, 0, tasks)  # the factory does not spin; here it is set by hand
+    makers = [partial(_make_one, name, i, len(tasks), seeds[i]) for i, name in enumerate(tasks)]
+    return SharedMemoryVectorEnv(makers, tasks, OBS_DIM + len(tasks), ACTION_DIM, workers, spin_us)
 
 
-def configurations(args: argparse.Namespace, n: int) -> list[tuple[str, int | None, float | None]]:
-    """(strategy, workers, spin_us) to measure; None: the strategy's default."""
-    out: list[tuple[str, int | None, float | None]] = [("sync", 1, 0.0), ("async", n, 0.0)]
+def configurations(args: argparse.Namespace, n: int) -> list[tuple[str, int, float]]:
+    """(strategy, workers, spin_us) to measure: sync, gymnasium async, shm at each worker count and spin."""
+    out: list[tuple[str, int, float]] = [("sync", 1, 0.0), ("async", n, 0.0)]
     for workers in [default_workers(n), *args.shm_workers]:
         for spin in args.spin_us:
             if ("shm", workers, spin) not in out:

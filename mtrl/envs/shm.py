@@ -40,7 +40,6 @@ from mtrl.envs.shm_worker import (
 POLL_S = 0.5  # while waiting for workers, check this often whether one died
 CLOSE_GRACE_S = 5.0  # a worker not gone this long after CLOSE is killed
 StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]
-DEFAULT_SPIN_US = 200.0  # busy-poll before sleeping, when every worker has a core of its own
 
 
 class EnvWorkerError(RuntimeError):
@@ -65,9 +64,10 @@ def assign(num_envs: int, workers: int) -> list[tuple[int, ...]]:
 class SharedMemoryVectorEnv(gym.vector.VectorEnv):
     """`num_envs` envs stepped in lockstep by `workers` processes (default: `default_workers`).
 
-    `names` label the envs in error messages. `spin_us` is how long a waiting side polls before it
-    sleeps (default 200 µs when workers + trainer fit the cores, else 0). Returned info holds the
-    float keys `info_keys` (with gymnasium's `_key` masks); reset info is empty.
+    `names` label the envs in error messages. `spin_us` is how long a waiting side polls the
+    semaphore before it sleeps: 0 by default, since on a shared or oversubscribed node polling takes
+    the cores the simulation needs (benchmarks/env_stepping.py measures both). Returned info holds
+    the float keys `info_keys` (with gymnasium's `_key` masks); reset info is empty.
     """
 
     def __init__(
@@ -77,14 +77,12 @@ class SharedMemoryVectorEnv(gym.vector.VectorEnv):
         obs_dim: int,
         action_dim: int,
         workers: int | None = None,
-        spin_us: float | None = None,
+        spin_us: float = 0.0,
         info_keys: Sequence[str] = METAWORLD_INFO_KEYS,
     ) -> None:
         self.num_envs = n = len(makers)
         self.names = list(names)
         workers = min(workers or default_workers(n), n)
-        if spin_us is None:
-            spin_us = DEFAULT_SPIN_US if workers + 1 <= usable_cores() else 0.0
         self.spin_s = spin_us * 1e-6
         self.layout = Layout(n, workers, obs_dim, action_dim, tuple(info_keys))
         ctx = mp.get_context("spawn")
