@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mtrl.config import TrainConfig
+from mtrl.config import TrainConfig, require_resolved
 from mtrl.envs.vector import env_state, load_env_state, make_vector_env
 from mtrl.evaluation import Evaluation, Policy, evaluate_until_success, evaluation_env_state
 
@@ -35,11 +35,13 @@ class EvaluatorError(RuntimeError):
 @dataclass(frozen=True)
 class ActorPolicy:
     """Policy factory from the resolved config: the actor of `build_network`, loaded with a snapshot,
-    acting deterministically as the SAC agent does (tanh of the mean, task from the one-hot)."""
+    acting deterministically as the SAC agent does (tanh of the mean, task from the one-hot), in
+    float32 on `device` (a wide actor may want the GPU: one forward per vector step)."""
 
     config: TrainConfig
     obs_dim: int
     action_dim: int
+    device: str = "cpu"
 
     def __call__(self, actor_state: ActorState) -> Policy:
         from mtrl.nets import build_network
@@ -47,14 +49,14 @@ class ActorPolicy:
         with torch.random.fork_rng(devices=[]):  # building draws an init: training's RNG stays as it was
             actor = build_network(self.config, "actor", self.obs_dim, 2 * self.action_dim, ensemble=1)
         actor.load_state_dict(actor_state)
-        actor.eval()
-        num_tasks = self.config.resolved().num_tasks
+        actor.to(self.device).eval()
+        num_tasks = require_resolved(self.config).num_tasks
 
         @torch.inference_mode()
         def policy(obs: np.ndarray) -> np.ndarray:
-            x = torch.as_tensor(obs, dtype=torch.float32)
+            x = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
             mean = actor(x, x[:, -num_tasks:].argmax(dim=1))[0][:, : self.action_dim]
-            return torch.tanh(mean.float()).numpy()
+            return torch.tanh(mean.float()).cpu().numpy()
 
         return policy
 
@@ -162,7 +164,10 @@ class Evaluator:
             self._done.append((step, self._inline.evaluate(step, actor_state)))
             return
         self._check_alive()
-        self._conn.send((step, actor_state))
+        try:
+            self._conn.send((step, actor_state))
+        except OSError:
+            raise self._fail(f"evaluation process died (exit code {self._exit_code()})") from None
         self._pending.append(step)
 
     def ready(self) -> list[tuple[int, Evaluation]]:
@@ -222,10 +227,13 @@ class Evaluator:
         self._pending.clear()
 
 
-def run_setup(config: TrainConfig, tasks: Sequence[str], obs_dim: int, action_dim: int) -> EvalSetup:
-    """The evaluation setup of a run: its tasks, seed and episodes, the actor from its config."""
-    config = config.resolved()
+def eval_setup_for_run(
+    config: TrainConfig, tasks: Sequence[str], obs_dim: int, action_dim: int, workers: int | None = None
+) -> EvalSetup:
+    """The evaluation setup of a run: its tasks, seed, episodes and reward version, the actor from its
+    config (resolved), shm eval envs with `workers` workers (leave cores to the training envs)."""
+    config = require_resolved(config)
     return EvalSetup(
         tuple(tasks), config.seed, config.eval_episodes, ActorPolicy(config, obs_dim, action_dim),
-        reward_version=config.reward_version,
+        reward_version=config.reward_version, workers=workers,
     )  # fmt: skip

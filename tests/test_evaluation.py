@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import signal
 import time
 import warnings
 from pathlib import Path
@@ -17,7 +19,8 @@ from mtrl.config import TrainConfig
 from mtrl.envs.benchmarks import ACTION_DIM, OBS_DIM
 from mtrl.envs.vector import evaluate, make_vector_env
 from mtrl.evaluation import evaluate_until_success
-from mtrl.evaluator import ActorPolicy, EvalSetup, Evaluator, EvaluatorError
+from mtrl.evaluator import EvalSetup, Evaluator, EvaluatorError, eval_setup_for_run
+from mtrl.stop_signals import signals_blocked
 
 TASKS = ["reach-v3", "push-v3", "window-close-v3"]
 EXPERTS = [SawyerReachV3Policy(), SawyerPushV3Policy()]
@@ -72,12 +75,15 @@ def _actor_state(config: TrainConfig, seed: int) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def config() -> TrainConfig:
-    return TrainConfig.from_dict({"task_set": "mt1", "actor_width": 16, "critic_width": 16, "seed": 4})
+    settings = {"task_set": "mt1", "actor_width": 16, "critic_width": 16, "seed": 4, "eval_episodes": 2}
+    return TrainConfig.from_dict(settings)
 
 
 def _setup(config: TrainConfig, episodes: int = 2, factory=None) -> EvalSetup:
-    policy = factory or ActorPolicy(config, OBS_DIM + 1, ACTION_DIM)
-    return EvalSetup(("reach-v3",), config.seed, episodes, policy, strategy="shm", workers=1)
+    """The run's setup (its actor as the policy), or `factory` as the policy on the same envs."""
+    setup = eval_setup_for_run(config, ["reach-v3"], OBS_DIM + 1, ACTION_DIM, workers=1)
+    assert (setup.seed, setup.episodes, setup.strategy) == (4, 2, "shm")
+    return dataclasses.replace(setup, episodes=episodes, policy_factory=factory or setup.policy_factory)
 
 
 def _children(pid: int) -> list[int]:
@@ -115,8 +121,11 @@ def test_inline_and_background_give_identical_results_that_depend_only_on_policy
 
 
 def test_background_evaluation_overlaps_and_shuts_down_without_leftover_processes(config):
-    evaluator = Evaluator(_setup(config, episodes=3), background=True)
+    with signals_blocked():  # as the trainer starts it: the stop signals reach it blocked, then ignored
+        evaluator = Evaluator(_setup(config, episodes=3), background=True)
     worker_pid = evaluator._process.pid
+    os.kill(worker_pid, signal.SIGTERM)  # a stop signal to the process group: the trainer decides
+    os.kill(worker_pid, signal.SIGINT)
     state = _actor_state(config, 2)
     started = time.perf_counter()
     evaluator.submit(500, state)
@@ -149,4 +158,4 @@ def test_a_failing_evaluation_is_one_line_and_the_process_is_reaped(config):
     assert process.exitcode is not None
     with pytest.raises(EvaluatorError, match="closed"):
         evaluator.submit(1000, {})
-    assert os.getpid() not in [p for p in _children(os.getpid()) if p == process.pid]
+    assert not Path(f"/proc/{process.pid}").exists()
