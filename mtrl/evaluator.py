@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from mtrl.config import TrainConfig, require_resolved
+from mtrl.envs.shm import close_at_interpreter_exit
 from mtrl.envs.vector import env_state, load_env_state, make_vector_env
 from mtrl.evaluation import Evaluation, Policy, evaluate_until_success, evaluation_env_state
 
@@ -152,6 +153,7 @@ class Evaluator:
         self._process = ctx.Process(target=_serve, args=(setup, child), name="mtrl-eval")
         self._process.start()
         child.close()
+        close_at_interpreter_exit(self)
 
     @property
     def pending(self) -> int:

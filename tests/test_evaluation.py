@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -159,3 +161,24 @@ def test_a_failing_evaluation_is_one_line_and_the_process_is_reaped(config):
     with pytest.raises(EvaluatorError, match="closed"):
         evaluator.submit(1000, {})
     assert not Path(f"/proc/{process.pid}").exists()
+
+
+UNCLOSED = """
+import sys
+from tests.test_evaluation import _setup
+from mtrl.config import TrainConfig
+from mtrl.evaluator import Evaluator
+if __name__ == "__main__":
+    config = TrainConfig.from_dict({"task_set": "mt1", "actor_width": 16, "critic_width": 16, "seed": 4,
+                                    "eval_episodes": 2})
+    evaluator = Evaluator(_setup(config), background=True)
+    print(evaluator._process.pid, flush=True)
+"""
+
+
+def test_a_trainer_exiting_without_closing_its_evaluator_exits_and_leaves_no_process():
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", UNCLOSED], cwd=repo, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert not Path(f"/proc/{int(out.stdout)}").exists()

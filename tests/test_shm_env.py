@@ -154,7 +154,7 @@ def test_workers_ignore_stop_signals_and_close_reaps_them_even_mid_step():
     assert [proc.exitcode for proc in envs._procs] == [0, 0, 0]
 
 
-ORPHAN = """
+UNCLOSED = """
 import os, sys
 from functools import partial
 from tests.test_shm_env import _toy
@@ -163,13 +163,22 @@ if __name__ == "__main__":
     envs = SharedMemoryVectorEnv([partial(_toy)] * 2, ["a", "b"], 3, 2, workers=2, info_keys=("success",))
     envs.reset()
     print(" ".join(str(p.pid) for p in envs._procs), flush=True)
-    os._exit(0)  # no clean-up: the workers must notice on their own
+    if sys.argv[1] == "die":
+        os._exit(0)  # no clean-up at all: the workers must notice on their own
 """
 
 
-def test_workers_exit_when_the_trainer_dies_without_closing_them():
+@pytest.mark.parametrize("how", ["die", "exit"])
+def test_workers_exit_when_the_trainer_ends_without_closing_them(how):
+    """Killed (no clean-up), the workers notice their parent is gone; exiting normally without
+    close(), the interpreter closes them (multiprocessing alone would wait for them for ever)."""
     out = subprocess.run(
-        [sys.executable, "-c", ORPHAN], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", UNCLOSED, how],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     pids = [int(pid) for pid in out.stdout.split()]
     deadline = time.monotonic() + 10

@@ -14,9 +14,11 @@ their own if the main process disappears.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
 import os
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,6 +46,28 @@ StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any
 
 class EnvWorkerError(RuntimeError):
     """An env worker raised or died; the message is one line naming the task(s) and the error."""
+
+
+_OPEN: weakref.WeakSet[Any] = weakref.WeakSet()  # owners of worker processes not closed yet
+_HOOKED: list[bool] = []
+
+
+def close_at_interpreter_exit(owner: Any) -> None:
+    """Close `owner` (after its processes started) at interpreter exit if it is still open.
+
+    multiprocessing's own exit hook SIGTERMs daemon children and joins every child; workers that
+    ignore SIGTERM (ours) would keep it waiting for ever. Registered after the first process start
+    (which installs that hook), this one runs first (atexit is last in, first out).
+    """
+    if not _HOOKED:
+        atexit.register(_close_open)
+        _HOOKED.append(True)
+    _OPEN.add(owner)
+
+
+def _close_open() -> None:
+    for owner in list(_OPEN):
+        owner.close()
 
 
 def usable_cores() -> int:
@@ -108,6 +132,7 @@ class SharedMemoryVectorEnv(gym.vector.VectorEnv):
             child.close()
             self._conns.append(parent)
             self._procs.append(proc)
+        close_at_interpreter_exit(self)
         self._adopt_spaces()
 
     # ------------------------------------------------------------------ set-up and failure
