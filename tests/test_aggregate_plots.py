@@ -11,6 +11,7 @@ import pytest
 import scipy.stats
 
 from mtrl.figures import FIGURES, PLOTTED
+from mtrl.nets.matching import mlp_counts
 from mtrl.plots import draw
 from mtrl.results import read_train_h5
 from mtrl.tables import (
@@ -266,8 +267,25 @@ def test_registry_tables(study_tables: dict[str, pd.DataFrame]) -> None:
     assert set(study_tables["fig7"]["series"]) == {"MT10", "MT25", "MT50"}
     assert set(study_tables["fig11"]["metric"]) == {"param_norm"}
     assert set(study_tables["fig12"]["network"]) == {"critic"}
-    assert set(study_tables["fig1"]["panel"]) == {"MT10", "MT50"}
-    assert study_tables["table1"]["ours"].notna().sum() == 5  # no SM on MT50
+    fig1 = study_tables["fig1"]
+    assert set(fig1["panel"]) == {"MT10", "MT50"}
+    assert set(fig1[fig1["panel"] == "MT50"]["series"]) == {"MTMHSAC", "SM", "PaCo", "MOORE"}
+    # Fig. 1's x axis: the actor's parameter count (plots/fig1_new.py), not actor + critic
+    assert (fig1["x_params"] == fig1["actor_params"]).all() and (fig1["x_params"] < fig1["params"]).all()
+    assert study_tables["table1"]["ours"].notna().sum() == 5  # Table 1 has no SM on MT50
+    # Fig. 7's x axis: every task set's run of a width sits at the MT50 actor count of that width
+    # (plots/fig4_3.py), which is the MT50 run's own count
+    fig7 = study_tables["fig7"]
+    for width, rows in fig7.groupby("actor_width"):
+        assert rows["x_params"].nunique() == 1, width
+        mt50 = rows[rows["task_set"] == "mt50"]
+        assert (rows["x_params"] == mlp_counts("mt50", int(width), 3)[0]).all()
+        assert (mt50["x_params"] == mt50["actor_params"]).all()
+    assert (
+        fig7[fig7["task_set"] == "mt10"]["x_params"]
+        .gt(fig7[fig7["task_set"] == "mt10"]["actor_params"])
+        .all()
+    )
 
 
 @pytest.mark.parametrize("figure", PLOTTED)

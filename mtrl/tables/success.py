@@ -30,8 +30,9 @@ def success_final(
     points. Each run contributes its LAST evaluation's per-task success rates.
 
     Columns: panel, series, label, order, arch, task_set, actor_width, critic_width, depth, skip,
-      actor_params, critic_params (one Q network), params (= actor_params + critic_params, the
-      x-axis of Fig. 1: actor plus ONE critic), step (last eval step, smallest over the runs),
+      actor_params, critic_params (one Q network), params (= actor_params + critic_params),
+      x_params (the x-axis of Fig. 1: the actor's parameter count, as the authors' figure script
+      plots it), step (last eval step, smallest over the runs),
       iqm, ci_low, ci_high (success %, 95 % bootstrap CI, see `statistic`), statistic, n_runs,
       seeds ("0,1,2").
     """
@@ -57,6 +58,7 @@ def success_final(
                 "actor_params": first.actor_params,
                 "critic_params": first.critic_params,
                 "params": first.actor_params + first.critic_params,
+                "x_params": first.actor_params,
                 "step": int(min(res.eval_step[-1] for res in results)),
                 "iqm": 100.0 * point,
                 "ci_low": 100.0 * lo,
