@@ -377,7 +377,7 @@ def test_full_grid_jobs_fit_a_partition_and_say_what_is_not_measured(tmp_path):
     plan = [line for line in text.splitlines() if line.startswith("mtrl: ")]
     assert plan[0].startswith("mtrl: plan for the whole study: 400 runs, 0 complete; the 400 to train take ~")
     assert "GPU-hours on NVIDIA H100 80GB HBM3 (graph/tf32/exact)" in plan[0]
-    assert plan[1].startswith("mtrl: NOT MEASURED on NVIDIA H100 80GB HBM3 for 210 of them")
+    assert plan[1].startswith("mtrl: NOT MEASURED on NVIDIA H100 80GB HBM3 for 240 of them")
     runtimes = [int(m) for m in re.findall(r"runtime=(\d+)", text)]
     assert len(runtimes) >= 400 + 170 and max(runtimes) <= 2880
     by_run = {}
@@ -506,7 +506,7 @@ def test_smoke_an_architecture_setting_reruns_that_architecture_only(smoke, tmp_
     }
 
     # an SM-only size: the SM runs (fig1's on v2 rewards on MT10 and MT50, table 1's on v1) and the
-    # MTMHSAC runs matched to SM's size; only fig1 and table 1 are redone
+    # MTMHSAC run matched to SM's size; only fig1 and table 1 are redone
     def sm_size(config):
         config["run_defaults"]["sm_module_width"] = 8
 
@@ -515,11 +515,10 @@ def test_smoke_an_architecture_setting_reruns_that_architecture_only(smoke, tmp_
         "mt10/sm/a32-c32-d3/s0",
         "mt10/sm/a32-c32-d3-rewv1-use_task_weightsTrue/s0",
         "mt10/mtmhsac/a21-c21-d3/s0",
-        "mt50/sm/a32-c32-d3/s0",
-        "mt50/mtmhsac/a13-c13-d3/s0",  # matched to the MT50 SM (4 x 4 modules) of that size
+        "mt50/sm/a32-c32-d3/s0",  # Fig. 1's MT50 SM point (4 x 4 modules)
     }
     assert dry_run(workdir, "--configfile", str(edited)) == {
-        "train": 5,
+        "train": 4,
         "aggregate": 2,
         "figure": 1,
         "table1": 1,
@@ -554,13 +553,13 @@ def test_smoke_changed_training_code_is_found_without_snakemake_records(smoke):
     try:
         assert dry_run(workdir, *SMOKE) == {}
         sac.write_text(original + "\nUNUSED_CONSTANT = 1\n")
-        expected = {"train": 24, "probe": 7, "aggregate": 10, "figure": 9, "table1": 1, "all": 1}
+        expected = {"train": 26, "probe": 7, "aggregate": 10, "figure": 9, "table1": 1, "all": 1}
         assert dry_run(workdir, *SMOKE) == expected
         status = snakemake_free_status(workdir)
-        assert "0 complete, 0 in progress, 24 stale, 0 missing of 24 runs" in status
+        assert "0 complete, 0 in progress, 26 stale, 0 missing of 26 runs" in status
         sac.write_text(original)
         assert dry_run(workdir, *SMOKE) == {}
-        assert "24 complete, 0 in progress, 0 stale, 0 missing of 24 runs" in snakemake_free_status(workdir)
+        assert "26 complete, 0 in progress, 0 stale, 0 missing of 26 runs" in snakemake_free_status(workdir)
     finally:
         sac.write_text(original)
         shutil.rmtree(records, ignore_errors=True)
