@@ -288,6 +288,33 @@ def test_registry_tables(study_tables: dict[str, pd.DataFrame]) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("figure", "xlabel"),
+    [("fig1", "Actor parameters"), ("fig7", "Actor parameters (MT50 network of the width)")],
+)
+def test_params_figures_plot_at_the_authors_x(
+    figure: str, xlabel: str, study_tables: dict[str, pd.DataFrame]
+) -> None:
+    """Fig. 1 and Fig. 7 place every point at the table's x_params (plots/fig1_new.py, fig4_3.py)."""
+    import matplotlib.pyplot as plt
+
+    from mtrl.plots._common import params_figure
+
+    table = study_tables[figure]
+    fig = params_figure(table, figure=figure, **FIGURES[figure].plot.args)
+    try:
+        columns = "network" if figure == "fig7" else "panel"
+        for ax, value in zip(fig.axes, dict.fromkeys(table[columns]), strict=False):
+            drawn = {round(float(x)) for line in ax.get_lines() for x in line.get_xdata()}
+            part = table[table[columns] == value]
+            if figure == "fig7":
+                part = part[part["layer"] == "all"]
+            assert drawn == set(part["x_params"].astype(int)), value
+            assert ax.get_xlabel() == xlabel
+    finally:
+        plt.close(fig)
+
+
 @pytest.mark.parametrize("figure", PLOTTED)
 def test_draw_every_figure(figure: str, study_tables: dict[str, pd.DataFrame], tmp_path: Path) -> None:
     csv = tmp_path / f"{figure}.csv"  # figures are drawn from the CSV tables in the workflow
