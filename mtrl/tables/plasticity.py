@@ -33,17 +33,10 @@ PLASTICITY_METRICS: dict[str, tuple[bool, bool]] = {
     "grad_norm": (False, False),  # (S,)
 }
 ALL_LAYERS = "all"
-# config keys that shape a run's networks independently of its task set (see x_actor_params)
-SHAPE_KEYS = (
-    "arch",
-    "actor_width",
-    "critic_width",
-    "depth",
-    "skip",
-    "layer_norm",
-    "sm_module_width",
-    "sm_embedding",
-)
+# config keys that shape a run's networks independently of its task set (see x_actor_params); SM's
+# layers and modules per layer depend on the task set, so they take the other task set's defaults
+NETWORK_KEYS = ("arch", "actor_width", "critic_width", "depth", "skip", "layer_norm")
+SHAPE_KEYS = (*NETWORK_KEYS, "sm_module_width", "sm_embedding")
 
 
 def _networks(network: str | Sequence[str]) -> list[str]:
