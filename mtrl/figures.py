@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Call", "Figure", "FIGURES", "PLOTTED", "PLASTICITY_TABLES", "SUCCESS_TABLES"]
+__all__ = ["Call", "Figure", "FIGURES", "PLOTTED", "PLASTICITY_TABLES"]
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,6 @@ class Call:
 
 # The table functions that read the runs' probe results (plasticity.h5) beside train.h5.
 PLASTICITY_TABLES = frozenset({"plasticity_curve", "plasticity_final"})
-# The table functions whose values are a success IQM: they take the config's `success_statistic`.
-SUCCESS_TABLES = frozenset({"success_final", "success_curve", "table1"})
 
 
 @dataclass(frozen=True)

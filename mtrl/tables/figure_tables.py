@@ -6,19 +6,21 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from mtrl.figures import FIGURES, SUCCESS_TABLES
+from mtrl.figures import FIGURES
 from mtrl.stats import check_statistic
 from mtrl.tables.plasticity import plasticity_curve, plasticity_final
 from mtrl.tables.runs import RunRef
 from mtrl.tables.success import success_curve, success_final
 from mtrl.tables.table1 import table1
 
-__all__ = ["TABLE_FUNCTIONS", "aggregate"]
+__all__ = ["SUCCESS_TABLES", "TABLE_FUNCTIONS", "aggregate"]
 
 TABLE_FUNCTIONS: dict[str, Callable[..., pd.DataFrame]] = {
     function.__name__: function
     for function in (success_final, success_curve, plasticity_curve, plasticity_final, table1)
 }
+# The table functions whose values are a success IQM: they take the config's `success_statistic`.
+SUCCESS_TABLES = frozenset({"success_final", "success_curve", "table1"})
 
 
 def aggregate(
