@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 GRAPH_WARMUP_UPDATES = 3  # uncaptured updates on a side stream before capture (then undone)
 
 
+def update_phase(name: str) -> torch.profiler.record_function:
+    """A named range of one update in profiler traces (`benchmarks/update_ops.py` counts ops per phase);
+    host-side only, so a captured graph holds the same kernels with or without it."""
+    return torch.profiler.record_function(f"update/{name}")
+
+
 def adam_options(update_mode: str, device: torch.device) -> dict[str, Any]:
     """Fused Adam; a captured one keeps its step count on the device (`capturable`), eager is unchanged."""
     return {"fused": True, "capturable": update_mode == "graph" and device.type == "cuda"}
@@ -60,7 +66,9 @@ class StaticUpdate:
         return self.out.clone()
 
     def _learn(self) -> Tensor:
-        return self.agent.learn(self.buffer.gather(self.idx), self.next_noise, self.noise)
+        with update_phase("gather"):
+            batch = self.buffer.gather(self.idx)
+        return self.agent.learn(batch, self.next_noise, self.noise)
 
     def _capture(self) -> None:
         """Warm up on a side stream (as CUDA graph capture requires), undo it, then capture `learn`."""
