@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mtrl.agents.capture import StaticUpdate, adam_options, update_phase
+from mtrl.agents.capture import FixedBatchUpdate, StaticUpdate, adam_options, update_phase
+from mtrl.agents.compiled import update_functions
 from mtrl.buffers import Batch, MultiTaskReplayBuffer
 from mtrl.config import TrainConfig, require_resolved
 from mtrl.nets import build_network
@@ -86,7 +87,9 @@ class MultiTaskSAC(nn.Module):
         self.alpha_optim = torch.optim.Adam([self.log_alpha], **{**adam, "lr": config.alpha_lr})
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(config.seed)
-        self._static: StaticUpdate | None = None  # the capture-ready update (graph mode)
+        # the capture-ready update (graph and compiled modes): of a buffer, or of a fixed batch
+        self._static: StaticUpdate | FixedBatchUpdate | None = None
+        self._functions = update_functions(self, self.update_mode)  # losses and clipping, maybe compiled
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast for forward passes when `matmul_precision` is bf16, else nothing."""
@@ -174,7 +177,7 @@ class MultiTaskSAC(nn.Module):
             loss.backward(inputs=params)
         if clip and self.config.grad_clip > 0:
             with update_phase(f"{name} clip"):
-                nn.utils.clip_grad_norm_(params, self.config.grad_clip, foreach=True)
+                self._functions.clip(params, self.config.grad_clip)
         with update_phase(f"{name} adam"):
             optim.step()
 
@@ -186,13 +189,13 @@ class MultiTaskSAC(nn.Module):
         with update_phase("temperatures"):
             temps = self.temperatures(batch.task)
         with update_phase("critic loss"):
-            critic_loss, q_mean = self.critic_loss(batch, next_noise, temps)
+            critic_loss, q_mean = self._functions.critic_loss(batch, next_noise, temps)
         self._step("critic", self.critic_optim, critic_loss, self._critic_params)
         with update_phase("actor loss"):
-            actor_loss, log_prob = self.actor_loss(batch, noise, temps)  # its gradients reach the actor only
+            actor_loss, log_prob = self._functions.actor_loss(batch, noise, temps)  # grads: the actor only
         self._step("actor", self.actor_optim, actor_loss, self._actor_params)
         with update_phase("alpha loss"):
-            alpha_loss = self.alpha_loss(log_prob, batch.task)
+            alpha_loss = self._functions.alpha_loss(log_prob, batch.task)
         self._step("alpha", self.alpha_optim, alpha_loss, [self.log_alpha], clip=False)
         with update_phase("polyak"), torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._critic_params, self.config.tau)
@@ -217,9 +220,19 @@ class MultiTaskSAC(nn.Module):
         """
         if self.update_mode == "eager":
             return self.update(buffer.sample(per_task, generator))
-        if self._static is None or not self._static.fits(buffer, per_task):
+        if not (isinstance(self._static, StaticUpdate) and self._static.fits(buffer, per_task)):
             self._static = StaticUpdate(self, buffer, per_task)
         return self._static.run(generator)
+
+    def update_on(self, batch: Batch) -> Tensor:
+        """One update on `batch` in the configured `update_mode`, without sampling: the update the
+        authors' JAX anchor times. The caller keeps `batch` unchanged between calls (graph modes read
+        its tensors where they are: a new batch object is captured anew)."""
+        if self.update_mode == "eager":
+            return self.update(batch)
+        if not (isinstance(self._static, FixedBatchUpdate) and self._static.batch is batch):
+            self._static = FixedBatchUpdate(self, batch)
+        return self._static.run()
 
     def optimizers(self) -> tuple[torch.optim.Optimizer, ...]:
         """The critic, actor and temperature optimisers."""
