@@ -104,7 +104,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--widths", type=int, nargs="*", default=[256, 400, 1024, 2048, 4096, 8192])
     parser.add_argument("--archs", nargs="*", default=["sm", "paco", "moore"], help="at their defaults")
     concrete_modes = [m for m in UPDATE_MODES if m != AUTO]
-    parser.add_argument("--modes", nargs="+", default=concrete_modes, choices=concrete_modes)
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["eager", "graph"],
+        choices=concrete_modes,
+        help="compiled: see --jax-modes",
+    )
     precisions = [p for p in MATMUL_PRECISIONS if p != AUTO]
     parser.add_argument("--precisions", nargs="+", default=precisions, choices=precisions)
     parser.add_argument("--env-steps", type=int, default=1_000, help="vector steps")
@@ -116,13 +122,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--authors-code", type=Path, help="checkout of rainx0r/mtrl for the JAX update")
     parser.add_argument("--jax-bench", type=Path, help="the anchor script jax_update_bench.py")
     parser.add_argument("--jax-python", default="python", help="a Python with jax, flax, optax, distrax")
-    parser.add_argument("--jax-widths", type=int, nargs="*", default=[400, 1024])
+    parser.add_argument("--jax-widths", type=int, nargs="*", default=[400, 1024, 4096])
+    parser.add_argument("--jax-modes", nargs="+", default=["graph", "compiled"], choices=concrete_modes)
+    parser.add_argument("--jax-precisions", nargs="+", default=["tf32"], choices=precisions)
     parser.add_argument("--jax-rounds", type=int, default=2)
+    parser.add_argument("--jax-only", action="store_true", help="only ours/JAX (no env, update, loop parts)")
     parser.add_argument("--budget-s", type=float, default=440, help="skip optional parts after this")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.authors_code and not (args.jax_bench and args.jax_bench.is_file()):
         parser.error("--authors-code needs --jax-bench: the path of the anchor script jax_update_bench.py")
+    if args.jax_only and not args.authors_code:
+        parser.error("--jax-only needs --authors-code and --jax-bench")
     return args
 
 
@@ -158,21 +169,31 @@ class Bench:
         return True
 
 
-def update_stepper(config: TrainConfig, device: torch.device) -> Callable[[], object]:
-    """A closure doing one `update_from_buffer` on a buffer of random MT-shaped transitions."""
+# The two ways an update is timed: `fixed` on one batch held fixed, as the authors' JAX anchor times
+# theirs (like for like); `sampled` from the replay buffer, sampling and gather included (end to end).
+KINDS = ("fixed", "sampled")
+
+
+def update_steppers(config: TrainConfig, device: torch.device) -> dict[str, Callable[[], object]]:
+    """Closures doing one update of one agent, per kind: `fixed` (`update_on` a batch sampled once
+    from a buffer of random MT-shaped transitions) and `sampled` (`update_from_buffer`)."""
     agent, buffer, gen = agent_with_random_buffer(config, device)
-    return lambda: agent.update_from_buffer(buffer, config.batch_per_task, gen)
+    batch = buffer.sample(config.batch_per_task, gen)
+    return {
+        "fixed": lambda: agent.update_on(batch),
+        "sampled": lambda: agent.update_from_buffer(buffer, config.batch_per_task, gen),
+    }
 
 
-def our_rate(bench: Bench, arch: str, width: int | None, mode: str, precision: str) -> float:
-    config = bench.config(arch, width, update_mode=mode, matmul_precision=precision)
-    return block_rate(
-        update_stepper(config, bench.device), bench.device, per_block(config.actor_width, bench.device)
-    )
+def our_rates(bench: Bench, steppers: dict[str, Callable[[], object]], width: int) -> dict[str, float]:
+    """Updates/s of each kind (the anchor's protocol), one kind after the other."""
+    block = per_block(width, bench.device)
+    return {kind: block_rate(step, bench.device, block) for kind, step in steppers.items()}
 
 
 def measure_updates(bench: Bench) -> dict[tuple, float]:
-    """The update alone: every mode and precision at each width (MTMHSAC), archs at their defaults."""
+    """The update alone: every mode and precision at each width (MTMHSAC), archs at their defaults;
+    end to end (`update`) and on a fixed batch (`update_fixed`). Returns the end-to-end rates."""
     rates: dict[tuple, float] = {}
     args = bench.args
     for arch, width in [("mtmhsac", w) for w in args.widths] + [(a, None) for a in args.archs]:
@@ -181,15 +202,19 @@ def measure_updates(bench: Bench) -> dict[tuple, float]:
                 if bench.over_budget(f"update {arch} {width} {mode} {precision}"):
                     continue
                 setting = {"mode": mode, "precision": precision}
+                config = bench.config(arch, width, update_mode=mode, matmul_precision=precision)
                 try:
-                    rate = our_rate(bench, arch, width, mode, precision)
+                    kinds = our_rates(bench, update_steppers(config, bench.device), config.actor_width)
                 except Exception as exc:  # one failing setting must not lose the others' numbers
                     bench.record(
                         "update", arch, width, math.nan, "updates/s", **setting, note=f"failed: {exc!s:.120}"
                     )
                     continue
-                rates[(arch, width, mode, precision)] = rate
-                bench.record("update", arch, width, rate, "updates/s", **setting)
+                rates[(arch, width, mode, precision)] = kinds["sampled"]
+                bench.record("update", arch, width, kinds["sampled"], "updates/s", **setting, note="sampled")
+                bench.record(
+                    "update_fixed", arch, width, kinds["fixed"], "updates/s", **setting, note="fixed batch"
+                )
     return rates
 
 
@@ -205,19 +230,46 @@ def jax_rate(args: argparse.Namespace, width: int, n: int, block: int) -> float:
     return float(json.loads(line[len("RESULT ") :])["updates_per_s_median"])
 
 
+def jax_steppers(bench: Bench, width: int) -> dict[tuple[str, str], dict]:
+    """Our steppers per --jax-modes x --jax-precisions at this width, built (and compiled) once for
+    every round; a setting that fails to build is recorded and left out."""
+    steppers = {}
+    for mode in bench.args.jax_modes:
+        for precision in bench.args.jax_precisions:
+            config = bench.config("mtmhsac", width, update_mode=mode, matmul_precision=precision)
+            try:
+                steppers[(mode, precision)] = update_steppers(config, bench.device)
+            except Exception as exc:
+                note = f"failed: {exc!s:.120}"
+                bench.record(
+                    "jax_ratio",
+                    "mtmhsac",
+                    width,
+                    math.nan,
+                    "ours/JAX",
+                    mode=mode,
+                    precision=precision,
+                    note=note,
+                )
+    return steppers
+
+
 def measure_jax(bench: Bench) -> None:
-    """The authors' JAX update, interleaved round by round with ours at every mode and precision;
-    the ratio of medians per setting (never two absolute numbers from different runs)."""
+    """The authors' JAX update, interleaved round by round with ours at each --jax-modes and
+    --jax-precisions; per setting the ratio of medians like for like (our update on a fixed batch, as
+    their anchor times theirs) and end to end (ours sampling its batch): never two absolute numbers
+    from different runs."""
     args, device = bench.args, bench.device
-    settings = [(m, p) for m in args.modes for p in args.precisions]
     for width in args.jax_widths:
-        ours: dict[tuple[str, str], list[float]] = {s: [] for s in settings}
+        steppers = jax_steppers(bench, width)
+        ours: dict[tuple, list[float]] = {(*s, kind): [] for s in steppers for kind in KINDS}
         theirs: list[float] = []
         for _ in range(args.jax_rounds):
             if bench.over_budget(f"jax round at width {width}"):
                 break
-            for mode, precision in settings:
-                ours[(mode, precision)].append(our_rate(bench, "mtmhsac", width, mode, precision))
+            for setting, steps in steppers.items():
+                for kind, rate in our_rates(bench, steps, width).items():
+                    ours[(*setting, kind)].append(rate)
             try:
                 theirs.append(jax_rate(args, width, len(bench.tasks), per_block(width, device)))
             except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
@@ -225,18 +277,26 @@ def measure_jax(bench: Bench) -> None:
                     "jax_update", "authors", width, math.nan, "updates/s", note=f"failed: {exc!s:.160}"
                 )
                 break
-        if not theirs:
+        del steppers  # free this width's agents and graphs before the next
+        if theirs:
+            record_ratios(bench, width, statistics.median(theirs), ours)
+
+
+def record_ratios(bench: Bench, width: int, jax_median: float, ours: dict[tuple, list[float]]) -> None:
+    """The JAX median and, per setting and kind, our interleaved median and ours/JAX."""
+    bench.record(
+        "jax_update", "authors", width, jax_median, "updates/s", note="TF32 (JAX default), no sampling"
+    )
+    for (mode, precision, kind), rates in ours.items():
+        if not rates:
             continue
-        jax_median = statistics.median(theirs)
-        bench.record("jax_update", "authors", width, jax_median, "updates/s", note="TF32 (JAX default)")
-        for (mode, precision), rates in ours.items():
-            if rates:
-                setting = {"mode": mode, "precision": precision}
-                ratio = statistics.median(rates) / jax_median
-                bench.record(
-                    "update_interleaved", "mtmhsac", width, statistics.median(rates), "updates/s", **setting
-                )
-                bench.record("jax_ratio", "mtmhsac", width, ratio, "ours/JAX", **setting)
+        setting, like = {"mode": mode, "precision": precision}, kind == "fixed"
+        name = "update_fixed_interleaved" if like else "update_interleaved"
+        note = "like for like: a fixed batch, as the anchor" if like else "end to end: sampling included"
+        ours_median = statistics.median(rates)
+        bench.record(name, "mtmhsac", width, ours_median, "updates/s", **setting, note=note)
+        ratio = "jax_ratio" if like else "jax_ratio_end_to_end"
+        bench.record(ratio, "mtmhsac", width, ours_median / jax_median, "ours/JAX", **setting, note=note)
 
 
 class SharedEnvs:
@@ -375,20 +435,25 @@ def write_results(bench: Bench, runtime_rows: list[dict], share_rows: list[dict]
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
-    args = parse_args(argv)
-    bench = Bench(args, pick_device(args.device))
-    torch.set_num_threads(1)
+def measure_parts(bench: Bench) -> tuple[list, list]:
+    """Env stepping, the update alone and the loops; their runtime.csv and gpu_share.csv rows."""
     shared = SharedEnvs(bench.tasks)  # the async vector env alone, then the loop's envs
-    env_sps = random_action_rate(shared.envs, args.env_steps)
+    env_sps = random_action_rate(shared.envs, bench.args.env_steps)
     bench.record("env", "-", "-", env_sps, "transitions/s", note=f"async, {len(bench.tasks)} workers")
     update_rate = measure_updates(bench)
     make_envs, mtrl.train.make_vector_env = mtrl.train.make_vector_env, shared  # Trainers reuse them
     try:
-        runtime_rows, share_rows = measure_loops(bench, env_sps, update_rate)
+        return measure_loops(bench, env_sps, update_rate)
     finally:
         mtrl.train.make_vector_env = make_envs
         shared.envs.close()
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    args = parse_args(argv)
+    bench = Bench(args, pick_device(args.device))
+    torch.set_num_threads(1)
+    runtime_rows, share_rows = ([], []) if args.jax_only else measure_parts(bench)
     if args.authors_code and bench.device.type == "cuda":  # last: the loop rows matter more
         measure_jax(bench)
     elif args.authors_code:
