@@ -103,9 +103,10 @@ def ops_by_phase(events: list[FunctionEvent]) -> dict[str, list[str]]:
 def count(config: TrainConfig, warmup: int = 3) -> dict[str, list[str]]:
     """Ops by phase of one update of `config` on a CPU, after `warmup` updates (and compilation)."""
     agent, buffer, generator = agent_with_random_buffer(config, torch.device("cpu"))
-    for _ in range(warmup):
-        agent.update_from_buffer(buffer, config.batch_per_task, generator)
-    return ops_by_phase(profile_update(agent, buffer, generator))
+    with torch._inductor.config.patch({"cpp.enable_kernel_profile": True}):  # compiled kernels in the profile
+        for _ in range(warmup):
+            agent.update_from_buffer(buffer, config.batch_per_task, generator)
+        return ops_by_phase(profile_update(agent, buffer, generator))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -135,8 +136,7 @@ def write_rows(rows: list[dict], path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     torch.set_num_threads(1)
-    torch._inductor.config.cpp.enable_kernel_profile = True  # compiled kernels appear in the profile
-    machine = f"{platform.machine()} CPU, 1 torch thread, torch {torch.__version__}"
+    machine = f"{cpu_model()}, 1 torch thread, torch {torch.__version__}"
     rows = []
     for mode in args.modes:
         values = {"task_set": args.task_set, "arch": args.arch, "device": "cpu", "update_mode": mode}
@@ -155,6 +155,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         print(f"{args.label:8s} {mode:8s} host syncs       {syncs:4d}", flush=True)
     write_rows(rows, args.out)
     return rows
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else its architecture."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else f"{platform.machine()} CPU"
 
 
 def _runs(names: list[str]) -> list[tuple[str, int]]:

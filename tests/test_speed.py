@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,3 +212,49 @@ def test_overlap_updates_on_the_buffer_one_step_old(tmp_path, tiny_config, monke
     # updates start at step 3 either way; with overlap each one misses the step's own transition
     assert seen == ([2, 3, 4, 5] if overlap else [3, 4, 5, 6])
     assert trainer.metric_count == 4 and len(trainer.buffer) == 6
+
+
+def _update_ops():
+    """benchmarks/update_ops.py, which imports its neighbour throughput.py."""
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module("update_ops")
+
+
+# One graph-mode update of MTMHSAC (depth 3) on a CPU, by phase: the ops the CUDA graph captures
+# (benchmarks/results/update_ops.csv; 222 before the temperatures were computed once and the
+# all-ones task weights left out).
+GRAPH_OPS = {
+    **{"outside": 4, "gather": 5, "temperatures": 2},
+    **{"critic loss": 56, "critic backward": 21, "critic clip": 8, "critic adam": 2},
+    **{"actor loss": 38, "actor backward": 49, "actor clip": 8, "actor adam": 2},
+    **{"alpha loss": 5, "alpha backward": 6, "alpha adam": 2, "polyak": 1, "metrics": 3},
+}
+
+
+def _ops(mode: str, **extra) -> dict[str, list[str]]:
+    values = {"task_set": "mt10", "device": "cpu", "update_mode": mode, "actor_width": 16, "critic_width": 16}
+    return _update_ops().count(TrainConfig.from_dict(values | extra), warmup=1)
+
+
+def test_one_update_runs_its_known_ops_and_never_waits_for_the_device():
+    ops = _ops("graph")
+    assert {phase: len(names) for phase, names in ops.items()} == GRAPH_OPS
+    assert ops["outside"] == ["randint", "copy_", "randn", "randn"]  # indices and noise, outside the graph
+    assert ops["temperatures"] == ["exp", "index"]  # once for both losses
+    every = [name for names in ops.values() for name in names]
+    assert not {"item", "_local_scalar_dense", "ones"} & set(every)  # no host sync, no all-ones weights
+    weighted = _ops("graph", use_task_weights=True)
+    assert weighted["temperatures"] == ["neg", "softmax", "mul", "index", "exp", "index"]
+    assert len(weighted["critic loss"]) == len(ops["critic loss"]) + 1  # the weights' multiplication
+
+
+@pytest.mark.slow
+def test_the_compiled_update_runs_fewer_than_half_the_ops():
+    graph, compiled = _ops("graph"), _ops("compiled")
+    total = sum(len(names) for names in compiled.values())
+    assert total <= 102 < sum(GRAPH_OPS.values()) / 2  # measured: 102 of 212
+    for phase in ("critic loss", "critic backward", "actor loss", "actor backward", "alpha loss"):
+        assert len(compiled[phase]) < len(graph[phase]), phase
+    assert len(compiled["critic clip"]) == len(compiled["actor clip"]) == 2  # of 8: one fused kernel
