@@ -41,9 +41,10 @@ import mtrl.train
 from mtrl.config import MATMUL_PRECISIONS, UPDATE_MODES, TrainConfig
 from mtrl.envs.benchmarks import EPISODE_LENGTH, task_names
 from mtrl.envs.vector import make_vector_env
+from mtrl.gpu_share import SHARE_COLUMNS
 from mtrl.run_setup import pick_device
 from mtrl.runtime import COLUMNS as RUNTIME_COLUMNS
-from mtrl.runtime import KEY_COLUMNS, SETTING_COLUMNS, SHARE_COLUMNS, Setting
+from mtrl.runtime import KEY_COLUMNS, SETTING_COLUMNS, Setting
 from mtrl.speed import AUTO
 from mtrl.train import Trainer
 

@@ -300,7 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     left = lambda reserve=0.0: args.deadline_s - (time.time() - started) - reserve  # noqa: E731
     paper, short = {**PAPER_RUN, "device": args.device}, {**SHORT_RUN, "device": args.device}
     report: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
-    tests = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *GPU_TESTS]
+    # `not slow`: the CPU-only compiled-mode checks (minutes of C++ compiling) stay out; GPU tests are in
+    tests = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", *GPU_TESTS]
     report["tests"] = run_step(tests, min(150, left(300)))
     report["resume"] = stop_and_resume(paper, args.workdir / "paper", 50_000, min(150, left(180)))
     report["same"] = resume_equals_uninterrupted(short, args.workdir / "same", SHORT_STOP, min(150, left(30)))

@@ -147,7 +147,8 @@ def test_the_gpu_benchmark_compares_with_jax_like_for_like_and_end_to_end(monkey
 def test_the_gpu_benchmark_writes_rows_with_their_setting(tmp_path):
     """benchmarks/gpu.py on a CPU at toy size: every loop setting measured gets a runtime.csv and a
     gpu_share.csv row saying its mode, precision and overlap; rows of other keys are kept."""
-    from mtrl.runtime import load_share_table, load_table
+    from mtrl.gpu_share import load_share_table
+    from mtrl.runtime import load_table
 
     shutil.copy(ROOT / "benchmarks" / "results" / "runtime.csv", tmp_path / "runtime.csv")
     kept = load_table(tmp_path / "runtime.csv")
