@@ -41,7 +41,7 @@ import mtrl.train
 from mtrl.config import MATMUL_PRECISIONS, UPDATE_MODES, TrainConfig
 from mtrl.envs.benchmarks import EPISODE_LENGTH, task_names
 from mtrl.envs.vector import make_vector_env
-from mtrl.gpu_share import SHARE_COLUMNS
+from mtrl.gpu_share import SHARE_COLUMNS, gpu_mem_mb
 from mtrl.run_setup import pick_device
 from mtrl.runtime import COLUMNS as RUNTIME_COLUMNS
 from mtrl.runtime import KEY_COLUMNS, SETTING_COLUMNS, Setting
@@ -278,9 +278,52 @@ def measure_jax(bench: Bench) -> None:
                     "jax_update", "authors", width, math.nan, "updates/s", note=f"failed: {exc!s:.160}"
                 )
                 break
+        if device.type == "cuda" and not bench.over_budget(f"kernel profile at width {width}"):
+            record_kernels(bench, width, steppers)
         del steppers  # free this width's agents and graphs before the next
         if theirs:
             record_ratios(bench, width, statistics.median(theirs), ours)
+
+
+def kernel_profile(step: Callable[[], object], device: torch.device, updates: int = 20) -> dict[str, float]:
+    """Per update (after warm-up and capture): the GPU kernels run, their summed time and the wall
+    time; wall minus kernel time is what launch gaps and host work cost (torch.profiler, CUPTI)."""
+    for _ in range(3):
+        step()
+    sync(device)
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=activities) as prof:
+        start = time.perf_counter()
+        for _ in range(updates):
+            step()
+        sync(device)
+        wall = time.perf_counter() - start
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    busy_us = sum(e.time_range.elapsed_us() for e in kernels)
+    return {
+        "kernels": len(kernels) / updates,
+        "kernel_us": busy_us / updates,
+        "wall_us": 1e6 * wall / updates,
+    }
+
+
+def record_kernels(bench: Bench, width: int, steppers: dict[tuple[str, str], dict]) -> None:
+    """The kernel profile of each setting's update on a fixed batch (what the JAX anchor times)."""
+    for (mode, precision), steps in steppers.items():
+        try:
+            found = kernel_profile(steps["fixed"], bench.device)
+        except Exception as exc:  # a profiler without CUPTI must not lose the ratios
+            print(f"kernel profile failed at width {width} {mode}/{precision}: {exc!s:.160}", flush=True)
+            continue
+        setting = {"mode": mode, "precision": precision}
+        busy = f"kernels run {found['kernel_us'] / found['wall_us']:.0%} of the update's wall time"
+        bench.record(
+            "kernels", "mtmhsac", width, found["kernels"], "kernels/update", **setting, note="fixed batch"
+        )
+        bench.record("kernel_time", "mtmhsac", width, found["kernel_us"], "us/update", **setting, note=busy)
+        bench.record(
+            "update_wall", "mtmhsac", width, found["wall_us"], "us/update", **setting, note="profiled"
+        )
 
 
 def record_ratios(bench: Bench, width: int, jax_median: float, ours: dict[tuple, list[float]]) -> None:
@@ -385,7 +428,10 @@ def measure_loops(bench: Bench, env_sps: float, update_rate: dict[tuple, float])
             if bench.over_budget(f"loop {arch} {width} {setting}"):
                 continue
             config = loop_config(bench, arch, width, setting)
+            if bench.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(bench.device)
             sps = loop_rate(config, bench.device, args.loop_steps)
+            record_gpu_memory(bench, config, setting)
             mode, precision, overlap = setting
             extra = {"mode": mode, "precision": precision, "overlap": overlap}
             bench.record(
@@ -400,6 +446,17 @@ def measure_loops(bench: Bench, env_sps: float, update_rate: dict[tuple, float])
             runtime_rows.append(runtime)
             share_rows += [share] if share else []
     return runtime_rows, share_rows
+
+
+def record_gpu_memory(bench: Bench, config: TrainConfig, setting: Setting) -> None:
+    """The loop's peak GPU memory held by torch (a process adds its CUDA context) beside the
+    estimate runs per GPU are planned with (mtrl.gpu_share.gpu_mem_mb, for this short run's buffer)."""
+    if bench.device.type != "cuda":
+        return
+    peak = torch.cuda.max_memory_reserved(bench.device) / 2**20
+    width = config.actor_width if config.arch == "mtmhsac" else None
+    note = f"{setting}; estimate {gpu_mem_mb(config.resolved())} MB with a process's context"
+    bench.record("gpu_memory", config.arch, width, peak, "MB reserved", note=note)
 
 
 def write_runtime(rows: list[dict], path: Path, columns: Sequence[str] = RUNTIME_COLUMNS) -> None:
