@@ -22,7 +22,7 @@ from mtrl.envs.benchmarks import ACTION_DIM, OBS_DIM
 from mtrl.runtime import (
     KEY_COLUMNS,
     SETTING_COLUMNS,
-    Setting,
+    Measured,
     effective_width,
     interpolate,
     read_measured,
@@ -50,19 +50,8 @@ PROCESS_GPU_MB = 1_500  # CUDA context, cuBLAS workspaces, the captured graph's 
 
 
 @dataclass(frozen=True)
-class ShareRow:
-    device: str
-    task_set: str
-    arch: str
-    actor_width: int
-    critic_width: int
-    depth: int
-    setting: Setting
+class ShareRow(Measured):
     busy_fraction: float  # loop rate / update-alone rate: the share of the loop time the GPU computes
-
-    @property
-    def width(self) -> float:
-        return effective_width(self.actor_width, self.critic_width)
 
 
 @dataclass(frozen=True)

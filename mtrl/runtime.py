@@ -50,7 +50,9 @@ def run_setting(config: TrainConfig, device: str) -> Setting:
 
 
 @dataclass(frozen=True)
-class Row:
+class Measured:
+    """What a measured row is of (KEY_COLUMNS) and the setting it ran with."""
+
     device: str
     task_set: str
     arch: str
@@ -58,11 +60,15 @@ class Row:
     critic_width: int
     depth: int
     setting: Setting
-    transitions_per_s: float
 
     @property
     def width(self) -> float:
         return effective_width(self.actor_width, self.critic_width)
+
+
+@dataclass(frozen=True)
+class Row(Measured):
+    transitions_per_s: float
 
 
 @dataclass(frozen=True)
