@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch._dynamo.config
 from throughput import agent_with_random_buffer, random_action_rate  # benchmarks/ is the script's folder
 
 import mtrl.train
@@ -511,6 +512,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
     args = parse_args(argv)
     bench = Bench(args, pick_device(args.device))
     torch.set_num_threads(1)
+    # compiled mode: dynamo keeps compiled code per function across agents, one entry per width and
+    # precision; past its limit it would silently run eager code under the name `compiled`
+    torch._dynamo.config.recompile_limit = 64
+    torch._dynamo.config.fail_on_recompile_limit_hit = True
     runtime_rows, share_rows = ([], []) if args.jax_only else measure_parts(bench)
     if args.authors_code and bench.device.type == "cuda":  # last: the loop rows matter more
         measure_jax(bench)

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
+import torch._dynamo
+import torch._functorch.config
 import torch._inductor.config
 from throughput import agent_with_random_buffer  # benchmarks/ is the script's folder
 from torch.autograd.profiler_util import FunctionEvent
@@ -102,8 +104,12 @@ def ops_by_phase(events: list[FunctionEvent]) -> dict[str, list[str]]:
 
 def count(config: TrainConfig, warmup: int = 3) -> dict[str, list[str]]:
     """Ops by phase of one update of `config` on a CPU, after `warmup` updates (and compilation)."""
+    # compiled kernels named in the profile: compiled afresh (dynamo keeps compiled code per function,
+    # across agents), never code cached without the names
+    torch._dynamo.reset()
     agent, buffer, generator = agent_with_random_buffer(config, torch.device("cpu"))
-    with torch._inductor.config.patch({"cpp.enable_kernel_profile": True}):  # compiled kernels in the profile
+    profiled = torch._inductor.config.patch({"cpp.enable_kernel_profile": True, "fx_graph_cache": False})
+    with profiled, torch._functorch.config.patch(enable_autograd_cache=False):
         for _ in range(warmup):
             agent.update_from_buffer(buffer, config.batch_per_task, generator)
         return ops_by_phase(profile_update(agent, buffer, generator))
