@@ -71,6 +71,9 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
     "aggregate": (
         "mtrl/stats.py",
         "mtrl/tables/*.py",
+        "mtrl/config.py",  # with nets/ and benchmarks.py: Fig. 7's parameter counts (x_actor_params)
+        "mtrl/nets/*.py",
+        "mtrl/envs/benchmarks.py",
         "mtrl/results.py::TrainResult,read_train_h5,read_provenance",
         "mtrl/status.py::TRAIN_FILE,RunStatus,_differs,_settings_diff,_progress,run_status,stale_inputs",
         "workflow/scripts/aggregate.py",

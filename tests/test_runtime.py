@@ -211,7 +211,7 @@ def test_targets_map_to_the_runs_behind_them(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     results, figures = Path("results"), Path("figures")
     label, runs = targets_runs(["figures/fig7.pdf"], grid, results, figures)
-    assert label == "figures/fig7.pdf" and runs == grid.runs_of("fig7") and len(runs) == 170
+    assert label == "figures/fig7.pdf" and runs == grid.runs_of("fig7") and len(runs) == 150
     assert len(targets_runs([str(tmp_path / "figures" / "fig5.png")], grid, results, figures)[1]) == 50
     both = targets_runs(["results/tables/fig7.csv", "figures/fig5.pdf"], grid, results, figures)[1]
     assert len(both) == len(set(grid.runs_of("fig7")) | set(grid.runs_of("fig5")))
@@ -253,7 +253,7 @@ def test_a_dry_run_prints_the_plan_of_its_target_once_and_lint_prints_none(tmp_p
     where = ["--config", f"results_dir={tmp_path}/results", f"figures_dir={tmp_path}/figures"]
     proc = snakemake(ROOT, "-n", "--quiet", "rules", *where, "--", f"{tmp_path}/figures/fig7.pdf")
     plan = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("mtrl: ")]
-    assert plan[0].startswith(f"mtrl: plan for {tmp_path}/figures/fig7.pdf: 170 runs, 0 complete; the 170")
+    assert plan[0].startswith(f"mtrl: plan for {tmp_path}/figures/fig7.pdf: 150 runs, 0 complete; the 150")
     assert 2 <= len(plan) <= 4 and sum(line.startswith("mtrl: plan for") for line in plan) == 1
     lint = snakemake(ROOT, "--lint")
     assert "mtrl: " not in lint.stdout + lint.stderr
@@ -273,9 +273,10 @@ def test_the_readme_states_the_plan_of_the_papers_grid():
     unmeasured = int(re.search(r"for (\d+) of them", lines[1]).group(1))
     readme = " ".join((ROOT / "README.md").read_text().split())
     stated = re.search(
-        r"the paper's grid on the H100: 360 runs, ~([\d,]+) GPU-hours.*?, (\d+) runs estimated", readme
+        r"the paper's grid on the H100: (\d+) runs, ~([\d,]+) GPU-hours.*?, (\d+) runs estimated", readme
     )
     assert stated, "README: the paper's plan on the H100"
-    assert int(stated.group(1).replace(",", "")) == round(hours, -2) and int(stated.group(2)) == unmeasured
+    assert int(stated.group(1)) == len(grid.runs)
+    assert int(stated.group(2).replace(",", "")) == round(hours, -2) and int(stated.group(3)) == unmeasured
     limited = lines[-1].split("; ")[-1]  # which limit bound k, and for how many runs
     assert limited.startswith("k is limited by cores") and f'"{limited}"' in readme

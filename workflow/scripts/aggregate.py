@@ -22,7 +22,9 @@ with logged(snakemake.log[0]):
         )
         sys.exit(1)
     runs = [RunRef(**ref) for ref in snakemake.params.runs]
-    table = aggregate(snakemake.wildcards.figure, runs, reps=snakemake.params.reps)
+    table = aggregate(
+        snakemake.wildcards.figure, runs, reps=snakemake.params.reps, statistic=snakemake.params.statistic
+    )
     table.to_csv(snakemake.output.table, index=False)
     record = provenance_record(
         None,
