@@ -27,7 +27,7 @@ ARCHS = ("mtmhsac", "sm", "paco", "moore")
 DEVICES = ("auto", "cpu", "cuda")
 VECTOR_STRATEGIES = ("sync", "async", "shm")
 MAX_SEED = 2**32 - 4  # numpy's legacy seed is 32-bit; seed + 3 seeds the probe-batch generator
-UPDATE_MODES = ("auto", "eager", "graph")  # auto: graph on CUDA, eager on a CPU (mtrl.speed)
+UPDATE_MODES = ("auto", "eager", "graph", "compiled")  # auto: graph on CUDA, eager on a CPU (mtrl.speed)
 MATMUL_PRECISIONS = ("auto", "float32", "tf32", "bf16")  # auto: tf32 on CUDA, float32 on a CPU
 
 
@@ -139,8 +139,8 @@ class TrainConfig:
     update_mode: str = field(
         default="auto",
         metadata=_meta(
-            "SAC update: eager (reference), graph (one CUDA graph per update on a GPU) or auto "
-            "(graph on CUDA, eager on a CPU)"
+            "SAC update: eager (reference), graph (one CUDA graph per update on a GPU), compiled (graph "
+            "with torch.compile'd losses and clipping) or auto (graph on CUDA, eager on a CPU)"
         ),
     )
     matmul_precision: str = field(

@@ -711,7 +711,7 @@ def test_runs_that_share_a_gpu_are_grouped_k_per_slurm_job_asking_for_one_gpu(tm
     from snakemake.resources import GroupResources
     from snakemake_executor_plugin_slurm.utils import set_gres_string
 
-    from mtrl.runtime import SHARE_COLUMNS
+    from mtrl.gpu_share import SHARE_COLUMNS
 
     table = tmp_path / "gpu_share.csv"  # mt10 MTMHSAC keeps the GPU 30% busy: 3 runs per GPU
     table.write_text(
