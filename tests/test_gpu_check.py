@@ -107,7 +107,7 @@ def test_the_jax_comparison_is_a_step_of_its_own_only_when_given_the_authors_cod
     args = check.parse_args(
         ["--authors-code", str(tmp_path), "--jax-bench", str(anchor), "--jax-python", "py"]
     )
-    assert args.deadline_s == check.DEADLINE_S + check.RATIO_S
+    assert args.deadline_s == check.DEADLINE_S == 480  # the JAX comparison fits in the same 8 minutes
     cmd = check.ratio_command(args, budget_s=200)
     assert cmd[cmd.index("--jax-bench") + 1] == str(anchor) and cmd[cmd.index("--jax-python") + 1] == "py"
     assert "--jax-only" in cmd and cmd[cmd.index("--jax-widths") + 1 :][:3] == ["400", "1024", "4096"]
