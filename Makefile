@@ -11,7 +11,7 @@ JAX_BENCH ?=
 JAX_PYTHON ?= python
 JAX_ARGS := $(if $(AUTHORS_CODE),--authors-code $(AUTHORS_CODE) --jax-bench $(JAX_BENCH) --jax-python $(JAX_PYTHON))
 
-.PHONY: install smoke test lint lock clean-smoke report smoke-report gpu-check
+.PHONY: install smoke test lint lock clean-smoke report smoke-report gpu-check jax-ratio
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,11 @@ smoke-report: install
 # srun --gres=gpu:1 make gpu-check
 gpu-check: install
 	$(PY) benchmarks/gpu_check.py $(JAX_ARGS)
+
+# Our update over the authors' jitted JAX update on this GPU, like for like (a fixed batch) and end to
+# end, at widths 400, 1024 and 4096 (graph and compiled, tf32; ~5 minutes): needs AUTHORS_CODE etc.
+jax-ratio: install
+	$(PY) benchmarks/gpu.py --jax-only $(JAX_ARGS) --jax-rounds 1
 
 test: install
 	$(BIN)/ruff check .

@@ -35,15 +35,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch._dynamo.config
 from throughput import agent_with_random_buffer, random_action_rate  # benchmarks/ is the script's folder
 
 import mtrl.train
 from mtrl.config import MATMUL_PRECISIONS, UPDATE_MODES, TrainConfig
 from mtrl.envs.benchmarks import EPISODE_LENGTH, task_names
 from mtrl.envs.vector import make_vector_env
+from mtrl.gpu_share import SHARE_COLUMNS, gpu_mem_mb
 from mtrl.run_setup import pick_device
 from mtrl.runtime import COLUMNS as RUNTIME_COLUMNS
-from mtrl.runtime import KEY_COLUMNS, SETTING_COLUMNS, SHARE_COLUMNS, Setting
+from mtrl.runtime import KEY_COLUMNS, SETTING_COLUMNS, Setting
 from mtrl.speed import AUTO
 from mtrl.train import Trainer
 
@@ -104,7 +106,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--widths", type=int, nargs="*", default=[256, 400, 1024, 2048, 4096, 8192])
     parser.add_argument("--archs", nargs="*", default=["sm", "paco", "moore"], help="at their defaults")
     concrete_modes = [m for m in UPDATE_MODES if m != AUTO]
-    parser.add_argument("--modes", nargs="+", default=concrete_modes, choices=concrete_modes)
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["eager", "graph"],
+        choices=concrete_modes,
+        help="compiled: see --jax-modes",
+    )
     precisions = [p for p in MATMUL_PRECISIONS if p != AUTO]
     parser.add_argument("--precisions", nargs="+", default=precisions, choices=precisions)
     parser.add_argument("--env-steps", type=int, default=1_000, help="vector steps")
@@ -116,13 +124,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--authors-code", type=Path, help="checkout of rainx0r/mtrl for the JAX update")
     parser.add_argument("--jax-bench", type=Path, help="the anchor script jax_update_bench.py")
     parser.add_argument("--jax-python", default="python", help="a Python with jax, flax, optax, distrax")
-    parser.add_argument("--jax-widths", type=int, nargs="*", default=[400, 1024])
+    parser.add_argument("--jax-widths", type=int, nargs="*", default=[400, 1024, 4096])
+    parser.add_argument("--jax-modes", nargs="+", default=["graph", "compiled"], choices=concrete_modes)
+    parser.add_argument("--jax-precisions", nargs="+", default=["tf32"], choices=precisions)
     parser.add_argument("--jax-rounds", type=int, default=2)
+    parser.add_argument("--jax-only", action="store_true", help="only ours/JAX (no env, update, loop parts)")
     parser.add_argument("--budget-s", type=float, default=440, help="skip optional parts after this")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.authors_code and not (args.jax_bench and args.jax_bench.is_file()):
         parser.error("--authors-code needs --jax-bench: the path of the anchor script jax_update_bench.py")
+    if args.jax_only and not args.authors_code:
+        parser.error("--jax-only needs --authors-code and --jax-bench")
     return args
 
 
@@ -158,21 +171,31 @@ class Bench:
         return True
 
 
-def update_stepper(config: TrainConfig, device: torch.device) -> Callable[[], object]:
-    """A closure doing one `update_from_buffer` on a buffer of random MT-shaped transitions."""
+# The two ways an update is timed: `fixed` on one batch held fixed, as the authors' JAX anchor times
+# theirs (like for like); `sampled` from the replay buffer, sampling and gather included (end to end).
+KINDS = ("fixed", "sampled")
+
+
+def update_steppers(config: TrainConfig, device: torch.device) -> dict[str, Callable[[], object]]:
+    """Closures doing one update of one agent, per kind: `fixed` (`update_on` a batch sampled once
+    from a buffer of random MT-shaped transitions) and `sampled` (`update_from_buffer`)."""
     agent, buffer, gen = agent_with_random_buffer(config, device)
-    return lambda: agent.update_from_buffer(buffer, config.batch_per_task, gen)
+    batch = buffer.sample(config.batch_per_task, gen)
+    return {
+        "fixed": lambda: agent.update_on(batch),
+        "sampled": lambda: agent.update_from_buffer(buffer, config.batch_per_task, gen),
+    }
 
 
-def our_rate(bench: Bench, arch: str, width: int | None, mode: str, precision: str) -> float:
-    config = bench.config(arch, width, update_mode=mode, matmul_precision=precision)
-    return block_rate(
-        update_stepper(config, bench.device), bench.device, per_block(config.actor_width, bench.device)
-    )
+def our_rates(bench: Bench, steppers: dict[str, Callable[[], object]], width: int) -> dict[str, float]:
+    """Updates/s of each kind (the anchor's protocol), one kind after the other."""
+    block = per_block(width, bench.device)
+    return {kind: block_rate(step, bench.device, block) for kind, step in steppers.items()}
 
 
 def measure_updates(bench: Bench) -> dict[tuple, float]:
-    """The update alone: every mode and precision at each width (MTMHSAC), archs at their defaults."""
+    """The update alone: every mode and precision at each width (MTMHSAC), archs at their defaults;
+    end to end (`update`) and on a fixed batch (`update_fixed`). Returns the end-to-end rates."""
     rates: dict[tuple, float] = {}
     args = bench.args
     for arch, width in [("mtmhsac", w) for w in args.widths] + [(a, None) for a in args.archs]:
@@ -181,15 +204,19 @@ def measure_updates(bench: Bench) -> dict[tuple, float]:
                 if bench.over_budget(f"update {arch} {width} {mode} {precision}"):
                     continue
                 setting = {"mode": mode, "precision": precision}
+                config = bench.config(arch, width, update_mode=mode, matmul_precision=precision)
                 try:
-                    rate = our_rate(bench, arch, width, mode, precision)
+                    kinds = our_rates(bench, update_steppers(config, bench.device), config.actor_width)
                 except Exception as exc:  # one failing setting must not lose the others' numbers
                     bench.record(
                         "update", arch, width, math.nan, "updates/s", **setting, note=f"failed: {exc!s:.120}"
                     )
                     continue
-                rates[(arch, width, mode, precision)] = rate
-                bench.record("update", arch, width, rate, "updates/s", **setting)
+                rates[(arch, width, mode, precision)] = kinds["sampled"]
+                bench.record("update", arch, width, kinds["sampled"], "updates/s", **setting, note="sampled")
+                bench.record(
+                    "update_fixed", arch, width, kinds["fixed"], "updates/s", **setting, note="fixed batch"
+                )
     return rates
 
 
@@ -205,19 +232,46 @@ def jax_rate(args: argparse.Namespace, width: int, n: int, block: int) -> float:
     return float(json.loads(line[len("RESULT ") :])["updates_per_s_median"])
 
 
+def jax_steppers(bench: Bench, width: int) -> dict[tuple[str, str], dict]:
+    """Our steppers per --jax-modes x --jax-precisions at this width, built (and compiled) once for
+    every round; a setting that fails to build is recorded and left out."""
+    steppers = {}
+    for mode in bench.args.jax_modes:
+        for precision in bench.args.jax_precisions:
+            config = bench.config("mtmhsac", width, update_mode=mode, matmul_precision=precision)
+            try:
+                steppers[(mode, precision)] = update_steppers(config, bench.device)
+            except Exception as exc:
+                note = f"failed: {exc!s:.120}"
+                bench.record(
+                    "jax_ratio",
+                    "mtmhsac",
+                    width,
+                    math.nan,
+                    "ours/JAX",
+                    mode=mode,
+                    precision=precision,
+                    note=note,
+                )
+    return steppers
+
+
 def measure_jax(bench: Bench) -> None:
-    """The authors' JAX update, interleaved round by round with ours at every mode and precision;
-    the ratio of medians per setting (never two absolute numbers from different runs)."""
+    """The authors' JAX update, interleaved round by round with ours at each --jax-modes and
+    --jax-precisions; per setting the ratio of medians like for like (our update on a fixed batch, as
+    their anchor times theirs) and end to end (ours sampling its batch): never two absolute numbers
+    from different runs."""
     args, device = bench.args, bench.device
-    settings = [(m, p) for m in args.modes for p in args.precisions]
     for width in args.jax_widths:
-        ours: dict[tuple[str, str], list[float]] = {s: [] for s in settings}
+        steppers = jax_steppers(bench, width)
+        ours: dict[tuple, list[float]] = {(*s, kind): [] for s in steppers for kind in KINDS}
         theirs: list[float] = []
         for _ in range(args.jax_rounds):
             if bench.over_budget(f"jax round at width {width}"):
                 break
-            for mode, precision in settings:
-                ours[(mode, precision)].append(our_rate(bench, "mtmhsac", width, mode, precision))
+            for setting, steps in steppers.items():
+                for kind, rate in our_rates(bench, steps, width).items():
+                    ours[(*setting, kind)].append(rate)
             try:
                 theirs.append(jax_rate(args, width, len(bench.tasks), per_block(width, device)))
             except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
@@ -225,18 +279,69 @@ def measure_jax(bench: Bench) -> None:
                     "jax_update", "authors", width, math.nan, "updates/s", note=f"failed: {exc!s:.160}"
                 )
                 break
-        if not theirs:
+        if device.type == "cuda" and not bench.over_budget(f"kernel profile at width {width}"):
+            record_kernels(bench, width, steppers)
+        del steppers  # free this width's agents and graphs before the next
+        if theirs:
+            record_ratios(bench, width, statistics.median(theirs), ours)
+
+
+def kernel_profile(step: Callable[[], object], device: torch.device, updates: int = 20) -> dict[str, float]:
+    """Per update (after warm-up and capture): the GPU kernels run, their summed time and the wall
+    time; wall minus kernel time is what launch gaps and host work cost (torch.profiler, CUPTI)."""
+    for _ in range(3):
+        step()
+    sync(device)
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=activities) as prof:
+        start = time.perf_counter()
+        for _ in range(updates):
+            step()
+        sync(device)
+        wall = time.perf_counter() - start
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    busy_us = sum(e.time_range.elapsed_us() for e in kernels)
+    return {
+        "kernels": len(kernels) / updates,
+        "kernel_us": busy_us / updates,
+        "wall_us": 1e6 * wall / updates,
+    }
+
+
+def record_kernels(bench: Bench, width: int, steppers: dict[tuple[str, str], dict]) -> None:
+    """The kernel profile of each setting's update on a fixed batch (what the JAX anchor times)."""
+    for (mode, precision), steps in steppers.items():
+        try:
+            found = kernel_profile(steps["fixed"], bench.device)
+        except Exception as exc:  # a profiler without CUPTI must not lose the ratios
+            print(f"kernel profile failed at width {width} {mode}/{precision}: {exc!s:.160}", flush=True)
             continue
-        jax_median = statistics.median(theirs)
-        bench.record("jax_update", "authors", width, jax_median, "updates/s", note="TF32 (JAX default)")
-        for (mode, precision), rates in ours.items():
-            if rates:
-                setting = {"mode": mode, "precision": precision}
-                ratio = statistics.median(rates) / jax_median
-                bench.record(
-                    "update_interleaved", "mtmhsac", width, statistics.median(rates), "updates/s", **setting
-                )
-                bench.record("jax_ratio", "mtmhsac", width, ratio, "ours/JAX", **setting)
+        setting = {"mode": mode, "precision": precision}
+        busy = f"kernels run {found['kernel_us'] / found['wall_us']:.0%} of the update's wall time"
+        bench.record(
+            "kernels", "mtmhsac", width, found["kernels"], "kernels/update", **setting, note="fixed batch"
+        )
+        bench.record("kernel_time", "mtmhsac", width, found["kernel_us"], "us/update", **setting, note=busy)
+        bench.record(
+            "update_wall", "mtmhsac", width, found["wall_us"], "us/update", **setting, note="profiled"
+        )
+
+
+def record_ratios(bench: Bench, width: int, jax_median: float, ours: dict[tuple, list[float]]) -> None:
+    """The JAX median and, per setting and kind, our interleaved median and ours/JAX."""
+    bench.record(
+        "jax_update", "authors", width, jax_median, "updates/s", note="TF32 (JAX default), no sampling"
+    )
+    for (mode, precision, kind), rates in ours.items():
+        if not rates:
+            continue
+        setting, like = {"mode": mode, "precision": precision}, kind == "fixed"
+        name = "update_fixed_interleaved" if like else "update_interleaved"
+        note = "like for like: a fixed batch, as the anchor" if like else "end to end: sampling included"
+        ours_median = statistics.median(rates)
+        bench.record(name, "mtmhsac", width, ours_median, "updates/s", **setting, note=note)
+        ratio = "jax_ratio" if like else "jax_ratio_end_to_end"
+        bench.record(ratio, "mtmhsac", width, ours_median / jax_median, "ours/JAX", **setting, note=note)
 
 
 class SharedEnvs:
@@ -324,7 +429,10 @@ def measure_loops(bench: Bench, env_sps: float, update_rate: dict[tuple, float])
             if bench.over_budget(f"loop {arch} {width} {setting}"):
                 continue
             config = loop_config(bench, arch, width, setting)
+            if bench.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(bench.device)
             sps = loop_rate(config, bench.device, args.loop_steps)
+            record_gpu_memory(bench, config, setting)
             mode, precision, overlap = setting
             extra = {"mode": mode, "precision": precision, "overlap": overlap}
             bench.record(
@@ -339,6 +447,17 @@ def measure_loops(bench: Bench, env_sps: float, update_rate: dict[tuple, float])
             runtime_rows.append(runtime)
             share_rows += [share] if share else []
     return runtime_rows, share_rows
+
+
+def record_gpu_memory(bench: Bench, config: TrainConfig, setting: Setting) -> None:
+    """The loop's peak GPU memory held by torch (a process adds its CUDA context) beside the
+    estimate runs per GPU are planned with (mtrl.gpu_share.gpu_mem_mb, for this short run's buffer)."""
+    if bench.device.type != "cuda":
+        return
+    peak = torch.cuda.max_memory_reserved(bench.device) / 2**20
+    width = config.actor_width if config.arch == "mtmhsac" else None
+    note = f"{setting}; estimate {gpu_mem_mb(config.resolved())} MB with a process's context"
+    bench.record("gpu_memory", config.arch, width, peak, "MB reserved", note=note)
 
 
 def write_runtime(rows: list[dict], path: Path, columns: Sequence[str] = RUNTIME_COLUMNS) -> None:
@@ -375,20 +494,29 @@ def write_results(bench: Bench, runtime_rows: list[dict], share_rows: list[dict]
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
-    args = parse_args(argv)
-    bench = Bench(args, pick_device(args.device))
-    torch.set_num_threads(1)
+def measure_parts(bench: Bench) -> tuple[list, list]:
+    """Env stepping, the update alone and the loops; their runtime.csv and gpu_share.csv rows."""
     shared = SharedEnvs(bench.tasks)  # the async vector env alone, then the loop's envs
-    env_sps = random_action_rate(shared.envs, args.env_steps)
+    env_sps = random_action_rate(shared.envs, bench.args.env_steps)
     bench.record("env", "-", "-", env_sps, "transitions/s", note=f"async, {len(bench.tasks)} workers")
     update_rate = measure_updates(bench)
     make_envs, mtrl.train.make_vector_env = mtrl.train.make_vector_env, shared  # Trainers reuse them
     try:
-        runtime_rows, share_rows = measure_loops(bench, env_sps, update_rate)
+        return measure_loops(bench, env_sps, update_rate)
     finally:
         mtrl.train.make_vector_env = make_envs
         shared.envs.close()
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    args = parse_args(argv)
+    bench = Bench(args, pick_device(args.device))
+    torch.set_num_threads(1)
+    # compiled mode: dynamo keeps compiled code per function across agents, one entry per width and
+    # precision; past its limit it would silently run eager code under the name `compiled`
+    torch._dynamo.config.recompile_limit = 64
+    torch._dynamo.config.fail_on_recompile_limit_hit = True
+    runtime_rows, share_rows = ([], []) if args.jax_only else measure_parts(bench)
     if args.authors_code and bench.device.type == "cuda":  # last: the loop rows matter more
         measure_jax(bench)
     elif args.authors_code:

@@ -1,5 +1,5 @@
-"""Check a GPU node end to end in at most 8 minutes (`make gpu-check`; on a cluster
-`srun --gres=gpu:1 make gpu-check`):
+"""Check a GPU node end to end in at most 8 minutes, with or without the authors' JAX update (`make gpu-check`;
+on a cluster `srun --gres=gpu:1 make gpu-check`):
 
 1. tests    the GPU tests (captured update == eager for every architecture, RNG states of a CUDA run
             restored from its checkpoint), `pytest tests/test_speed.py` and the resume test on CUDA;
@@ -10,12 +10,15 @@
             stopped + resumed once: the resumed run must equal the uninterrupted one bit for bit
             where the GPU is deterministic (the two uninterrupted runs equal); where it is not,
             it may differ from it no more than 10x the two uninterrupted runs differ;
-4. bench    `benchmarks/gpu.py` in the time left: env, updates, loops (runtime.csv and gpu_share.csv
-            rows of this GPU), and the authors' JAX update interleaved when --authors-code is given.
+4. ratio    with --authors-code only (at most 150 s, taken from step 5's time): `benchmarks/gpu.py --jax-only`, our update
+            over the authors' jitted JAX update, interleaved, at widths 400, 1024 and 4096 (graph and
+            compiled, tf32): like for like (ours on a fixed batch, as their anchor) and end to end;
+5. bench    `benchmarks/gpu.py` in the time left: env, updates, loops (runtime.csv and gpu_share.csv
+            rows of this GPU).
 
 Every step has its own time limit, all within --deadline-s. The report, with the GPU model, goes
 to benchmarks/results/gpu-check-<gpu>-<date>.json; the runs to benchmarks/tmp/gpu-check/.
-Exit 0 when steps 1-3 pass (the benchmark only measures).
+Exit 0 when steps 1-3 pass (steps 4 and 5 only measure).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ SHORT_RUN = {  # 40,000 transitions of warm-up, then 2,000 updates: stopped afte
 }
 SHORT_STOP = 45_000
 GPU_TESTS = ["tests/test_speed.py", "tests/test_train.py::test_a_cuda_run_resumes_its_rng_states_on_gpu"]
+DEADLINE_S, RATIO_S = 480, 150  # all steps together; the most the JAX comparison may take of them
 NONDETERMINISM_FACTOR = 10.0  # resumed-vs-uninterrupted may exceed uninterrupted-vs-uninterrupted by this
 
 
@@ -258,28 +262,25 @@ def machine() -> dict[str, str]:
 
 def benchmark_command(args: argparse.Namespace, budget_s: float) -> list[str]:
     cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", args.device]
-    cmd += [
-        "--widths",
-        "400",
-        "1024",
-        "4096",
-        "--loop-widths",
-        "400",
-        "1024",
-        "--budget-s",
-        f"{budget_s:.0f}",
-    ]
-    cmd += ["--out-dir", str(args.out_dir)]
-    if args.authors_code:
-        cmd += ["--authors-code", str(args.authors_code), "--jax-bench", str(args.jax_bench)]
-        cmd += ["--jax-python", args.jax_python, "--jax-widths", "400", "1024", "--jax-rounds", "1"]
-    return cmd
+    cmd += ["--widths", "400", "1024", "4096", "--loop-widths", "400", "1024"]
+    return cmd + ["--budget-s", f"{budget_s:.0f}", "--out-dir", str(args.out_dir)]
+
+
+def ratio_command(args: argparse.Namespace, budget_s: float) -> list[str]:
+    """`benchmarks/gpu.py --jax-only`: ours/JAX like for like (and end to end) at 400, 1024 and 4096,
+    graph and compiled at tf32, one round."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", args.device, "--jax-only"]
+    cmd += ["--authors-code", str(args.authors_code), "--jax-bench", str(args.jax_bench)]
+    cmd += ["--jax-python", args.jax_python, "--jax-widths", "400", "1024", "4096", "--jax-rounds", "1"]
+    return cmd + ["--budget-s", f"{budget_s:.0f}", "--out-dir", str(args.out_dir)]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="cpu runs the same steps on a CPU (slowly)")
-    parser.add_argument("--deadline-s", type=float, default=480, help="all steps together")
+    parser.add_argument(
+        "--deadline-s", type=float, help=f"all steps together (default {DEADLINE_S} s)"
+    )
     parser.add_argument("--authors-code", type=Path, help="checkout of rainx0r/mtrl: adds the JAX update")
     parser.add_argument("--jax-bench", type=Path, help="the anchor script jax_update_bench.py")
     parser.add_argument("--jax-python", default="python", help="a Python with the authors' dependencies")
@@ -288,6 +289,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.authors_code and not (args.jax_bench and args.jax_bench.is_file()):
         parser.error("--authors-code needs --jax-bench: the path of the anchor script jax_update_bench.py")
+    if args.deadline_s is None:
+        args.deadline_s = DEADLINE_S
     return args
 
 
@@ -297,10 +300,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     left = lambda reserve=0.0: args.deadline_s - (time.time() - started) - reserve  # noqa: E731
     paper, short = {**PAPER_RUN, "device": args.device}, {**SHORT_RUN, "device": args.device}
     report: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
-    tests = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *GPU_TESTS]
+    # `not slow`: the CPU-only compiled-mode checks (minutes of C++ compiling) stay out; GPU tests are in
+    tests = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", *GPU_TESTS]
     report["tests"] = run_step(tests, min(150, left(300)))
     report["resume"] = stop_and_resume(paper, args.workdir / "paper", 50_000, min(150, left(180)))
     report["same"] = resume_equals_uninterrupted(short, args.workdir / "same", SHORT_STOP, min(150, left(30)))
+    if args.authors_code:
+        budget = min(RATIO_S, left(20))
+        report["ratio"] = run_step(ratio_command(args, budget - 40), budget)
+    else:
+        report["ratio"] = {"skipped": "no --authors-code"}
     budget = left(20)
     report["bench"] = (
         run_step(benchmark_command(args, budget - 60), budget) if budget > 90 else {"skipped": "no time left"}
@@ -311,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     slug = re.sub(r"[^a-z0-9]+", "-", report["machine"]["gpu"].lower()).strip("-")
     out = args.out_dir / f"gpu-check-{slug}-{report['date']}.json"
     out.write_text(json.dumps(report, indent=1) + "\n")
-    for step in ("tests", "resume", "same", "bench"):
+    for step in ("tests", "resume", "same", "ratio", "bench"):
         print(f"gpu-check {step:6s} {'ok' if report[step].get('ok') else 'FAILED or skipped'}")
     print(f"gpu-check: {'passed' if report['ok'] else 'FAILED'} in {report['seconds']:.0f} s; report {out}")
     return 0 if report["ok"] else 1

@@ -35,6 +35,18 @@ RESULTS = Path(__file__).parent / "results" / "throughput.csv"
 FIELDS = ["benchmark", "arch", "width", "task_set", "batch", "value", "unit", "device", "machine", "date"]
 
 
+def append_rows(path: Path, fields: list[str], rows: list[dict]) -> None:
+    """Append rows to a results CSV, writing its header first if the file is new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+    print(f"appended {len(rows)} rows to {path}")
+
+
 def machine_name(device: torch.device) -> str:
     gpu = (
         torch.cuda.get_device_name(device)
@@ -182,14 +194,7 @@ def main() -> None:
     overhead = 1 - parts / (1 / loop_sps)
     record("loop_overhead", "mtmhsac", width, 100 * overhead, "% of loop time outside env step + update")
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.out.exists()
-    with open(args.out, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
-    print(f"appended {len(rows)} rows to {args.out}")
+    append_rows(args.out, FIELDS, rows)
 
 
 if __name__ == "__main__":

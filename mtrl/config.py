@@ -23,9 +23,9 @@ from mtrl.envs.benchmarks import EPISODE_LENGTH, REWARD_VERSIONS, TASK_SETS, num
 
 ARCHS = ("mtmhsac", "sm", "paco", "moore")
 DEVICES = ("auto", "cpu", "cuda")
-VECTOR_STRATEGIES = ("sync", "async")
+VECTOR_STRATEGIES = ("sync", "async", "shm")
 MAX_SEED = 2**32 - 4  # numpy's legacy seed is 32-bit; seed + 3 seeds the probe-batch generator
-UPDATE_MODES = ("auto", "eager", "graph")  # auto: graph on CUDA, eager on a CPU (mtrl.speed)
+UPDATE_MODES = ("auto", "eager", "graph", "compiled")  # auto: graph on CUDA, eager on a CPU (mtrl.speed)
 MATMUL_PRECISIONS = ("auto", "float32", "tf32", "bf16")  # auto: tf32 on CUDA, float32 on a CPU
 MAX_INT = 2**53  # the largest integer a float (YAML's 2e7, JSON) holds exactly; far beyond any run
 
@@ -137,14 +137,18 @@ class TrainConfig:
     # --- execution
     device: str = field(default="auto", metadata=_meta(f"torch device: one of {', '.join(DEVICES)}"))
     vector_strategy: str = field(
-        default="async", metadata=_meta("env vectorisation: sync (one process) or async (one per task)")
+        default="async",
+        metadata=_meta(
+            "env vectorisation: sync (one process), async (gymnasium, one per task) or shm "
+            "(shared-memory workers, one per task while the cores last)"
+        ),
     )
     torch_threads: int = field(default=0, metadata=_meta("torch CPU threads (0: torch's default)"))
     update_mode: str = field(
         default="auto",
         metadata=_meta(
-            "SAC update: eager (reference), graph (one CUDA graph per update on a GPU) or auto "
-            "(graph on CUDA, eager on a CPU)"
+            "SAC update: eager (reference), graph (one CUDA graph per update on a GPU), compiled (graph "
+            "with torch.compile'd losses and clipping) or auto (graph on CUDA, eager on a CPU)"
         ),
     )
     matmul_precision: str = field(

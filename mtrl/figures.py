@@ -77,12 +77,15 @@ def is_sweep(rows: pd.DataFrame) -> bool:
 
 FIGURES: dict[str, Figure] = {
     "fig1": Figure(
-        "final IQM success vs parameters (MT10, MT50)",
+        "final IQM success vs actor parameters (MT10, MT50)",
         table=Call("success_final"),
+        # x: each run's actor parameter count (the table's x_params), as the authors' fig1_new.py
         plot=over_params(
             "Scaling a feed-forward MTRL agent vs MTRL architectures: final IQM success",
             **SUCCESS_AXIS,
             is_line=is_sweep,
+            x="x_params",
+            xlabel="Actor parameters",
         ),
     ),
     "fig4": Figure(
@@ -106,14 +109,19 @@ FIGURES: dict[str, Figure] = {
         ),
     ),
     "fig7": Figure(
-        "final dormant neuron % vs parameters per task set, actor and first critic (MT10, MT25, MT50)",
-        table=Call("plasticity_final", DORMANT),
+        "final dormant neuron % vs the MT50 actor's parameters per width, per task set, actor and "
+        "first critic (MT10, MT25, MT50)",
+        # x: the actor count of the MT50 network of each run's width, for every task set, as the
+        # authors' fig4_3.py places them (so the three lines share their x values)
+        table=Call("plasticity_final", {**DORMANT, "x_task_set": "mt50"}),
         # one line per task set (the series), one subplot per network
         plot=over_params(
             "Dormant neurons vs parameters for different numbers of tasks",
             **DORMANT_AXIS,
             col="network",
             col_titles=NETWORK_TITLES,
+            x="x_params",
+            xlabel="Actor parameters (MT50 network of the width)",
         ),
     ),
     "fig9": Figure(

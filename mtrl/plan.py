@@ -14,8 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mtrl.gpu_share import NOT_MEASURED, Share
 from mtrl.grid import StudyGrid
-from mtrl.runtime import Plan, Share, run_setting
+from mtrl.runtime import Plan, run_setting
 from mtrl.speed import device_type_of
 
 WHOLE_STUDY = "the whole study"
@@ -104,10 +105,15 @@ def plan_lines(
 
 
 def _sharing_line(shares: Sequence[Share]) -> str:
+    """How many runs share a GPU, how many are not measured, and which limit decided k for the rest
+    (GPU busy, cores, host or GPU memory, max_runs_per_gpu: mtrl.gpu_share)."""
     by_k = Counter(share.k for share in shares)
     groups = ", ".join(f"{n} runs {k} per GPU" for k, n in sorted(by_k.items()) if k > 1) or "none"
-    unmeasured = sum(share.busy_fraction is None for share in shares)
+    unmeasured = sum(share.binding == NOT_MEASURED for share in shares)
     line = f"mtrl: GPU sharing: {sum(n for k, n in by_k.items() if k > 1)} runs share a GPU ({groups})"
     if unmeasured:
         line += f"; {unmeasured} runs not measured for sharing get a GPU each"
+    bindings = Counter(share.binding for share in shares if share.binding != NOT_MEASURED)
+    if bindings:
+        line += "; k is limited by " + ", ".join(f"{name} ({n} runs)" for name, n in bindings.most_common())
     return line

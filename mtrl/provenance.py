@@ -73,6 +73,9 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
     "aggregate": (
         "mtrl/stats.py",
         "mtrl/tables/*.py",
+        "mtrl/config.py",  # with nets/ and benchmarks.py: Fig. 7's parameter counts (x_actor_params)
+        "mtrl/nets/*.py",
+        "mtrl/envs/benchmarks.py",
         "mtrl/results.py::TRAIN_SCALARS,TrainResult,read_train_h5,read_provenance",
         "mtrl/completeness.py",
         "mtrl/status.py::TRAIN_FILE,RunStatus,_differs,_settings_diff,_progress,_resume_progress,run_status,"

@@ -50,7 +50,9 @@ def run_setting(config: TrainConfig, device: str) -> Setting:
 
 
 @dataclass(frozen=True)
-class Row:
+class Measured:
+    """What a measured row is of (KEY_COLUMNS) and the setting it ran with."""
+
     device: str
     task_set: str
     arch: str
@@ -58,11 +60,15 @@ class Row:
     critic_width: int
     depth: int
     setting: Setting
-    transitions_per_s: float
 
     @property
     def width(self) -> float:
         return effective_width(self.actor_width, self.critic_width)
+
+
+@dataclass(frozen=True)
+class Row(Measured):
+    transitions_per_s: float
 
 
 @dataclass(frozen=True)
@@ -82,10 +88,10 @@ def load_table(path: str | Path) -> list[Row]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"train_resources.runtime_table: {path} not found")
-    return _read_measured(path, COLUMNS, "transitions_per_s", Row, lambda v: v > 0, "> 0")
+    return read_measured(path, COLUMNS, "transitions_per_s", Row, lambda v: v > 0, "> 0")
 
 
-def _interpolate(rows: list, width: float, value=lambda r: r.transitions_per_s) -> tuple[float, str]:
+def interpolate(rows: list, width: float, value=lambda r: r.transitions_per_s) -> tuple[float, str]:
     """A rate that falls with width (throughput by default) at `width`, from rows of one
     configuration family (log-log, piecewise linear)."""
     by_width: dict[float, list[float]] = {}
@@ -143,7 +149,7 @@ def estimate(config: TrainConfig, rows: list[Row], device: str) -> Estimate:
             chosen = [r for r in pool if keep(r)]
             if not chosen:
                 continue
-            tps, how = _interpolate(chosen, width)
+            tps, how = interpolate(chosen, width)
             in_range = how in ("measured", "interpolated")
             gap = pool_gap or family_gap or ("" if in_range else "width outside the measured widths")
             basis = f"{how} from {dev} rows of {described} measured with {setting}"
@@ -192,58 +198,13 @@ def retries(plans: Mapping[str, Plan], resources: Mapping[str, Any]) -> int:
     return min(needed, int(resources["max_attempts"])) - 1 + int(resources["extra_attempts"])
 
 
-# ---- several runs per GPU: a run whose loop keeps the GPU busy only a fraction of the time shares it
-SHARE_COLUMNS = (
-    *KEY_COLUMNS,
-    *SETTING_COLUMNS,
-    "loop_vector_steps_per_s",
-    "update_per_s",
-    "busy_fraction",
-    "measured_on",
-    "source",
-)
-
-
-@dataclass(frozen=True)
-class ShareRow:
-    device: str
-    task_set: str
-    arch: str
-    actor_width: int
-    critic_width: int
-    depth: int
-    setting: Setting
-    busy_fraction: float  # loop rate / update-alone rate: the share of the loop time the GPU computes
-
-    @property
-    def width(self) -> float:
-        return effective_width(self.actor_width, self.critic_width)
-
-
-@dataclass(frozen=True)
-class Share:
-    """How many runs of this kind one GPU holds, and from what."""
-
-    k: int
-    busy_fraction: float | None  # None: not measured on the device
-    basis: str
-
-
-def load_share_table(path: str | Path) -> list[ShareRow]:
-    """Rows of gpu_share.csv; an absent table has none (every run then gets a GPU of its own)."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return _read_measured(path, SHARE_COLUMNS, "busy_fraction", ShareRow, lambda v: 0 < v <= 1, "in (0, 1]")
-
-
 def _flag(text: str) -> bool:
     if text.strip().lower() not in ("true", "false"):
         raise ValueError(f"overlap must be true or false, got {text!r}")
     return text.strip().lower() == "true"
 
 
-def _read_measured(
+def read_measured(
     path: Path,
     columns: Sequence[str],
     value: str,
@@ -272,30 +233,3 @@ def _read_measured(
                 raise ConfigError(f"{path}:{line}: {value} must be {rule}")
             rows.append(make(*keys, *sizes, setting, number))
     return rows
-
-
-def runs_per_gpu(
-    config: TrainConfig, rows: list[ShareRow], device: str, max_runs: int, target_busy: float
-) -> Share:
-    """k = floor(target_busy / busy fraction) clamped to [1, max_runs]: runs that together keep one
-    GPU about target_busy busy. The busy fraction is interpolated over width from rows of the same
-    device, setting, task set and architecture (same depth first); with none the run gets a GPU of
-    its own."""
-    setting = run_setting(config, device)
-    family = [
-        r
-        for r in rows
-        if r.device.lower() == device.lower()
-        and r.setting == setting
-        and (r.task_set, r.arch) == (config.task_set, config.arch)
-    ]
-    chosen = [r for r in family if r.depth == config.depth] or family
-    if not chosen:
-        return Share(1, None, f"NOT MEASURED on {device} for {config.task_set}/{config.arch} with {setting}")
-    width = effective_width(config.actor_width, config.critic_width)
-    # interpolated as its inverse, a rate that falls with width: beyond the measured widths the
-    # busy fraction is then never assumed to fall, so k errs towards fewer runs per GPU
-    idle, how = _interpolate(chosen, width, value=lambda r: 1 / r.busy_fraction)
-    busy = 1 / idle
-    k = max(1, min(int(max_runs), math.floor(round(target_busy / busy, 9))))
-    return Share(k, busy, f"busy {busy:.2f} ({how} from {device} rows with {setting})")

@@ -1,19 +1,25 @@
-"""Aggregate statistics for the figures: IQM with stratified-bootstrap CIs (rliable) and mean CIs.
+"""Aggregate statistics for the figures: the success IQM with bootstrap CIs (rliable) and mean CIs.
 
 Conventions
 -----------
-* Success scores are arrays of shape (runs, tasks) or (runs, tasks, steps); the aggregate is the
-  interquartile mean (IQM) of Agarwal et al. (2021) as implemented by
-  `rliable.metrics.aggregate_iqm`: `scipy.stats.trim_mean(scores, 0.25, axis=None)`, i.e. the mean
-  of the middle 50 % of *all* run x task scores pooled together.
-* Confidence intervals are percentile stratified-bootstrap intervals
-  (`rliable.library.get_interval_estimates`): each replicate resamples runs with replacement
-  independently within each task (and, for curves, within each task and step, as rliable does for
-  its sample-efficiency curves).
+* Success scores are arrays of shape (runs, tasks) or (runs, tasks, steps). Two statistics:
+
+  - ``"runs"`` (the study's, as the authors' figure code computes it: their ``plots/get_data.py``
+    and ``plots/fig1_new.py``): each run is reduced to its mean success over tasks (their
+    ``charts/mean_success_rate``), then the interquartile mean over runs,
+    ``scipy.stats.trim_mean(run_means, 0.25)``, per configuration and per evaluation step.
+  - ``"pooled"`` (an option): the IQM of Agarwal et al. (2021) over *all* run x task scores pooled
+    (``rliable.metrics.aggregate_iqm``: ``trim_mean(scores, 0.25, axis=None)``). On MT10 it trims
+    whole unsolved and solved tasks, so it is a different number.
+
+* Confidence intervals are percentile bootstrap intervals from rliable
+  (``rliable.library.get_interval_estimates``). ``"runs"`` resamples runs with replacement (the
+  task means form one stratum). ``"pooled"`` is rliable's stratified bootstrap: runs resampled
+  independently within each task. For curves both resample independently at each step, as
+  rliable does for its sample-efficiency curves (and as the authors' per-step error bands did).
 * Plasticity scalars (dormant %, parameter norms, ...) are one number per run, and only 2-10 runs
-  exist per configuration. An IQM over that few values trims away most of the data (with 4 runs it
-  is the mean of the middle 2), so for them `mean_ci` reports the plain mean over runs with a
-  percentile bootstrap CI over runs instead.
+  exist per configuration; the authors' figures plot their plain mean over runs, so `mean_ci`
+  reports that mean with a percentile bootstrap CI over runs.
 * Everything is deterministic given `seed`. rliable draws its resampling indices from NumPy's
   *global* legacy RNG, so the global state is seeded for the duration of the call and then
   restored; callers' random streams are unaffected.
@@ -30,7 +36,20 @@ from typing import Any
 import numpy as np
 import scipy.stats
 
-__all__ = ["iqm", "iqm_ci", "iqm_curve", "mean_ci"]
+__all__ = [
+    "STATISTICS",
+    "check_statistic",
+    "iqm",
+    "iqm_ci",
+    "iqm_curve",
+    "mean_ci",
+    "run_iqm",
+    "success_ci",
+    "success_curve_ci",
+]
+
+# "runs": IQM over runs of each run's mean over tasks (the study's); "pooled": IQM over runs x tasks
+STATISTICS = ("runs", "pooled")
 
 
 def _rliable() -> tuple[Any, Any]:
@@ -93,7 +112,7 @@ def _interval(
 def iqm_ci(
     scores: np.ndarray, reps: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> tuple[float, float, float]:
-    """IQM of a (runs, tasks) score matrix and its stratified-bootstrap CI.
+    """Pooled IQM of a (runs, tasks) score matrix (all runs x tasks) and its stratified-bootstrap CI.
 
     Args:
         scores: (runs, tasks) array, e.g. final success rates in [0, 1].
@@ -117,7 +136,7 @@ def iqm_ci(
 def iqm_curve(
     scores: np.ndarray, reps: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """IQM over runs x tasks at every step of a (runs, tasks, steps) array, with CIs.
+    """Pooled IQM over runs x tasks at every step of a (runs, tasks, steps) array, with CIs.
 
     Uses rliable's batched form: one stratified bootstrap over the whole 3-d array with an
     aggregate function that returns one IQM per step (rliable's sample-efficiency-curve recipe).
@@ -129,13 +148,67 @@ def iqm_curve(
     return _interval(arr, _iqm_per_step, reps, seed, confidence)
 
 
+def check_statistic(statistic: str) -> None:
+    """Raise ValueError unless `statistic` is one of STATISTICS."""
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
+
+
+def run_iqm(values: np.ndarray) -> Any:
+    """IQM over runs (axis 0): `trim_mean(values, 0.25, axis=0)`, the authors' `iqm` (plots/get_data.py).
+
+    values: (runs,) -> float; (runs, steps) -> (steps,) array.
+    """
+    out = scipy.stats.trim_mean(np.asarray(values, dtype=np.float64), 0.25, axis=0)
+    return float(out) if np.ndim(out) == 0 else np.asarray(out, dtype=np.float64)
+
+
+def _run_iqm_of_task_means(means: np.ndarray) -> np.ndarray:
+    """IQM over runs of a (runs, 1) or (runs, 1, steps) array of task means, as a 1-d array."""
+    return np.atleast_1d(np.asarray(run_iqm(means[:, 0]), dtype=np.float64))
+
+
+def success_ci(
+    scores: np.ndarray, statistic: str = "runs", reps: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """The success IQM of a (runs, tasks) matrix of final success rates, with its bootstrap CI.
+
+    statistic "runs" (default, the study's): IQM over runs of each run's mean over tasks, the CI
+    from resampling runs; "pooled": `iqm_ci` (IQM over all runs x tasks, stratified bootstrap).
+    Returns (iqm, ci_low, ci_high); one run: the interval collapses to the point.
+    """
+    check_statistic(statistic)
+    arr = _check(scores, 2, "success_ci")
+    if statistic == "pooled":
+        return iqm_ci(arr, reps=reps, seed=seed, confidence=confidence)
+    means = arr.mean(axis=1, keepdims=True)  # (runs, 1): one stratum, so runs are resampled
+    point, lo, hi = _interval(means, _run_iqm_of_task_means, reps, seed, confidence)
+    return float(point[0]), float(lo[0]), float(hi[0])
+
+
+def success_curve_ci(
+    scores: np.ndarray, statistic: str = "runs", reps: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`success_ci` at every step of a (runs, tasks, steps) array: (iqm, ci_low, ci_high), each (steps,).
+
+    statistic "runs": runs are resampled at each step (independently per step, as rliable's
+    sample-efficiency curves); "pooled": `iqm_curve`.
+    """
+    check_statistic(statistic)
+    arr = _check(scores, 3, "success_curve_ci")
+    if statistic == "pooled":
+        return iqm_curve(arr, reps=reps, seed=seed, confidence=confidence)
+    means = arr.mean(axis=1, keepdims=True)  # (runs, 1, steps)
+    return _interval(means, _run_iqm_of_task_means, reps, seed, confidence)
+
+
 def mean_ci(
     values: np.ndarray, reps: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> tuple[Any, Any, Any]:
     """Mean over runs with a percentile bootstrap CI (resampling runs with replacement).
 
-    Meant for per-run scalars such as plasticity metrics, where the number of runs is small
-    (2-10) and an IQM would discard most of them (see the module docstring).
+    Meant for per-run scalars such as plasticity metrics, which the authors' figures average over
+    runs (see the module docstring).
 
     Args:
         values: (runs,) or (runs, steps). For curves, each replicate resamples whole runs

@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 from mtrl.figures import FIGURES, PLOTTED
+from mtrl.nets.matching import mlp_counts
 from mtrl.plots import draw
+from mtrl.results import read_train_h5
 from mtrl.tables import (
     RunRef,
     aggregate,
@@ -28,9 +31,16 @@ N_TASKS = 10
 
 
 def hand_iqm(scores: np.ndarray) -> float:
+    """The pooled IQM over runs x tasks (the `statistic="pooled"` option)."""
     flat = np.sort(np.asarray(scores, dtype=float).ravel())
     cut = int(0.25 * flat.size)
     return float(flat[cut : flat.size - cut].mean())
+
+
+def authors_iqm(scores: np.ndarray) -> float:
+    """The study's statistic as the authors' figure code computes it: each run's mean success over
+    tasks, then scipy.stats.trim_mean(x, 0.25) over the runs."""
+    return float(scipy.stats.trim_mean(np.asarray(scores, dtype=float).mean(axis=1), 0.25))
 
 
 def final_scores(width: int, seed: int) -> np.ndarray:
@@ -66,8 +76,8 @@ def test_success_final(sweep: list[RunRef]) -> None:
     df = success_final(sweep, reps=REPS, seed=0)
     assert list(df["actor_width"]) == [256, 1024]
     for width, row in zip((256, 1024), df.itertuples(), strict=True):
-        expected = 100 * hand_iqm(np.stack([final_scores(width, s) for s in range(3)]))
-        assert row.iqm == pytest.approx(expected)
+        expected = 100 * authors_iqm(np.stack([final_scores(width, s) for s in range(3)]))
+        assert row.iqm == pytest.approx(expected) and row.statistic == "runs"
         assert row.ci_low <= row.iqm <= row.ci_high
         assert row.n_runs == 3 and row.seeds == "0,1,2"
         assert row.actor_params == width * 10 and row.critic_params == width * 20
@@ -80,7 +90,7 @@ def test_success_curve(sweep: list[RunRef], tmp_path: Path) -> None:
     df = success_curve(sweep[:3], reps=REPS, seed=0)
     assert list(df["step"]) == [200_000, 400_000, 600_000]
     finals = np.stack([final_scores(256, s) for s in range(3)])
-    np.testing.assert_allclose(df["iqm"], [0.0, 100 * hand_iqm(0.5 * finals), 100 * hand_iqm(finals)])
+    np.testing.assert_allclose(df["iqm"], [0.0, 100 * authors_iqm(0.5 * finals), 100 * authors_iqm(finals)])
     assert (df["ci_low"] <= df["iqm"] + 1e-9).all() and (df["iqm"] <= df["ci_high"] + 1e-9).all()
     assert set(df["n_runs"]) == {3} and set(df["label"]) == {"feed-forward"}
     # a shorter run: cut to the common prefix with a warning
@@ -97,6 +107,48 @@ def test_success_curve(sweep: list[RunRef], tmp_path: Path) -> None:
     # two series -> two curves
     both = success_curve(sweep[:3] + [RunRef("MT10", "wide", r.run_dir) for r in sweep[3:]], reps=REPS)
     assert list(dict.fromkeys(both["series"])) == ["FF", "wide"] and len(both) == 6
+
+
+def spread_runs(root: Path) -> list[RunRef]:
+    """8 MT10 runs whose pooled IQM and IQM over run means differ: 3 tasks never solved, 3 always,
+    4 varying by run, and one collapsed run (what an MT10 study looks like)."""
+    rng = np.random.default_rng(5)
+    runs = []
+    for seed in range(8):
+        final = np.concatenate([np.zeros(3), np.ones(3), rng.uniform(0.2, 0.8, size=4)])
+        if seed == 7:
+            final[:] = 0.05
+        success = np.stack([0.5 * final, final])
+        run_dir = root / f"spread{seed}"
+        write_fake_train(run_dir, success, arch="moore", seed=seed)
+        runs.append(RunRef("MT10", "MOORE", run_dir))
+    return runs
+
+
+def test_success_tables_use_the_authors_iqm_over_run_means(tmp_path: Path) -> None:
+    runs = spread_runs(tmp_path)
+    finals = np.stack([read_train_h5(r.train_path).eval_success[-1] for r in runs])
+    expected, pooled = 100 * authors_iqm(finals), 100 * hand_iqm(finals)
+    assert abs(expected - pooled) > 5
+    final = success_final(runs, reps=REPS)
+    assert final["iqm"].item() == pytest.approx(expected) and final["n_runs"].item() == 8
+    curve = success_curve(runs, reps=REPS)
+    np.testing.assert_allclose(curve["iqm"], [100 * authors_iqm(0.5 * finals), expected])
+    assert set(curve["n_runs"]) == {8}
+    table = table1(runs, reps=REPS).set_index(["architecture", "task_set"])
+    assert table.loc[("MOORE", "MT10"), "ours"] == pytest.approx(expected)
+    assert table.loc[("MOORE", "MT10"), "n_runs"] == 8
+    for fig in ("fig1", "fig4", "table1"):
+        assert set(aggregate(fig, runs, reps=REPS)["statistic"]) == {"runs"}
+    # the pooled runs x tasks IQM: a documented option, through the registry as in the workflow
+    assert aggregate("fig1", runs, reps=REPS, statistic="pooled")["iqm"].item() == pytest.approx(pooled)
+    assert success_curve(runs, reps=REPS, statistic="pooled")["iqm"].iloc[-1] == pytest.approx(pooled)
+    pooled_t1 = aggregate("table1", runs, reps=REPS, statistic="pooled").set_index(
+        ["architecture", "task_set"]
+    )
+    assert pooled_t1.loc[("MOORE", "MT10"), "ours"] == pytest.approx(pooled)
+    with pytest.raises(ValueError, match="statistic must be one of"):
+        aggregate("fig6", runs, statistic="mean")
 
 
 def plasticity_runs(root: Path) -> list[RunRef]:
@@ -215,8 +267,52 @@ def test_registry_tables(study_tables: dict[str, pd.DataFrame]) -> None:
     assert set(study_tables["fig7"]["series"]) == {"MT10", "MT25", "MT50"}
     assert set(study_tables["fig11"]["metric"]) == {"param_norm"}
     assert set(study_tables["fig12"]["network"]) == {"critic"}
-    assert set(study_tables["fig1"]["panel"]) == {"MT10", "MT50"}
-    assert study_tables["table1"]["ours"].notna().sum() == 5  # no SM on MT50
+    fig1 = study_tables["fig1"]
+    assert set(fig1["panel"]) == {"MT10", "MT50"}
+    assert set(fig1[fig1["panel"] == "MT50"]["series"]) == {"MTMHSAC", "SM", "PaCo", "MOORE"}
+    # Fig. 1's x axis: the actor's parameter count (plots/fig1_new.py), not actor + critic
+    assert (fig1["x_params"] == fig1["actor_params"]).all() and (fig1["x_params"] < fig1["params"]).all()
+    assert study_tables["table1"]["ours"].notna().sum() == 5  # Table 1 has no SM on MT50
+    # Fig. 7's x axis: every task set's run of a width sits at the MT50 actor count of that width
+    # (plots/fig4_3.py), which is the MT50 run's own count
+    fig7 = study_tables["fig7"]
+    for width, rows in fig7.groupby("actor_width"):
+        assert rows["x_params"].nunique() == 1, width
+        mt50 = rows[rows["task_set"] == "mt50"]
+        assert (rows["x_params"] == mlp_counts("mt50", int(width), 3)[0]).all()
+        assert (mt50["x_params"] == mt50["actor_params"]).all()
+    assert (
+        fig7[fig7["task_set"] == "mt10"]["x_params"]
+        .gt(fig7[fig7["task_set"] == "mt10"]["actor_params"])
+        .all()
+    )
+
+
+@pytest.mark.parametrize(
+    ("figure", "xlabel"),
+    [("fig1", "Actor parameters"), ("fig7", "Actor parameters (MT50 network of the width)")],
+)
+def test_params_figures_plot_at_the_authors_x(
+    figure: str, xlabel: str, study_tables: dict[str, pd.DataFrame]
+) -> None:
+    """Fig. 1 and Fig. 7 place every point at the table's x_params (plots/fig1_new.py, fig4_3.py)."""
+    import matplotlib.pyplot as plt
+
+    from mtrl.plots._common import params_figure
+
+    table = study_tables[figure]
+    fig = params_figure(table, figure=figure, **FIGURES[figure].plot.args)
+    try:
+        columns = "network" if figure == "fig7" else "panel"
+        for ax, value in zip(fig.axes, dict.fromkeys(table[columns]), strict=False):
+            drawn = {round(float(x)) for line in ax.get_lines() for x in line.get_xdata()}
+            part = table[table[columns] == value]
+            if figure == "fig7":
+                part = part[part["layer"] == "all"]
+            assert drawn == set(part["x_params"].astype(int)), value
+            assert ax.get_xlabel() == xlabel
+    finally:
+        plt.close(fig)
 
 
 @pytest.mark.parametrize("figure", PLOTTED)

@@ -729,6 +729,7 @@ def run_aggregate(tmp_path: Path, run_dir: Path, allow_stale: bool) -> tuple[int
         "params": {
             "runs": [{"panel": "MT10", "series": "s", "run_dir": str(run_dir)}],
             "reps": 10,
+            "statistic": "runs",
             "code": "table",
             "expected": {
                 "runs": {str(run_dir): json.dumps(identity(config.to_dict()), sort_keys=True)},

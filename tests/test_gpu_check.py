@@ -97,25 +97,58 @@ def test_the_report_names_the_gpu_and_fails_when_a_required_step_fails(tmp_path,
     assert check.main(["--device", "cpu", "--out-dir", str(tmp_path)]) == 1
 
 
-def test_the_benchmark_interleaves_the_jax_update_only_when_given_the_authors_code(tmp_path):
-    plain = check.benchmark_command(check.parse_args(["--device", "cpu"]), budget_s=200)
-    assert "--authors-code" not in plain and plain[plain.index("--budget-s") + 1] == "200"
+def test_the_jax_comparison_is_a_step_of_its_own_only_when_given_the_authors_code(tmp_path, monkeypatch):
+    plain = check.parse_args(["--device", "cpu"])
+    bench = check.benchmark_command(plain, budget_s=200)
+    assert "--authors-code" not in bench and bench[bench.index("--budget-s") + 1] == "200"
+    assert plain.deadline_s == check.DEADLINE_S
     anchor = tmp_path / "jax_update_bench.py"
     anchor.write_text("")
     args = check.parse_args(
         ["--authors-code", str(tmp_path), "--jax-bench", str(anchor), "--jax-python", "py"]
     )
-    cmd = check.benchmark_command(args, budget_s=200)
+    assert args.deadline_s == check.DEADLINE_S == 480  # the JAX comparison fits in the same 8 minutes
+    cmd = check.ratio_command(args, budget_s=200)
     assert cmd[cmd.index("--jax-bench") + 1] == str(anchor) and cmd[cmd.index("--jax-python") + 1] == "py"
+    assert "--jax-only" in cmd and cmd[cmd.index("--jax-widths") + 1 :][:3] == ["400", "1024", "4096"]
     with pytest.raises(SystemExit):
         check.parse_args(["--authors-code", str(tmp_path)])  # the anchor's path is an argument
+    commands = []
+    monkeypatch.setattr(check, "run_step", lambda cmd, timeout: commands.append(cmd) or {"ok": True})
+    monkeypatch.setattr(check, "stop_and_resume", lambda *a: {"ok": True})
+    monkeypatch.setattr(check, "resume_equals_uninterrupted", lambda *a: {"ok": True})
+    argv = ["--device", "cpu", "--out-dir", str(tmp_path), "--authors-code", str(tmp_path)]
+    assert check.main([*argv, "--jax-bench", str(anchor)]) == 0
+    assert ["--jax-only" in c for c in commands] == [False, True, False]  # tests, ratio, bench
+
+
+def test_the_gpu_benchmark_compares_with_jax_like_for_like_and_end_to_end(monkeypatch, capsys):
+    """The JAX part on a CPU with a stand-in for the anchor's process: per width and setting, our
+    update on a fixed batch over theirs (like for like) and ours sampling its batch (end to end)."""
+    gpu = _load("gpu")
+    args = gpu.parse_args(["--device", "cpu", "--task-set", "mt1", "--jax-widths", "16", "32"])
+    args.jax_modes, args.jax_precisions, args.jax_rounds = ["eager", "graph"], ["float32"], 2
+    bench = gpu.Bench(args, gpu.torch.device("cpu"))
+    monkeypatch.setattr(gpu, "jax_rate", lambda args, width, n, block: 1000.0 / width)
+    gpu.measure_jax(bench)
+    rows = {(r["benchmark"], r["width"], r["mode"]): r for r in bench.rows}
+    for width in (16, 32):
+        assert rows[("jax_update", width, "")]["value"] == round(1000.0 / width, 3)
+        for mode in ("eager", "graph"):
+            fixed = rows[("update_fixed_interleaved", width, mode)]["value"]
+            sampled = rows[("update_interleaved", width, mode)]["value"]
+            like, end = rows[("jax_ratio", width, mode)], rows[("jax_ratio_end_to_end", width, mode)]
+            assert like["value"] == pytest.approx(fixed / (1000.0 / width), rel=1e-3)
+            assert end["value"] == pytest.approx(sampled / (1000.0 / width), rel=1e-3)
+            assert like["note"].startswith("like for like") and end["note"].startswith("end to end")
 
 
 @pytest.mark.slow
 def test_the_gpu_benchmark_writes_rows_with_their_setting(tmp_path):
     """benchmarks/gpu.py on a CPU at toy size: every loop setting measured gets a runtime.csv and a
     gpu_share.csv row saying its mode, precision and overlap; rows of other keys are kept."""
-    from mtrl.runtime import load_share_table, load_table
+    from mtrl.gpu_share import load_share_table
+    from mtrl.runtime import load_table
 
     shutil.copy(ROOT / "benchmarks" / "results" / "runtime.csv", tmp_path / "runtime.csv")
     kept = load_table(tmp_path / "runtime.csv")

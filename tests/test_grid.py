@@ -156,7 +156,7 @@ def test_full_grid_uses_the_papers_settings():
         5_000_000,
     )
     assert grid.runs["mt10/moore/a400-c400-d3/s0"].alpha_lr == 1e-4
-    assert grid.runs["mt10/sm/a400-c400-d3/s0"].use_task_weights
+    assert not grid.runs["mt10/sm/a400-c400-d3/s0"].use_task_weights  # Fig. 1's SM: no task weights
     assert {
         "mt25/mtmhsac/a4096-c4096-d3/s0",
         "mt10/mtmhsac/a885-c885-d3/s0",  # the experiment files' matched widths
@@ -272,13 +272,46 @@ def test_table1_sm_runs_use_v1_rewards_and_task_weights_and_nothing_else_does(na
     grid = build_grid(config)
     width = 400 if name == "config.yaml" else config["run_defaults"]["actor_width"]
     table1_sm = [r.run_id for r in grid.figures["table1"] if r.series == "SM"]
-    assert table1_sm == [f"mt10/sm/a{width}-c{width}-d3-rewv1/s{seed}" for seed in config["seeds"]]
+    assert table1_sm == [
+        f"mt10/sm/a{width}-c{width}-d3-rewv1-use_task_weightsTrue/s{seed}" for seed in config["seeds"]
+    ]
     for rid in table1_sm:
         assert grid.runs[rid].reward_version == "v1" and grid.runs[rid].use_task_weights
+    # Fig. 1's SM runs as the authors' figure script names them: mt10_softmodules_task_weights_false
+    # (v2 rewards) and mt50_softmodules_depth_4 (4 layers x 4 modules, no task weights)
     fig1_sm = [r.run_id for r in grid.figures["fig1"] if r.series == "SM"]
-    assert fig1_sm == [f"mt10/sm/a{width}-c{width}-d3/s{seed}" for seed in config["seeds"]]
-    assert all(grid.runs[rid].use_task_weights for rid in fig1_sm)
+    assert fig1_sm[: len(config["seeds"])] == [
+        f"mt10/sm/a{width}-c{width}-d3/s{seed}" for seed in config["seeds"]
+    ]
+    assert {rid.split("/")[0] for rid in fig1_sm} == {"mt10", "mt50"}
+    assert not any(grid.runs[rid].use_task_weights for rid in fig1_sm)
+    mt50_sm = [grid.runs[rid] for rid in fig1_sm if rid.startswith("mt50/")]
+    assert {(c.sm_layers, c.sm_modules, c.reward_version) for c in mt50_sm} == {(4, 4, "v2")}
     assert {rid for rid, c in grid.runs.items() if c.reward_version != "v2"} == set(table1_sm)
+    assert {rid for rid, c in grid.runs.items() if c.use_task_weights} == set(table1_sm)
+
+
+def test_fig1_and_fig7_have_the_authors_series():
+    grid = build_grid(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+    fig1 = {(r.panel, r.series, r.run_id.rsplit("/", 1)[0]) for r in grid.figures["fig1"]}
+    ff = {
+        panel: {grid.runs[rid + "/s0"].actor_width for p, s, rid in fig1 if (p, s) == (panel, "MTMHSAC")}
+        for panel in ("MT10", "MT50")
+    }
+    # plots/fig1_new.py: the default MTMHSAC (400), the MLPs matched to SM, PaCo and MOORE, 1024-4096
+    assert ff["MT10"] == {400, 550, 800, 885, 1024, 2048, 4096}
+    assert ff["MT50"] == {400, 780, 925, 1805, 1024, 2048, 4096}
+    assert {s for p, s, _ in fig1 if p == "MT50"} == {"MTMHSAC", "SM", "PaCo", "MOORE"}
+    # mtmhsac_moore_params_log_std-10_clipped_q: log-std floor -10, Q clipped at 5000; no other run
+    moore_matched = grid.runs["mt50/mtmhsac/a925-c925-d3-log_std_min-10.0-max_q_value5000.0/s0"]
+    assert (moore_matched.log_std_min, moore_matched.max_q_value) == (-10, 5000)
+    clipped = {rid.rsplit("/", 1)[0] for rid, c in grid.runs.items() if c.max_q_value and c.arch != "paco"}
+    assert clipped == {"mt50/mtmhsac/a925-c925-d3-log_std_min-10.0-max_q_value5000.0"}
+    # plots/fig4_3.py: widths 256-4096 on MT10, MT25 and MT50
+    for series in ("MT10", "MT25", "MT50"):
+        widths = {grid.runs[r.run_id].actor_width for r in grid.figures["fig7"] if r.series == series}
+        assert widths == {256, 512, 1024, 2048, 4096}, series
+    assert len(grid.runs) == 400
 
 
 # ---------------------------------------------------------------- matched widths on disk

@@ -11,20 +11,10 @@ import pytest
 import yaml
 
 from mtrl.config import ConfigError, TrainConfig
+from mtrl.gpu_share import SHARE_COLUMNS, NodeLimits, ShareRow, gpu_mem_mb, load_share_table, runs_per_gpu
 from mtrl.grid import StudyGrid, build_grid, validate_study
 from mtrl.plan import WHOLE_STUDY, plan_lines, targets_runs
-from mtrl.runtime import (
-    SHARE_COLUMNS,
-    Row,
-    Setting,
-    ShareRow,
-    estimate,
-    load_share_table,
-    load_table,
-    plan,
-    run_setting,
-    runs_per_gpu,
-)
+from mtrl.runtime import Row, Setting, estimate, load_table, plan, run_setting
 from mtrl.speed import device_type_of, resolve_speed
 from tests.workflow_helpers import ROOT, snakemake
 
@@ -76,6 +66,52 @@ def test_unmeasured_device_task_set_or_arch_gets_one_gpu_and_says_why():
     assert runs_per_gpu(eager, _rows(), H100, max_runs=4, target_busy=0.9).busy_fraction == pytest.approx(0.9)
     overlapped = runs_per_gpu(_cfg(400, overlap=True), _rows(), H100, max_runs=4, target_busy=0.9)
     assert overlapped.k == 1 and "graph/tf32/overlap" in overlapped.basis  # not measured overlapped
+
+
+def _node(cores: int = 64, mem_mb: int = 1_000_000, gpu_mem_mb: int = 80_000) -> NodeLimits:
+    return NodeLimits(cores, mem_mb, gpu_mem_mb, max_threads=16, base_mem_mb={"mt10": 32000, "mt50": 64000})
+
+
+def test_k_runs_share_a_gpu_only_where_the_node_holds_them_and_the_plan_names_the_limit():
+    # width 400 keeps the GPU 20 % busy (4 runs by the GPU) but an MT10 run uses 11 cores
+    def share(**node):
+        return runs_per_gpu(_cfg(400), _rows(), H100, max_runs=8, target_busy=0.9, node=_node(**node))
+
+    assert (share().k, share().binding) == (4, "GPU busy")  # 64 cores hold 5 runs
+    assert (share(cores=16).k, share(cores=16).binding) == (1, "cores")  # 2 x 11 > 16
+    assert (share(cores=40).k, share(cores=40).binding) == (3, "cores")
+    assert "runs that fit: GPU busy 4, cores 3, host memory 29" in share(cores=40).basis
+    assert (share(mem_mb=70_000).k, share(mem_mb=70_000).binding) == (2, "host memory")  # 33,562 MB each
+    two_gpus_worth = 2 * gpu_mem_mb(_cfg(400).resolved()) + 1
+    assert (share(gpu_mem_mb=two_gpus_worth).k, share(gpu_mem_mb=two_gpus_worth).binding) == (2, "GPU memory")
+    capped = runs_per_gpu(_cfg(400), _rows(), H100, max_runs=2, target_busy=0.9, node=_node())
+    assert (capped.k, capped.binding) == (2, "max_runs_per_gpu")
+    sync = _cfg(400, vector_strategy="sync")  # one process: one core
+    assert runs_per_gpu(sync, _rows(), H100, max_runs=8, target_busy=0.9, node=_node(cores=4)).k == 4
+    unmeasured = runs_per_gpu(_cfg(400, task_set="mt50"), _rows(), H100, 4, 0.9, node=_node())
+    assert (unmeasured.k, unmeasured.binding) == (1, "not measured")
+    line = _sharing_line_of([share(cores=16), share(cores=16), share(), unmeasured])
+    assert line == (
+        "mtrl: GPU sharing: 1 runs share a GPU (1 runs 4 per GPU); 1 runs not measured for sharing get a "
+        "GPU each; k is limited by cores (2 runs), GPU busy (1 runs)"
+    )
+
+
+def _sharing_line_of(shares) -> str:
+    from mtrl.plan import _sharing_line
+
+    return _sharing_line(shares)
+
+
+def test_a_runs_gpu_memory_is_its_buffer_networks_and_a_process_and_grows_with_width():
+    """MT10 width 400: a 1e6-transition buffer (320 MiB), 4.9e6 floats of networks, optimiser state
+    and targets, a batch's activations and 1,500 MB per process."""
+    assert gpu_mem_mb(TrainConfig().resolved()) == 1980
+    sizes = [gpu_mem_mb(_cfg(w).resolved()) for w in (400, 1024, 4096, 8192)]
+    assert sizes == sorted(sizes) and sizes[-1] < 16_000  # four width-8192 runs fit an 80 GB GPU
+    assert gpu_mem_mb(_cfg(400, buffer_per_task=200_000).resolved()) == 1980 + 321  # + 1e6 x 84 floats
+    paco = _cfg(400, arch="paco").resolved()  # 5 parameter sets
+    assert gpu_mem_mb(paco) > gpu_mem_mb(_cfg(400).resolved())
 
 
 def test_share_table_absent_is_empty_and_bad_rows_name_the_line(tmp_path):
@@ -153,8 +189,13 @@ def test_shipped_h100_rows_plan_the_paper_baseline_with_graph_and_tf32():
     assert baseline.minutes / 60 == pytest.approx(2e7 / 2561.87 / 3600)
     eager = TrainConfig(update_mode="eager", matmul_precision="float32")
     assert estimate(eager, rows, SHIPPED_GPU).transitions_per_s == pytest.approx(686.57)
-    share = runs_per_gpu(TrainConfig(), load_share_table(RESULTS / "gpu_share.csv"), SHIPPED_GPU, 4, 0.9)
+    share_rows = load_share_table(RESULTS / "gpu_share.csv")
+    share = runs_per_gpu(TrainConfig(), share_rows, SHIPPED_GPU, 4, 0.9)
     assert share.busy_fraction == pytest.approx(0.2845) and share.k == 3
+    # ... by the GPU alone: on the node it was measured on (16 cores) its 11 threads keep it alone
+    node = NodeLimits.from_resources(_paper()[0]["train_resources"])
+    alone = runs_per_gpu(TrainConfig(), share_rows, SHIPPED_GPU, 4, 0.9, node)
+    assert (alone.k, alone.binding, node.cores) == (1, "cores", 16)
 
 
 # ---------------------------------------------------------------- the plan of a command's targets
@@ -170,7 +211,7 @@ def test_targets_map_to_the_runs_behind_them(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     results, figures = Path("results"), Path("figures")
     label, runs = targets_runs(["figures/fig7.pdf"], grid, results, figures)
-    assert label == "figures/fig7.pdf" and runs == grid.runs_of("fig7") and len(runs) == 170
+    assert label == "figures/fig7.pdf" and runs == grid.runs_of("fig7") and len(runs) == 150
     assert len(targets_runs([str(tmp_path / "figures" / "fig5.png")], grid, results, figures)[1]) == 50
     both = targets_runs(["results/tables/fig7.csv", "figures/fig5.pdf"], grid, results, figures)[1]
     assert len(both) == len(set(grid.runs_of("fig7")) | set(grid.runs_of("fig5")))
@@ -212,7 +253,7 @@ def test_a_dry_run_prints_the_plan_of_its_target_once_and_lint_prints_none(tmp_p
     where = ["--config", f"results_dir={tmp_path}/results", f"figures_dir={tmp_path}/figures"]
     proc = snakemake(ROOT, "-n", "--quiet", "rules", *where, "--", f"{tmp_path}/figures/fig7.pdf")
     plan = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("mtrl: ")]
-    assert plan[0].startswith(f"mtrl: plan for {tmp_path}/figures/fig7.pdf: 170 runs, 0 complete; the 170")
+    assert plan[0].startswith(f"mtrl: plan for {tmp_path}/figures/fig7.pdf: 150 runs, 0 complete; the 150")
     assert 2 <= len(plan) <= 4 and sum(line.startswith("mtrl: plan for") for line in plan) == 1
     lint = snakemake(ROOT, "--lint")
     assert "mtrl: " not in lint.stdout + lint.stderr
@@ -225,13 +266,17 @@ def test_the_readme_states_the_plan_of_the_papers_grid():
     resources = study["train_resources"]
     rows, share_rows = load_table(RESULTS / "runtime.csv"), load_share_table(RESULTS / "gpu_share.csv")
     plans = {rid: plan(cfg, rows, resources) for rid, cfg in grid.runs.items()}
-    shares = {rid: runs_per_gpu(cfg, share_rows, SHIPPED_GPU, 4, 0.9) for rid, cfg in grid.runs.items()}
+    node = NodeLimits.from_resources(resources)
+    shares = {rid: runs_per_gpu(cfg, share_rows, SHIPPED_GPU, 4, 0.9, node) for rid, cfg in grid.runs.items()}
     lines = plan_lines(WHOLE_STUDY, grid.runs, grid, plans, shares, resources)
     hours = float(re.search(r"take ~([\d,]+) GPU-hours", lines[0]).group(1).replace(",", ""))
     unmeasured = int(re.search(r"for (\d+) of them", lines[1]).group(1))
     readme = " ".join((ROOT / "README.md").read_text().split())
     stated = re.search(
-        r"the paper's grid on the H100: 360 runs, ~([\d,]+) GPU-hours.*?, (\d+) runs estimated", readme
+        r"the paper's grid on the H100: (\d+) runs, ~([\d,]+) GPU-hours.*?, (\d+) runs estimated", readme
     )
     assert stated, "README: the paper's plan on the H100"
-    assert int(stated.group(1).replace(",", "")) == round(hours, -2) and int(stated.group(2)) == unmeasured
+    assert int(stated.group(1)) == len(grid.runs)
+    assert int(stated.group(2).replace(",", "")) == round(hours, -2) and int(stated.group(3)) == unmeasured
+    limited = lines[-1].split("; ")[-1]  # which limit bound k, and for how many runs
+    assert limited.startswith("k is limited by cores") and f'"{limited}"' in readme

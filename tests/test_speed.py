@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +65,61 @@ def test_captured_update_matches_eager_on_gpu(arch):
     device = torch.device("cuda")
     want_metrics, want_params = run_updates(arch, "eager", device)
     got_metrics, got_params = run_updates(arch, "graph", device)
+    torch.testing.assert_close(got_metrics, want_metrics, rtol=1e-4, atol=1e-5)
+    for want, got in zip(want_params, got_params, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def fixed_batch_updates(mode: str, device: torch.device, **extra) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Metrics of UPDATES updates on one batch held fixed (`update_on`), and the parameters after them."""
+    torch.manual_seed(0)
+    config = TrainConfig(task_set="mt10", update_mode=mode, device=device.type, matmul_precision="float32")
+    agent = MultiTaskSAC(config.resolved(), 49, 4, device)
+    batch = filled_buffer(device).sample(8, torch.Generator(device=device).manual_seed(1))
+    metrics = [agent.update_on(batch) for _ in range(UPDATES)]
+    return torch.stack(metrics).cpu(), [p.detach().cpu() for p in agent.parameters()]
+
+
+def test_the_fixed_batch_update_is_the_eager_update_without_sampling():
+    # `update_on` (the update the JAX anchor times: no sampling) gives eager's numbers exactly on a
+    # CPU, and the update on a sampled batch is the update on that batch
+    want_metrics, want_params = fixed_batch_updates("eager", torch.device("cpu"))
+    got_metrics, got_params = fixed_batch_updates("graph", torch.device("cpu"))
+    assert torch.equal(want_metrics, got_metrics)
+    assert all(torch.equal(w, g) for w, g in zip(want_params, got_params, strict=True))
+    assert not torch.equal(want_metrics[0], want_metrics[1])  # the agent learns: each update differs
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_the_captured_fixed_batch_update_matches_eager_on_gpu():
+    want_metrics, want_params = fixed_batch_updates("eager", torch.device("cuda"))
+    got_metrics, got_params = fixed_batch_updates("graph", torch.device("cuda"))
+    torch.testing.assert_close(got_metrics, want_metrics, rtol=1e-4, atol=1e-5)
+    for want, got in zip(want_params, got_params, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+# `compiled` (losses and clipping by torch.compile) rounds differently from eager: fused kernels
+# reorder float operations. Over UPDATES updates metrics agree to 1e-5 relative (+1e-6 absolute)
+# and parameters to 1e-6 absolute on a CPU (measured: 4e-7 and 2e-8).
+COMPILED_TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [{}, {"use_task_weights": True, "max_q_value": 5.0}])
+def test_compiled_mode_matches_eager_on_cpu(extra):
+    want_metrics, want_params = run_updates("mtmhsac", "eager", torch.device("cpu"), **extra)
+    got_metrics, got_params = run_updates("mtmhsac", "compiled", torch.device("cpu"), **extra)
+    torch.testing.assert_close(got_metrics, want_metrics, **COMPILED_TOLERANCE)
+    for want, got in zip(want_params, got_params, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=COMPILED_TOLERANCE["atol"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_compiled_captured_update_matches_eager_on_gpu():
+    # capturable Adam as in graph mode, plus fused kernels: the graph mode's tolerance
+    want_metrics, want_params = run_updates("mtmhsac", "eager", torch.device("cuda"))
+    got_metrics, got_params = run_updates("mtmhsac", "compiled", torch.device("cuda"))
     torch.testing.assert_close(got_metrics, want_metrics, rtol=1e-4, atol=1e-5)
     for want, got in zip(want_params, got_params, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
@@ -154,3 +212,49 @@ def test_overlap_updates_on_the_buffer_one_step_old(tmp_path, tiny_config, monke
     # updates start at step 3 either way; with overlap each one misses the step's own transition
     assert seen == ([2, 3, 4, 5] if overlap else [3, 4, 5, 6])
     assert trainer.metric_count == 4 and len(trainer.buffer) == 6
+
+
+def _update_ops():
+    """benchmarks/update_ops.py, which imports its neighbour throughput.py."""
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module("update_ops")
+
+
+# One graph-mode update of MTMHSAC (depth 3) on a CPU, by phase: the ops the CUDA graph captures
+# (benchmarks/results/update_ops.csv; 222 before the temperatures were computed once and the
+# all-ones task weights left out).
+GRAPH_OPS = {
+    **{"outside": 4, "gather": 5, "temperatures": 2},
+    **{"critic loss": 56, "critic backward": 21, "critic clip": 8, "critic adam": 2},
+    **{"actor loss": 38, "actor backward": 49, "actor clip": 8, "actor adam": 2},
+    **{"alpha loss": 5, "alpha backward": 6, "alpha adam": 2, "polyak": 1, "metrics": 3},
+}
+
+
+def _ops(mode: str, **extra) -> dict[str, list[str]]:
+    values = {"task_set": "mt10", "device": "cpu", "update_mode": mode, "actor_width": 16, "critic_width": 16}
+    return _update_ops().count(TrainConfig.from_dict(values | extra), warmup=1)
+
+
+def test_one_update_runs_its_known_ops_and_never_waits_for_the_device():
+    ops = _ops("graph")
+    assert {phase: len(names) for phase, names in ops.items()} == GRAPH_OPS
+    assert ops["outside"] == ["randint", "copy_", "randn", "randn"]  # indices and noise, outside the graph
+    assert ops["temperatures"] == ["exp", "index"]  # once for both losses
+    every = [name for names in ops.values() for name in names]
+    assert not {"item", "_local_scalar_dense", "ones"} & set(every)  # no host sync, no all-ones weights
+    weighted = _ops("graph", use_task_weights=True)
+    assert weighted["temperatures"] == ["neg", "softmax", "mul", "index", "exp", "index"]
+    assert len(weighted["critic loss"]) == len(ops["critic loss"]) + 1  # the weights' multiplication
+
+
+@pytest.mark.slow
+def test_the_compiled_update_runs_fewer_than_half_the_ops():
+    graph, compiled = _ops("graph"), _ops("compiled")
+    total = sum(len(names) for names in compiled.values())
+    assert total <= 102 < sum(GRAPH_OPS.values()) / 2  # measured: 102 of 212
+    for phase in ("critic loss", "critic backward", "actor loss", "actor backward", "alpha loss"):
+        assert len(compiled[phase]) < len(graph[phase]), phase
+    assert len(compiled["critic clip"]) == len(compiled["actor clip"]) == 2  # of 8: one fused kernel

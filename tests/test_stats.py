@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from mtrl.stats import iqm, iqm_ci, iqm_curve, mean_ci
+from mtrl.stats import iqm, iqm_ci, iqm_curve, mean_ci, run_iqm, success_ci, success_curve_ci
 
 
 def hand_iqm(scores: np.ndarray) -> float:
@@ -16,6 +16,63 @@ def hand_iqm(scores: np.ndarray) -> float:
     flat = np.sort(np.asarray(scores, dtype=float).ravel())
     cut = int(0.25 * flat.size)
     return float(flat[cut : flat.size - cut].mean())
+
+
+def authors_iqm(scores: np.ndarray) -> float:
+    """The authors' statistic, written out: each run's mean success over tasks (their
+    charts/mean_success_rate), then scipy.stats.trim_mean(x, 0.25) over the runs (plots/get_data.py)."""
+    run_means = np.asarray(scores, dtype=float).mean(axis=1)
+    return float(scipy.stats.trim_mean(run_means, proportiontocut=0.25))
+
+
+def mt10_like_runs() -> np.ndarray:
+    """8 runs x 10 tasks: 3 tasks never solved, 3 always solved, 4 that vary by run, one bad run.
+
+    The pooled IQM trims whole unsolved and solved tasks; the authors' IQM over run means does not.
+    """
+    rng = np.random.default_rng(5)
+    scores = np.zeros((8, 10))
+    scores[:, 3:6] = 1.0
+    scores[:, 6:] = rng.uniform(0.2, 0.8, size=(8, 4))
+    scores[7] = 0.05  # a collapsed seed: trimmed by the IQM over runs
+    return scores
+
+
+def test_success_statistic_is_the_authors_iqm_over_run_means() -> None:
+    scores = mt10_like_runs()
+    expected = authors_iqm(scores)
+    # by hand: sort the 8 run means, drop 2 at each end, average the middle 4
+    means = np.sort(scores.mean(axis=1))
+    assert expected == pytest.approx(means[2:6].mean())
+    point, lo, hi = success_ci(scores, reps=500, seed=0)
+    assert point == pytest.approx(expected)
+    assert run_iqm(scores.mean(axis=1)) == pytest.approx(expected)
+    assert lo <= point <= hi and lo < hi
+    # the pooled statistic is a different number on such data; it stays available as an option
+    pooled = success_ci(scores, "pooled", reps=500, seed=0)
+    assert pooled == iqm_ci(scores, reps=500, seed=0)
+    assert pooled[0] == pytest.approx(hand_iqm(scores))
+    assert abs(pooled[0] - expected) > 0.05
+    assert success_ci(scores, reps=500, seed=0) == (point, lo, hi)
+    with pytest.raises(ValueError, match="statistic must be one of"):
+        success_ci(scores, "median")
+
+
+def test_success_curve_is_the_authors_iqm_per_step() -> None:
+    first = mt10_like_runs()
+    same = np.full_like(first, 0.5)  # every run alike: no spread, no interval
+    scores = np.stack([first, 0.5 * first, same], axis=2)  # (runs, tasks, steps)
+    point, lo, hi = success_curve_ci(scores, reps=300, seed=0)
+    np.testing.assert_allclose(point, [authors_iqm(scores[:, :, k]) for k in range(3)])
+    np.testing.assert_allclose(run_iqm(scores.mean(axis=1)), point)
+    assert np.all(lo <= point) and np.all(point <= hi) and lo[0] < hi[0]
+    np.testing.assert_allclose([lo[2], hi[2]], [0.5, 0.5])
+    again = success_curve_ci(scores, reps=300, seed=0)
+    for a, b in zip((point, lo, hi), again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    pooled = success_curve_ci(scores, "pooled", reps=300, seed=0)
+    np.testing.assert_allclose(pooled[0], [hand_iqm(scores[:, :, k]) for k in range(3)])
+    assert abs(pooled[0][0] - point[0]) > 0.05
 
 
 def test_iqm_matches_hand_computation() -> None:

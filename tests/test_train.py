@@ -163,11 +163,12 @@ def test_warmup_counts_steps_per_task_not_transitions(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_to_the_process_group_checkpoints_and_resumes_identically(tmp_path):
+@pytest.mark.parametrize("strategy", ["async", "shm"])
+def test_sigterm_to_the_process_group_checkpoints_and_resumes_identically(tmp_path, strategy):
     """SLURM's scancel/time limit: SIGTERM to every process of the job, env workers included. The
     trainer ends the episode, writes the resume checkpoint, says so in one line and exits 75; the
-    resumed run equals an uninterrupted one."""
-    config = {**TINY, "total_steps": 2000, "checkpoint_every": 2000, "vector_strategy": "async"}
+    resumed run equals an uninterrupted one (in one process: the env workers change nothing)."""
+    config = {**TINY, "total_steps": 2000, "checkpoint_every": 2000, "vector_strategy": strategy}
     reference = tmp_path / "reference"
     uninterrupted = subprocess.Popen(
         _train_command(reference, {**config, "vector_strategy": "sync"}), stdout=subprocess.DEVNULL

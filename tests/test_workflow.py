@@ -45,13 +45,13 @@ FIG5_TITLE = "Where does scale matter most? Actor / critic widths"  # in fig5's 
 
 
 def test_full_grid_dry_run_schedules_exactly_the_study(tmp_path):
-    # Grid points, 10 seeds each: MT10 6 widths + 3 archs + 3 matched + 4 new actor/critic pairs
-    # (1024/1024 is in the sweep) + 2 depth-4 points each for MOORE and PaCo = 20; MT50 6 widths +
-    # PaCo, MOORE + 2 matched = 10 (no SM on MT50, as in the study); MT25 5 widths; Table 1's SM on
-    # v1 rewards, its own run = 1.
+    # Grid points, 10 seeds each: MT10 6 widths + the default width 400 + 3 archs + 3 matched + 4
+    # new actor/critic pairs (1024/1024 is in the sweep) + 2 depth-4 points each for MOORE and PaCo
+    # = 21; MT50 6 widths + 400 + SM, PaCo, MOORE + 3 matched = 13; MT25 5 widths; Table 1's SM on
+    # v1 rewards with task weights, its own run = 1.
     # Probing only where a figure needs plasticity: the three width sweeps (6 + 6 + 5).
     counts = dry_run(ROOT, "--config", f"results_dir={tmp_path}/results", f"figures_dir={tmp_path}/figures")
-    assert counts == {"train": 360, "probe": 170, "aggregate": 10, "figure": 9, "table1": 1, "all": 1}
+    assert counts == {"train": 400, "probe": 170, "aggregate": 10, "figure": 9, "table1": 1, "all": 1}
 
 
 def test_one_figure_target_schedules_only_its_runs(tmp_path):
@@ -62,7 +62,12 @@ def test_one_figure_target_schedules_only_its_runs(tmp_path):
         f"results_dir={tmp_path}/results",
         f"figures_dir={tmp_path}/figures",
     )
-    assert counts == {"train": 170, "probe": 170, "aggregate": 1, "figure": 1}
+    assert counts == {
+        "train": 150,
+        "probe": 150,
+        "aggregate": 1,
+        "figure": 1,
+    }  # widths 256-4096 x 3 task sets
 
 
 def test_lint_is_clean():
@@ -164,7 +169,7 @@ def test_smoke_code_changes_rerun_their_rules_only(smoke):
     try:
         sac.write_text(original + "\nUNUSED_CONSTANT = 1\n")  # the training code: everything downstream
         counts = dry_run(workdir, "--configfile", "config/smoke.yaml")
-        assert counts["train"] == 24 and counts["probe"] == 7 and counts["figure"] == 9
+        assert counts["train"] == 26 and counts["probe"] == 7 and counts["figure"] == 9
     finally:
         sac.write_text(original)
 
@@ -371,11 +376,11 @@ def test_full_grid_jobs_fit_a_partition_and_say_what_is_not_measured(tmp_path):
     )
     text = proc.stdout + proc.stderr
     plan = [line for line in text.splitlines() if line.startswith("mtrl: ")]
-    assert plan[0].startswith("mtrl: plan for the whole study: 360 runs, 0 complete; the 360 to train take ~")
+    assert plan[0].startswith("mtrl: plan for the whole study: 400 runs, 0 complete; the 400 to train take ~")
     assert "GPU-hours on NVIDIA H100 80GB HBM3 (graph/tf32/exact)" in plan[0]
-    assert plan[1].startswith("mtrl: NOT MEASURED on NVIDIA H100 80GB HBM3 for 210 of them")
+    assert plan[1].startswith("mtrl: NOT MEASURED on NVIDIA H100 80GB HBM3 for 240 of them")
     runtimes = [int(m) for m in re.findall(r"runtime=(\d+)", text)]
-    assert len(runtimes) >= 360 + 170 and max(runtimes) <= 2880
+    assert len(runtimes) >= 400 + 170 and max(runtimes) <= 2880
     by_run = {}
     for block in re.split(r"\n(?=rule \w+:)", text):
         if block.startswith("rule probe:"):
@@ -424,7 +429,7 @@ def test_both_profile_spellings_work_from_the_repo_root(tmp_path):
     for profile in ("slurm", "profiles/slurm"):
         proc = snakemake(ROOT, f"{tmp_path}/figures/fig7.pdf", "--profile", profile, "-n", *where, env=env)
         text = proc.stdout + proc.stderr
-        assert "train          170" in text and "workflow specific profile profiles/default" in text, profile
+        assert "train          150" in text and "workflow specific profile profiles/default" in text, profile
 
 
 def test_a_config_file_without_figures_is_refused_not_merged_with_the_papers(tmp_path):
@@ -556,19 +561,20 @@ def test_smoke_an_architecture_setting_reruns_that_architecture_only(smoke, tmp_
         "mt10/mtmhsac/a42-c42-d4-skip/s0",
     }
 
-    # an SM-only size: the SM runs (fig1's on v2 rewards, table 1's on v1) and the MTMHSAC run
-    # matched to SM's size; only fig1 and table 1 are redone
+    # an SM-only size: the SM runs (fig1's on v2 rewards on MT10 and MT50, table 1's on v1) and the
+    # MTMHSAC run matched to SM's size; only fig1 and table 1 are redone
     def sm_size(config):
         config["run_defaults"]["sm_module_width"] = 8
 
     edited = edited_config(workdir / "config" / "smoke.yaml", tmp_path / "sm.yaml", sm_size)
     assert scheduled_train_runs(workdir, "--configfile", str(edited)) == {
         "mt10/sm/a32-c32-d3/s0",
-        "mt10/sm/a32-c32-d3-rewv1/s0",
+        "mt10/sm/a32-c32-d3-rewv1-use_task_weightsTrue/s0",
         "mt10/mtmhsac/a21-c21-d3/s0",
+        "mt50/sm/a32-c32-d3/s0",  # Fig. 1's MT50 SM point (4 x 4 modules)
     }
     assert dry_run(workdir, "--configfile", str(edited)) == {
-        "train": 3,
+        "train": 4,
         "aggregate": 2,
         "figure": 1,
         "table1": 1,
@@ -603,13 +609,13 @@ def test_smoke_changed_training_code_is_found_without_snakemake_records(smoke):
     try:
         assert dry_run(workdir, *SMOKE) == {}
         sac.write_text(original + "\nUNUSED_CONSTANT = 1\n")
-        expected = {"train": 24, "probe": 7, "aggregate": 10, "figure": 9, "table1": 1, "all": 1}
+        expected = {"train": 26, "probe": 7, "aggregate": 10, "figure": 9, "table1": 1, "all": 1}
         assert dry_run(workdir, *SMOKE) == expected
         status = snakemake_free_status(workdir)
-        assert "0 complete, 0 in progress, 24 stale, 0 missing of 24 runs" in status
+        assert "0 complete, 0 in progress, 26 stale, 0 missing of 26 runs" in status
         sac.write_text(original)
         assert dry_run(workdir, *SMOKE) == {}
-        assert "24 complete, 0 in progress, 0 stale, 0 missing of 24 runs" in snakemake_free_status(workdir)
+        assert "26 complete, 0 in progress, 0 stale, 0 missing of 26 runs" in snakemake_free_status(workdir)
     finally:
         sac.write_text(original)
         shutil.rmtree(records, ignore_errors=True)
@@ -761,7 +767,7 @@ def test_runs_that_share_a_gpu_are_grouped_k_per_slurm_job_asking_for_one_gpu(tm
     from snakemake.resources import GroupResources
     from snakemake_executor_plugin_slurm.utils import set_gres_string
 
-    from mtrl.runtime import SHARE_COLUMNS
+    from mtrl.gpu_share import SHARE_COLUMNS
 
     table = tmp_path / "gpu_share.csv"  # mt10 MTMHSAC keeps the GPU 30% busy: 3 runs per GPU
     table.write_text(

@@ -6,6 +6,7 @@ and the batch is gathered inside, so that on a GPU the whole update (critic, act
 Adam steps, clipping, Polyak) is captured once and replayed: one launch instead of hundreds. On a
 CPU the same body runs uncaptured. The agent sees two calls: `adam_options` when it builds its
 optimisers, and `StaticUpdate(agent, buffer, per_task).run(generator)` per update.
+`FixedBatchUpdate(agent, batch).run()` is the same update on a batch held fixed (benchmarks).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from mtrl.buffers import MultiTaskReplayBuffer
+from mtrl.buffers import Batch, MultiTaskReplayBuffer
 
 if TYPE_CHECKING:
     from mtrl.agents.sac import MultiTaskSAC
@@ -23,32 +24,34 @@ if TYPE_CHECKING:
 GRAPH_WARMUP_UPDATES = 3  # uncaptured updates on a side stream before capture (then undone)
 
 
+def update_phase(name: str) -> torch.profiler.record_function:
+    """A named range of one update in profiler traces (`benchmarks/update_ops.py` counts ops per phase);
+    host-side only, so a captured graph holds the same kernels with or without it."""
+    return torch.profiler.record_function(f"update/{name}")
+
+
 def adam_options(update_mode: str, device: torch.device) -> dict[str, Any]:
     """Fused Adam; a captured one keeps its step count on the device (`capturable`), eager is unchanged."""
-    return {"fused": True, "capturable": update_mode == "graph" and device.type == "cuda"}
+    return {"fused": True, "capturable": update_mode != "eager" and device.type == "cuda"}
 
 
-class StaticUpdate:
-    """Fixed-address inputs and output of the capture-ready update, for one replay buffer and batch size."""
+class CapturedUpdate:
+    """Static policy noise and the captured graph of `learn`; subclasses say where the batch comes from."""
 
-    def __init__(self, agent: MultiTaskSAC, buffer: MultiTaskReplayBuffer, per_task: int) -> None:
-        self.agent, self.buffer, self.device = agent, buffer, agent.device
-        batch = buffer.num_tasks * per_task
-        # ring positions of the sample, and the policy noise of the TD target and of the actor loss
-        self.idx = torch.zeros(buffer.num_tasks, per_task, dtype=torch.long, device=self.device)
-        self.next_noise = torch.empty(batch, agent.action_dim, device=self.device)
-        self.noise = torch.empty(batch, agent.action_dim, device=self.device)
+    def __init__(self, agent: MultiTaskSAC, batch_size: int) -> None:
+        self.agent, self.device = agent, agent.device
+        # the policy noise of the TD target and of the actor loss
+        self.next_noise = torch.empty(batch_size, agent.action_dim, device=self.device)
+        self.noise = torch.empty(batch_size, agent.action_dim, device=self.device)
         self.out: Tensor | None = None  # the metrics the captured graph writes
         self.graph: torch.cuda.CUDAGraph | None = None
 
-    def fits(self, buffer: MultiTaskReplayBuffer, per_task: int) -> bool:
-        """Whether this update's static inputs serve `buffer` sampled `per_task` rows per task."""
-        return self.buffer is buffer and self.idx.shape[1] == per_task
+    def _batch(self) -> Batch:
+        raise NotImplementedError
 
-    def run(self, generator: torch.Generator) -> Tensor:
-        """Draw indices (with `generator`) and noise into the static inputs, then one update: the graph
-        replayed on a GPU (captured on first use), the uncaptured body on a CPU. Returns METRICS anew."""
-        self.buffer.sample_indices(self.idx.shape[1], generator, out=self.idx)
+    def _update(self) -> Tensor:
+        """Noise drawn into the static inputs (as eager draws it), then one update: the graph replayed
+        on a GPU (captured on first use), the uncaptured body on a CPU. Returns METRICS anew."""
         self.agent.draw_noise(len(self.noise), out=self.next_noise)
         self.agent.draw_noise(len(self.noise), out=self.noise)
         if self.device.type != "cuda":
@@ -60,7 +63,7 @@ class StaticUpdate:
         return self.out.clone()
 
     def _learn(self) -> Tensor:
-        return self.agent.learn(self.buffer.gather(self.idx), self.next_noise, self.noise)
+        return self.agent.learn(self._batch(), self.next_noise, self.noise)
 
     def _capture(self) -> None:
         """Warm up on a side stream (as CUDA graph capture requires), undo it, then capture `learn`."""
@@ -77,6 +80,43 @@ class StaticUpdate:
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             self.out = self._learn()
+
+
+class StaticUpdate(CapturedUpdate):
+    """The training update: sample indices drawn into a static buffer, the batch gathered inside."""
+
+    def __init__(self, agent: MultiTaskSAC, buffer: MultiTaskReplayBuffer, per_task: int) -> None:
+        super().__init__(agent, buffer.num_tasks * per_task)
+        self.buffer = buffer
+        self.idx = torch.zeros(buffer.num_tasks, per_task, dtype=torch.long, device=self.device)
+
+    def fits(self, buffer: MultiTaskReplayBuffer, per_task: int) -> bool:
+        """Whether this update's static inputs serve `buffer` sampled `per_task` rows per task."""
+        return self.buffer is buffer and self.idx.shape[1] == per_task
+
+    def run(self, generator: torch.Generator) -> Tensor:
+        """Draw indices (with `generator`) into the static buffer, then the update (`_update`)."""
+        self.buffer.sample_indices(self.idx.shape[1], generator, out=self.idx)
+        return self._update()
+
+    def _batch(self) -> Batch:
+        with update_phase("gather"):
+            return self.buffer.gather(self.idx)
+
+
+class FixedBatchUpdate(CapturedUpdate):
+    """The update on one batch whose tensors the caller keeps (fixed addresses): no sampling, no
+    gather. What the authors' JAX anchor times (`benchmarks/gpu.py`: the like-for-like ratio)."""
+
+    def __init__(self, agent: MultiTaskSAC, batch: Batch) -> None:
+        super().__init__(agent, len(batch.task))
+        self.batch = batch
+
+    def run(self) -> Tensor:
+        return self._update()
+
+    def _batch(self) -> Batch:
+        return self.batch
 
 
 def _snapshot(agent: MultiTaskSAC) -> tuple[list[Tensor], list[dict]]:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mtrl.agents.capture import StaticUpdate, adam_options
+from mtrl.agents.capture import FixedBatchUpdate, StaticUpdate, adam_options, update_phase
+from mtrl.agents.compiled import update_functions
 from mtrl.buffers import Batch, MultiTaskReplayBuffer
 from mtrl.config import TrainConfig, require_resolved
 from mtrl.nets import build_network
@@ -26,6 +28,18 @@ from mtrl.nets.layers import count_parameters
 from mtrl.speed import resolve_speed
 
 METRICS = ("critic_loss", "actor_loss", "alpha_loss", "q_mean", "entropy")
+
+
+class Temperatures(NamedTuple):
+    """Per sample: the task's temperature (detached) and task-loss weight (None: all ones)."""
+
+    alpha: Tensor
+    weights: Tensor | None
+
+
+def _weighted_mean(values: Tensor, weights: Tensor | None) -> Tensor:
+    """mean(weights * values); without weights no multiplication by ones (the same numbers)."""
+    return (values if weights is None else weights * values).mean()
 
 
 def squashed_gaussian(mean: Tensor, log_std: Tensor, noise: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -73,7 +87,9 @@ class MultiTaskSAC(nn.Module):
         self.alpha_optim = torch.optim.Adam([self.log_alpha], **{**adam, "lr": config.alpha_lr})
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(config.seed)
-        self._static: StaticUpdate | None = None  # the capture-ready update (graph mode)
+        # the capture-ready update (graph and compiled modes): of a buffer, or of a fixed batch
+        self._static: StaticUpdate | FixedBatchUpdate | None = None
+        self._functions = update_functions(self, self.update_mode)  # losses and clipping, maybe compiled
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast for forward passes when `matmul_precision` is bf16, else nothing."""
@@ -117,9 +133,17 @@ class MultiTaskSAC(nn.Module):
             return torch.ones(self.num_tasks, device=self.log_alpha.device)
         return self.num_tasks * torch.softmax(-self.log_alpha.detach(), dim=0)
 
-    def critic_loss(self, batch: Batch, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def temperatures(self, task: Tensor) -> Temperatures:
+        """Each sample's temperature and task-loss weight, for both losses of an update (log_alpha
+        changes only after them); weights are None when `use_task_weights` is off (all ones)."""
+        weights = self.task_weights()[task] if self.config.use_task_weights else None
+        return Temperatures(self.log_alpha.detach().exp()[task], weights)
+
+    def critic_loss(
+        self, batch: Batch, noise: Tensor | None = None, temps: Temperatures | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Clipped double-Q TD loss (sum of both critics' MSE) and the mean Q for logging."""
-        alpha = self.log_alpha.detach().exp()[batch.task]
+        alpha, weights = temps or self.temperatures(batch.task)
         with torch.no_grad():
             next_action, next_log_prob = self._policy(batch.next_obs, batch.task, False, noise)
             next_q = self.q_values(batch.next_obs, next_action, batch.task, target=True).min(dim=0).values
@@ -129,46 +153,56 @@ class MultiTaskSAC(nn.Module):
         if bound:
             target, q = target.clamp(-bound, bound), q.clamp(-bound, bound)
         per_sample = 0.5 * (q - target).pow(2).sum(dim=0)
-        return (self.task_weights()[batch.task] * per_sample).mean(), q.mean().detach()
+        return _weighted_mean(per_sample, weights), q.mean().detach()
 
-    def actor_loss(self, batch: Batch, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def actor_loss(
+        self, batch: Batch, noise: Tensor | None = None, temps: Temperatures | None = None
+    ) -> tuple[Tensor, Tensor]:
         """E[alpha * log pi - min Q] and the policy's log-probabilities (for the temperature)."""
-        alpha = self.log_alpha.detach().exp()[batch.task]
+        alpha, weights = temps or self.temperatures(batch.task)
         action, log_prob = self._policy(batch.obs, batch.task, False, noise)
         q = self.q_values(batch.obs, action, batch.task).min(dim=0).values
-        loss = (self.task_weights()[batch.task] * (alpha * log_prob - q)).mean()
-        return loss, log_prob.detach()
+        return _weighted_mean(alpha * log_prob - q, weights), log_prob.detach()
 
     def alpha_loss(self, log_prob: Tensor, task: Tensor) -> Tensor:
         """Per-task temperature loss: alpha_i rises when task i's entropy is below the target."""
         return -(self.log_alpha[task] * (log_prob + self.target_entropy)).mean()
 
     def _step(
-        self, optim: torch.optim.Optimizer, loss: Tensor, params: list[Tensor], clip: bool = True
+        self, name: str, optim: torch.optim.Optimizer, loss: Tensor, params: list[Tensor], clip: bool = True
     ) -> None:
         """Gradients of `loss` for `params` only (no requires_grad toggling), clip, one Adam step."""
         optim.zero_grad(set_to_none=True)
-        loss.backward(inputs=params)
+        with update_phase(f"{name} backward"):
+            loss.backward(inputs=params)
         if clip and self.config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(params, self.config.grad_clip, foreach=True)
-        optim.step()
+            with update_phase(f"{name} clip"):
+                self._functions.clip(params, self.config.grad_clip)
+        with update_phase(f"{name} adam"):
+            optim.step()
 
     def learn(self, batch: Batch, next_noise: Tensor, noise: Tensor) -> Tensor:
         """One SAC gradient step for critics, actor and temperatures given the policy noise.
 
         No host values, no syncs: the body the CUDA graph captures. Returns METRICS as a tensor.
         """
-        critic_loss, q_mean = self.critic_loss(batch, next_noise)
-        self._step(self.critic_optim, critic_loss, self._critic_params)
-        actor_loss, log_prob = self.actor_loss(batch, noise)  # its gradients reach the actor only
-        self._step(self.actor_optim, actor_loss, self._actor_params)
-        alpha_loss = self.alpha_loss(log_prob, batch.task)
-        self._step(self.alpha_optim, alpha_loss, [self.log_alpha], clip=False)
-        with torch.no_grad():
+        with update_phase("temperatures"):
+            temps = self.temperatures(batch.task)
+        with update_phase("critic loss"):
+            critic_loss, q_mean = self._functions.critic_loss(batch, next_noise, temps)
+        self._step("critic", self.critic_optim, critic_loss, self._critic_params)
+        with update_phase("actor loss"):
+            actor_loss, log_prob = self._functions.actor_loss(batch, noise, temps)  # grads: the actor only
+        self._step("actor", self.actor_optim, actor_loss, self._actor_params)
+        with update_phase("alpha loss"):
+            alpha_loss = self._functions.alpha_loss(log_prob, batch.task)
+        self._step("alpha", self.alpha_optim, alpha_loss, [self.log_alpha], clip=False)
+        with update_phase("polyak"), torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._critic_params, self.config.tau)
-        return torch.stack(
-            [critic_loss.detach(), actor_loss.detach(), alpha_loss.detach(), q_mean, -log_prob.mean()]
-        )
+        with update_phase("metrics"):
+            return torch.stack(
+                [critic_loss.detach(), actor_loss.detach(), alpha_loss.detach(), q_mean, -log_prob.mean()]
+            )
 
     def update(self, batch: Batch) -> Tensor:
         """One eager SAC update on `batch` (the reference path); returns METRICS as a tensor."""
@@ -186,9 +220,19 @@ class MultiTaskSAC(nn.Module):
         """
         if self.update_mode == "eager":
             return self.update(buffer.sample(per_task, generator))
-        if self._static is None or not self._static.fits(buffer, per_task):
+        if not (isinstance(self._static, StaticUpdate) and self._static.fits(buffer, per_task)):
             self._static = StaticUpdate(self, buffer, per_task)
         return self._static.run(generator)
+
+    def update_on(self, batch: Batch) -> Tensor:
+        """One update on `batch` in the configured `update_mode`, without sampling: the update the
+        authors' JAX anchor times. The caller keeps `batch` unchanged between calls (graph modes read
+        its tensors where they are: a new batch object is captured anew)."""
+        if self.update_mode == "eager":
+            return self.update(batch)
+        if not (isinstance(self._static, FixedBatchUpdate) and self._static.batch is batch):
+            self._static = FixedBatchUpdate(self, batch)
+        return self._static.run()
 
     def optimizers(self) -> tuple[torch.optim.Optimizer, ...]:
         """The critic, actor and temperature optimisers."""

@@ -83,10 +83,18 @@ def _make_one(name: str, index: int, num_tasks: int, seed: int, reward_version: 
 
 
 def make_vector_env(
-    tasks: Sequence[str], seed: int, stream: int = 0, strategy: str = "sync", reward_version: str = "v2"
+    tasks: Sequence[str],
+    seed: int,
+    stream: int = 0,
+    strategy: str = "sync",
+    reward_version: str = "v2",
+    workers: int | None = None,
 ) -> gym.vector.VectorEnv:
     """One Meta-World env per task (50 goal variations each, sampled on reset), no auto-reset.
 
+    `strategy`: "sync" (one process), "async" (gymnasium, one process per task) or "shm" (workers
+    exchanging steps through shared memory, `workers` of them: default one per task while the
+    cores last, else several tasks each; see mtrl.envs.shm). All three give the same transitions.
     `reward_version` picks Meta-World's reward functions ("v1" or "v2"); Meta-World itself treats any
     value other than "v2" as v1, so a typo is refused here rather than silently training on v1.
     """
@@ -96,6 +104,10 @@ def make_vector_env(
     makers = [
         partial(_make_one, name, i, len(tasks), seeds[i], reward_version) for i, name in enumerate(tasks)
     ]
+    if strategy == "shm":
+        from mtrl.envs.shm import SharedMemoryVectorEnv
+
+        return SharedMemoryVectorEnv(makers, tasks, OBS_DIM + len(tasks), ACTION_DIM, workers=workers)
     vector_cls = gym.vector.AsyncVectorEnv if strategy == "async" else gym.vector.SyncVectorEnv
     kwargs: dict[str, Any] = {"autoreset_mode": gym.vector.AutoresetMode.DISABLED}
     if strategy == "async":

@@ -17,7 +17,7 @@ not equal:
 
     MT10 depth 3: SM 550 (rule: 555), PaCo 885 (889), MOORE 800 (798)
     MT10 depth 4: SM 460 (458), PaCo 730 (730), MOORE 650 (656)
-    MT50 depth 3: PaCo 1805 (1725)
+    MT50 depth 3: SM 780 (781), PaCo 1805 (1725), MOORE 925 (928)
 
 The notebook solved count(w) = architecture count with a *single-head* MLP formula (49w + w +
 2(w^2 + w) + 8w + 8), giving 572 / 906 / 815 on MT10, while the trained MLPs are multi-head (N
@@ -27,7 +27,9 @@ slightly above the bound: MOORE 800 has 1,385,680 actor parameters vs 1,379,320;
 has 696,060 vs 691,022). For MT50 PaCo the notebook reused the MT10 single-head formula (49
 inputs) and got 1829, then tried 1820; the study trained 1805, whose multi-head MLP has 7,404,510
 actor and 6,779,630 critic parameters, above PaCo's 6,801,180 / 6,777,040 (multi-head bound:
-1725). `STUDY_WIDTHS` lists the study's values for comparison only; nothing here uses them.
+1725). The MT50 SM and MOORE widths are in the first author's fork (reginald-mclean/mtrl,
+experiments/misc/mt50_mtmhsac_{sm,moore}_params_v2.py), not in rainx0r/mtrl. `STUDY_WIDTHS` lists
+the study's values for comparison only; nothing here uses them.
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ STUDY_WIDTHS: dict[tuple[str, str, int], int] = {
     ("sm", "mt10", 4): 460,
     ("paco", "mt10", 4): 730,
     ("moore", "mt10", 4): 650,
+    ("sm", "mt50", 3): 780,
     ("paco", "mt50", 3): 1805,
+    ("moore", "mt50", 3): 925,
 }
 
 

@@ -207,16 +207,19 @@ def params_figure(
     col_titles: dict[str, str] | None = None,
     is_line: Callable[[pd.DataFrame], bool] = lambda part: True,
     ylim: tuple[float, float] | None = None,
+    x: str = "params",
+    xlabel: str = PARAMS_LABEL,
 ) -> Figure:
-    """Values vs parameter count (log x): one subplot per value of `col` (per panel if the table has
-    no such column), one entry per series label; of a plasticity table, the whole-network rows.
+    """Values vs a parameter count (column `x`, log scale, labelled `xlabel`): one subplot per value
+    of `col` (per panel if the table has no such column), one entry per series label; of a
+    plasticity table, the whole-network rows.
 
     A series for which `is_line(rows)` holds is drawn as a line through its points (sorted by
-    params) with a shaded CI band; any other series as markers with CI error bars, each label with
+    `x`) with a shaded CI band; any other series as markers with CI error bars, each label with
     its own marker shape.
     """
     col = col if col in table.columns else "panel"
-    table, labels, colours = _prepared(table, [col, "label", "params", y, "ci_low", "ci_high"], figure)
+    table, labels, colours = _prepared(table, [col, "label", x, y, "ci_low", "ci_high"], figure)
     columns = ordered(table[col])
     fig, axes = grid(1, len(columns))
     handles: dict[str, object] = {}
@@ -225,19 +228,19 @@ def params_figure(
         ax = axes[0, j]
         sel = table[table[col] == value]
         for label in labels:
-            part = sel[sel["label"] == label].sort_values("params")
+            part = sel[sel["label"] == label].sort_values(x)
             if part.empty:
                 continue
             marker = None
             if not is_line(part):
                 marker = marker_of.setdefault(label, MARKERS[len(marker_of) % len(MARKERS)])
-            handles[label] = _params_series(ax, _points(part, "params", y), colours[label], label, marker)
+            handles[label] = _params_series(ax, _points(part, x, y), colours[label], label, marker)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log range overlap
         if ylim:
             ax.set_ylim(*ylim)
         ax.set_title(panel_title((col_titles or {}).get(str(value), str(value)), j, len(columns)))
-        ax.set_xlabel(PARAMS_LABEL)
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel if j == 0 else "")
     return finish(fig, title, {label: handles[label] for label in labels if label in handles})
 

@@ -7,22 +7,33 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 
 from mtrl.figures import FIGURES
+from mtrl.stats import check_statistic
 from mtrl.tables.plasticity import plasticity_curve, plasticity_final
 from mtrl.tables.runs import RunRef
 from mtrl.tables.success import success_curve, success_final
 from mtrl.tables.table1 import table1
 
-__all__ = ["TABLE_FUNCTIONS", "aggregate"]
+__all__ = ["SUCCESS_TABLES", "TABLE_FUNCTIONS", "aggregate"]
 
 TABLE_FUNCTIONS: dict[str, Callable[..., pd.DataFrame]] = {
     function.__name__: function
     for function in (success_final, success_curve, plasticity_curve, plasticity_final, table1)
 }
+# The table functions whose values are a success IQM: they take the config's `success_statistic`.
+SUCCESS_TABLES = frozenset({"success_final", "success_curve", "table1"})
 
 
-def aggregate(figure: str, runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """The table of `figure` (a key of FIGURES) from its runs, with the registry's arguments."""
+def aggregate(
+    figure: str, runs: Sequence[RunRef], reps: int = 2000, seed: int = 0, statistic: str = "runs"
+) -> pd.DataFrame:
+    """The table of `figure` (a key of FIGURES) from its runs, with the registry's arguments.
+
+    `statistic` is the success IQM of the success figures and Table 1 (`mtrl.stats.STATISTICS`:
+    "runs", the study's, or "pooled"); plasticity figures average over runs and ignore it.
+    """
     if figure not in FIGURES:
         raise KeyError(f"unknown figure {figure!r}; one of {sorted(FIGURES)}")
+    check_statistic(statistic)
     table = FIGURES[figure].table
-    return TABLE_FUNCTIONS[table.function](list(runs), reps=reps, seed=seed, **table.args)
+    options = {"statistic": statistic} if table.function in SUCCESS_TABLES else {}
+    return TABLE_FUNCTIONS[table.function](list(runs), reps=reps, seed=seed, **table.args, **options)

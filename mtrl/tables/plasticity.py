@@ -33,6 +33,10 @@ PLASTICITY_METRICS: dict[str, tuple[bool, bool]] = {
     "grad_norm": (False, False),  # (S,)
 }
 ALL_LAYERS = "all"
+# config keys that shape a run's networks independently of its task set (see x_actor_params); SM's
+# layers and modules per layer depend on the task set, so they take the other task set's defaults
+NETWORK_KEYS = ("arch", "actor_width", "critic_width", "depth", "skip", "layer_norm")
+SHAPE_KEYS = (*NETWORK_KEYS, "sm_module_width", "sm_embedding")
 
 
 def _networks(network: str | Sequence[str]) -> list[str]:
@@ -140,6 +144,22 @@ def plasticity_curve(
     return pd.concat(frames, ignore_index=True)
 
 
+def x_actor_params(config: dict[str, Any], actor_params: int, x_task_set: str | None) -> int:
+    """The actor parameter count a run is plotted at: its own, or that of the same network on `x_task_set`.
+
+    The authors' Fig. 7 (plots/fig4_3.py) places every task set's run of a width at the actor count
+    of the MT50 run of that width. The network keeps the run's architecture, widths, depth, skip,
+    layer norm and SM module sizes; task-set-dependent sizes take `x_task_set`'s defaults.
+    """
+    if x_task_set is None or config.get("task_set") == x_task_set:
+        return int(actor_params)
+    from mtrl.config import TrainConfig
+    from mtrl.nets.matching import count_actor_critic  # torch: imported only when needed
+
+    shape = {k: config[k] for k in SHAPE_KEYS if k in config}
+    return count_actor_critic(TrainConfig.from_dict({**shape, "task_set": x_task_set}).resolved())[0]
+
+
 def plasticity_final(
     runs: Sequence[RunRef],
     metric: str = "dormant_pct_total",
@@ -147,16 +167,19 @@ def plasticity_final(
     network: str | Sequence[str] = ("actor", "critic"),
     reps: int = 2000,
     seed: int = 0,
+    x_task_set: str | None = None,
 ) -> pd.DataFrame:
     """A plasticity metric at each run's LAST probed checkpoint vs parameter count (Fig. 7).
 
     Runs are grouped like `success_final` (panel, series, arch, task_set, widths, depth, skip);
     parameter counts come from each run's train.h5, which must exist beside plasticity.h5.
-    Arguments as in `plasticity_curve`.
+    Arguments as in `plasticity_curve`; `x_task_set` (e.g. "mt50", as the authors' Fig. 7) puts
+    every run at the actor count of its network built for that task set (`x_actor_params`).
 
     Columns: panel, series, label, order, arch, task_set, actor_width, critic_width, depth, skip,
-      actor_params, critic_params, params (actor + one critic), network, metric, tau, layer,
-      step (last probed step, smallest over the runs), mean, ci_low, ci_high, n_runs.
+      actor_params, critic_params, params (actor + one critic), x_params (the x-axis: the actor
+      count, of `x_task_set`'s network if given), network, metric, tau, layer, step (last probed
+      step, smallest over the runs), mean, ci_low, ci_high, n_runs.
     """
     require_runs(runs, "plasticity_final")
     nets = _networks(network)
@@ -186,6 +209,7 @@ def plasticity_final(
                         "actor_params": train0.actor_params,
                         "critic_params": train0.critic_params,
                         "params": train0.actor_params + train0.critic_params,
+                        "x_params": x_actor_params(train0.config, train0.actor_params, x_task_set),
                         **_plasticity_const(metric, tau, net),
                         "layer": layer,
                         "step": int(min(plast.step[-1] for _, plast in pairs)),

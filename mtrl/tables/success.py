@@ -1,4 +1,9 @@
-"""Success tables: final IQM success per configuration (Fig. 1) and IQM success curves (Figs. 4, 5, 9, 10)."""
+"""Success tables: final IQM success per configuration (Fig. 1) and IQM success curves (Figs. 4, 5, 9, 10).
+
+`statistic` picks the IQM (`mtrl.stats.STATISTICS`): "runs" (default, the study's: the IQM over
+runs of each run's mean success over tasks, as the authors' figure code) or "pooled" (the IQM over
+all runs x tasks).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,16 @@ import numpy as np
 import pandas as pd
 
 from mtrl.results import TrainResult
-from mtrl.stats import iqm_ci, iqm_curve
+from mtrl.stats import success_ci, success_curve_ci
 from mtrl.tables.grouping import common_prefix, config_columns, group_by, ref_columns, require_runs
 from mtrl.tables.runs import RunRef, read_train
 
 __all__ = ["success_final", "success_curve"]
 
 
-def success_final(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd.DataFrame:
+def success_final(
+    runs: Sequence[RunRef], reps: int = 2000, seed: int = 0, statistic: str = "runs"
+) -> pd.DataFrame:
     """Final IQM success per configuration (Fig. 1).
 
     Runs are grouped by (panel, series, arch, task_set, actor_width, critic_width, depth, skip):
@@ -23,9 +30,11 @@ def success_final(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd
     points. Each run contributes its LAST evaluation's per-task success rates.
 
     Columns: panel, series, label, order, arch, task_set, actor_width, critic_width, depth, skip,
-      actor_params, critic_params (one Q network), params (= actor_params + critic_params, the
-      x-axis of Fig. 1: actor plus ONE critic), step (last eval step, smallest over the runs),
-      iqm, ci_low, ci_high (success %, 95 % stratified-bootstrap CI), n_runs, seeds ("0,1,2").
+      actor_params, critic_params (one Q network), params (= actor_params + critic_params),
+      x_params (the x-axis of Fig. 1: the actor's parameter count, as the authors' figure script
+      plots it), step (last eval step, smallest over the runs),
+      iqm, ci_low, ci_high (success %, 95 % bootstrap CI, see `statistic`), statistic, n_runs,
+      seeds ("0,1,2").
     """
     require_runs(runs, "success_final")
     keyed = []
@@ -40,7 +49,7 @@ def success_final(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd
         if empty:
             raise ValueError(f"success_final: runs without evaluations: {empty}")
         scores = np.stack([res.eval_success[-1] for res in results])  # (runs, tasks)
-        point, lo, hi = iqm_ci(scores, reps=reps, seed=seed)
+        point, lo, hi = success_ci(scores, statistic, reps=reps, seed=seed)
         first = results[0]
         rows.append(
             {
@@ -49,10 +58,12 @@ def success_final(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd
                 "actor_params": first.actor_params,
                 "critic_params": first.critic_params,
                 "params": first.actor_params + first.critic_params,
+                "x_params": first.actor_params,
                 "step": int(min(res.eval_step[-1] for res in results)),
                 "iqm": 100.0 * point,
                 "ci_low": 100.0 * lo,
                 "ci_high": 100.0 * hi,
+                "statistic": statistic,
                 "n_runs": len(results),
                 "seeds": ",".join(str(res.config.get("seed", "")) for res in results),
             }
@@ -60,7 +71,9 @@ def success_final(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd
     return pd.DataFrame(rows)
 
 
-def success_curve(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd.DataFrame:
+def success_curve(
+    runs: Sequence[RunRef], reps: int = 2000, seed: int = 0, statistic: str = "runs"
+) -> pd.DataFrame:
     """IQM success over training per (panel, series) (Figs. 4, 5, 9, 10).
 
     All runs of a series are pooled (normally: the seeds of one configuration) and must share their
@@ -69,7 +82,8 @@ def success_curve(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd
 
     Columns: panel, series, label, order, arch, task_set, actor_width, critic_width, depth, skip
       (of the series' first run), actor_params, critic_params, params, step (total env steps),
-      iqm, ci_low, ci_high (success %, 95 % stratified-bootstrap CI at each step), n_runs.
+      iqm, ci_low, ci_high (success %, 95 % bootstrap CI at each step, see `statistic`), statistic,
+      n_runs.
     """
     require_runs(runs, "success_curve")
     keyed = [((ref.panel, ref.series), ref, read_train(ref)) for ref in runs]
@@ -81,7 +95,7 @@ def success_curve(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd
         if n == 0:
             raise ValueError(f"{what}: a run has no evaluations")
         scores = np.stack([res.eval_success[:n] for res in results])  # (runs, K, tasks)
-        point, lo, hi = iqm_curve(np.transpose(scores, (0, 2, 1)), reps=reps, seed=seed)
+        point, lo, hi = success_curve_ci(np.transpose(scores, (0, 2, 1)), statistic, reps=reps, seed=seed)
         first = results[0]
         frame = pd.DataFrame(
             {
@@ -89,6 +103,7 @@ def success_curve(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd
                 "iqm": 100.0 * point,
                 "ci_low": 100.0 * lo,
                 "ci_high": 100.0 * hi,
+                "statistic": statistic,
                 "n_runs": len(results),
             }
         )

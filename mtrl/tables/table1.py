@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from mtrl.stats import iqm_ci
+from mtrl.stats import check_statistic, success_ci
 from mtrl.tables.grouping import config_columns
 from mtrl.tables.runs import RunRef, read_train
 
@@ -40,7 +40,7 @@ TABLE1_PUBLISHED = {
 }
 
 
-def table1(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd.DataFrame:
+def table1(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0, statistic: str = "runs") -> pd.DataFrame:
     """Our SM / PaCo / MOORE final IQM success next to the paper's and the published numbers.
 
     Runs are matched to rows by their config (arch in sm/paco/moore, task_set in mt10/mt50), not by
@@ -48,9 +48,12 @@ def table1(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd.DataFr
     NaN (ours: no runs given; paper/published: the paper reports none, e.g. SM on MT50).
 
     Columns: architecture (SM, PaCo, MOORE), task_set (MT10, MT50), ours, ours_ci_low,
-      ours_ci_high (final IQM success %, 95 % CI), n_runs, paper (the paper's reproduction),
-      published (the architecture's original publication).
+      ours_ci_high (final IQM success %, 95 % bootstrap CI; `statistic` as in
+      `mtrl.tables.success`: "runs", the IQM over runs of each run's task mean, or "pooled"),
+      statistic, n_runs, paper (the paper's reproduction), published (the architecture's original
+      publication).
     """
+    check_statistic(statistic)
     scores: dict[tuple[str, str], list[np.ndarray]] = {}
     for ref in runs:
         res = read_train(ref)
@@ -64,7 +67,9 @@ def table1(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd.DataFr
             key = (arch, task_set)
             ours = lo = hi = math.nan
             if key in scores:
-                ours, lo, hi = (100.0 * v for v in iqm_ci(np.stack(scores[key]), reps=reps, seed=seed))
+                ours, lo, hi = (
+                    100.0 * v for v in success_ci(np.stack(scores[key]), statistic, reps=reps, seed=seed)
+                )
             rows.append(
                 {
                     "architecture": arch_name,
@@ -72,6 +77,7 @@ def table1(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0) -> pd.DataFr
                     "ours": ours,
                     "ours_ci_low": lo,
                     "ours_ci_high": hi,
+                    "statistic": statistic,
                     "n_runs": len(scores.get(key, [])),
                     "paper": TABLE1_PAPER.get(key, math.nan),
                     "published": TABLE1_PUBLISHED.get(key, math.nan),

@@ -1,5 +1,5 @@
 rule aggregate:
-    """A figure's tidy table: IQM with stratified-bootstrap 95% CIs (rliable) over its runs.
+    """A figure's tidy table: success IQM (config `success_statistic`) or plasticity mean, 95% bootstrap CIs.
 
     Refuses input runs whose recorded provenance (settings, code hash) differs from the current
     ones, naming them, unless allow_stale is set; the table's provenance goes beside it (JSON).
@@ -12,6 +12,7 @@ rule aggregate:
     params:
         runs=figure_runs,
         reps=config["bootstrap_reps"],
+        statistic=config["success_statistic"],
         expected=figure_expected,
         code=lambda wildcards: TABLE_CODE[wildcards.figure],
     log:

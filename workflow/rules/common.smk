@@ -10,7 +10,8 @@ from mtrl.figures import FIGURES
 from mtrl.grid import build_grid
 from mtrl.provenance import CODE_GROUPS, code_hash, figure_code_hash, identity, table_code_hash
 from mtrl.plan import plan_lines, targets_runs
-from mtrl.runtime import Share, load_share_table, load_table, plan, retries, runs_per_gpu
+from mtrl.gpu_share import NodeLimits, Share, load_share_table, runs_per_gpu, train_mem_mb, train_threads
+from mtrl.runtime import load_table, plan, retries
 
 try:
     for _file in workflow.configfiles:  # Snakemake keeps the last of a key given twice: refuse it
@@ -21,8 +22,11 @@ try:
     _RES = config["train_resources"]
     if _RES["share_gpu"] and _RES["gpu"] > 0:  # k runs per GPU from measured busy fractions
         _SHARES = load_share_table(Path(workflow.basedir) / _RES["share_table"])
+        _NODE = NodeLimits.from_resources(_RES)  # k runs share one node's cores and memory
         SHARES = {
-            rid: runs_per_gpu(cfg, _SHARES, _RES["runtime_device"], _RES["max_runs_per_gpu"], _RES["target_gpu_busy"])
+            rid: runs_per_gpu(
+                cfg, _SHARES, _RES["runtime_device"], _RES["max_runs_per_gpu"], _RES["target_gpu_busy"], _NODE
+            )
             for rid, cfg in GRID.runs.items()
         }
     else:
@@ -110,11 +114,9 @@ def train_runtime(wildcards, attempt):
     return PLANS[wildcards.run].minutes(attempt)
 
 
-def train_mem_mb(wildcards, attempt):
+def train_job_mem_mb(wildcards, attempt):
     """Host memory: the task set's base (env processes, buffer copies) plus the width's share."""
-    cfg = GRID.runs[wildcards.run]
-    base = config["train_resources"]["mem_mb"][cfg.task_set]
-    return int(base * (1 + _width(wildcards) / 8192) * (1 + 0.5 * (attempt - 1)))
+    return train_mem_mb(GRID.runs[wildcards.run], config["train_resources"]["mem_mb"], attempt)
 
 
 # Several runs per GPU (profiles/slurm): a run with k > 1 joins group gpu_share_k<k>, and the profile's
@@ -134,11 +136,9 @@ def train_gres(wildcards):
     return "gpu:1" if SHARES[wildcards.run].k > 1 else ""
 
 
-def train_threads(wildcards):
-    cfg = GRID.runs[wildcards.run]
-    if cfg.vector_strategy == "sync":
-        return 1
-    return min(cfg.num_tasks + 1, config["train_resources"]["max_threads"])
+def train_job_threads(wildcards):
+    """One core per async env worker plus the trainer (mtrl.gpu_share.train_threads)."""
+    return train_threads(GRID.runs[wildcards.run], config["train_resources"]["max_threads"])
 
 
 # Probe: an SVD per layer and checkpoint (cost ~ width^3), activations of the probe batch (~ width^2).

@@ -16,14 +16,14 @@ rule train:
         RESULTS / "logs" / "train" / "{run}.log",
     benchmark:
         RESULTS / "benchmarks" / "train" / "{run}.tsv"
-    threads: train_threads
+    threads: train_job_threads
     group:
         train_group
     resources:
         gpu=train_gpu,
         gres=train_gres,
         runtime=train_runtime,
-        mem_mb=train_mem_mb,
+        mem_mb=train_job_mem_mb,
     retries: TRAIN_RETRIES
     conda:
         ENV
