@@ -549,7 +549,7 @@ BAD_STUDIES = {
         "run_defaults: unknown config key(s): batchsize",
     ),
     "an unknown key in arch_defaults": (
-        lambda s: s["arch_defaults"]["sm"].update(modules=3),
+        lambda s: s.setdefault("arch_defaults", {}).setdefault("sm", {}).update(modules=3),
         "arch_defaults.sm: unknown config key(s): modules",
     ),
     "an unknown key in a series": (
