@@ -15,12 +15,15 @@ header (written before checksums) still load, unchecked.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
 import os
+import pickle
 import re
 import shutil
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,15 +42,23 @@ class CheckpointError(Exception):
 
 
 class _HashingWriter:
-    """A write-only file wrapper that hashes and counts what passes through (torch.save streams into it)."""
+    """A write-only file wrapper that hashes and counts what passes through (torch.save streams into it).
+
+    It keeps the OSError of a failed write: torch reports it as a RuntimeError of its zip writer.
+    """
 
     def __init__(self, handle: Any) -> None:
         self.handle, self.hash, self.size = handle, hashlib.sha256(), 0
+        self.error: OSError | None = None
 
     def write(self, data: bytes) -> int:
         self.hash.update(data)
         self.size += len(data)
-        return self.handle.write(data)
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
 
     def flush(self) -> None:
         self.handle.flush()
@@ -68,24 +79,74 @@ def payload_bytes(obj: Any) -> int:
     return 0
 
 
-def _mb(size: float) -> str:
-    return f"{size / 2**20:,.1f} MB"
+def human_bytes(size: float) -> str:
+    """A size as people read it: 2.0 MB, 1.50 GB (not 0.00 GB for two megabytes)."""
+    if size >= 2**30:
+        return f"{size / 2**30:,.2f} GB"
+    if size >= 2**20:
+        return f"{size / 2**20:,.1f} MB"
+    return f"{size / 2**10:,.1f} kB" if size >= 2**10 else f"{int(size)} bytes"
+
+
+# errno -> what it means on a cluster, for the one-line message of a failed write
+WRITE_PROBLEMS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted (an immutable or append-only file?)",
+    errno.EIO: "input/output error (a failing disk or a network file system)",
+    errno.ESTALE: "stale file handle (a network file system)",
+}
+
+
+def write_failure(path: Path, exc: OSError, needed: int | None = None) -> CheckpointError:
+    """The one-line error of a write of `path` that failed with `exc`: what happened, and for a full
+    disk or quota the space needed and free."""
+    code = exc.errno or _errno_in_text(str(exc))  # h5py reports it only in its message
+    what = WRITE_PROBLEMS.get(code) or " ".join(str(exc.strerror or exc).split())
+    kept = "; the previous file is intact" if path.exists() else ""
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            free = human_bytes(shutil.disk_usage(path.parent).free)
+        except OSError:
+            free = "unknown"
+        need = f"needs about {human_bytes(needed)}, " if needed else ""
+        return CheckpointError(f"{path}: {what}: {need}{free} free{kept}")
+    return CheckpointError(f"{path}: cannot write ({what}){kept}")
+
+
+def _errno_in_text(text: str) -> int:
+    found = re.search(r"errno = (\d+)|\[Errno (\d+)\]", text)
+    return int(found.group(1) or found.group(2)) if found else 0
+
+
+def _os_error(exc: BaseException, writer: _HashingWriter | None) -> OSError | None:
+    """The OSError behind a failed save: itself, the one the writer saw, or one in its chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return writer.error if writer is not None else None
 
 
 def save_atomic(obj: Any, path: Path, keep_previous: bool = False) -> None:
     """Write `obj` with a checksum to a temporary file, sync it, and rename it to `path`.
 
     With `keep_previous`, the file it replaces is kept as `previous_path(path)` (the one before that
-    is deleted first, to make room). A failed write removes the temporary file, leaves `path` as it
-    was and raises CheckpointError naming the file (and, when the disk is full, the space needed).
+    is deleted first, to make room). A failed write (a full disk or quota, a read-only or network
+    file system, an immutable file) removes the temporary file, leaves `path` as it was and raises
+    CheckpointError naming the file and what happened (for a full disk, the space needed).
     """
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    if keep_previous:
-        previous_path(path).unlink(missing_ok=True)
+    writer = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if keep_previous:
+            previous_path(path).unlink(missing_ok=True)
         with open(tmp, "wb") as handle:
             handle.write(MAGIC + bytes(40))
             writer = _HashingWriter(handle)
@@ -94,22 +155,32 @@ def save_atomic(obj: Any, path: Path, keep_previous: bool = False) -> None:
             handle.write(writer.hash.digest() + writer.size.to_bytes(8, "little"))
             handle.flush()
             os.fsync(handle.fileno())
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        kept = "; the previous file is intact" if path.exists() else ""
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            free = shutil.disk_usage(path.parent).free
-            raise CheckpointError(
-                f"{path}: no space left on the device: needs about {_mb(payload_bytes(obj))}, "
-                f"{_mb(free)} free{kept}"
-            ) from None
-        raise CheckpointError(f"{path}: cannot write ({exc.strerror or exc}){kept}") from None
+        if keep_previous and path.exists():
+            os.replace(path, previous_path(path))
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        remove_quietly(tmp)
+        error = _os_error(exc, writer)
+        if error is None:  # torch's own failure, no file system behind it: a bug to show in full
+            raise
+        if keep_previous and not path.exists() and previous_path(path).exists():
+            _restore_previous(path)
+        raise write_failure(path, error, payload_bytes(obj)) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        remove_quietly(tmp)
         raise
-    if keep_previous and path.exists():
-        os.replace(path, previous_path(path))
-    os.replace(tmp, path)
+
+
+def _restore_previous(path: Path) -> None:
+    """Rename the previous file back to `path` (the last one was moved aside, the new one never came)."""
+    with contextlib.suppress(OSError):  # else it stays as resume.prev.pt, which loading falls back to
+        os.replace(previous_path(path), path)
+
+
+def remove_quietly(path: Path) -> None:
+    """Delete a temporary file if there is one; a file system that refuses even that changes nothing."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def load(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -148,6 +219,43 @@ def load(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a checkpoint (holds a {type(state).__name__})")
     return _to_device(state, torch.device(device))
+
+
+class _WithoutTensors(pickle.Unpickler):
+    """Unpickles a torch archive's structure with every tensor (and torch object) as None."""
+
+    def persistent_load(self, pid: Any) -> None:  # a tensor's storage: never read
+        return None
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "torch" or module.startswith("torch."):
+            return _none
+        return super().find_class(module, name)
+
+
+def _none(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+def peek(path: Path) -> dict[str, Any]:
+    """A checkpoint's contents with every tensor left out (None): its step, config and log without
+    reading a replay buffer of gigabytes. Unchecked (no checksum), for reports such as `mtrl status`;
+    CheckpointError naming the file if it is no readable checkpoint."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(HEADER_LEN if handle.read(len(MAGIC)) == MAGIC else 0)
+            with zipfile.ZipFile(handle) as archive:  # zipfile skips the header before the archive
+                name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
+                state = _WithoutTensors(io.BytesIO(archive.read(name))).load()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except Exception as exc:  # noqa: BLE001 - a bad zip, no pickle, a bad pickle: all unreadable
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a checkpoint (holds a {type(state).__name__})")
+    return state
 
 
 def _to_device(obj: Any, device: torch.device) -> Any:

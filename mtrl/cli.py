@@ -22,14 +22,22 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _metavar(field_type: object) -> str:
+    """INT, FLOAT, STR, BOOL; `INT|none` for a setting that may be none (then a default applies)."""
+    name = str(field_type)
+    return name.removesuffix(" | None").upper() + ("|none" if name.endswith(" | None") else "")
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("run settings (override the config file)")
+    group = parser.add_argument_group(
+        "run settings (override the config file; TYPE|none: a value, or none for the default the help names)"
+    )
     for f in dataclasses.fields(TrainConfig):
-        default = f.default
+        default = "none" if f.default is None else f.default
         group.add_argument(
             _flag(f.name),
             dest=f"cfg_{f.name}",
-            metavar=str(f.type).replace(" | None", "?").upper(),
+            metavar=_metavar(f.type),
             default=None,
             help=f"{f.metadata.get('help', '')} (default: {default})",
         )
@@ -127,7 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
         "status", help="each run of a study: complete, in progress, stale (other code or settings), missing"
     )
     status.add_argument("results_dir", nargs="?", help="results folder (default: the config's results_dir)")
-    status.add_argument("--configfile", default="config/config.yaml", help="workflow config of the study")
+    status.add_argument(
+        "--configfile",
+        help="workflow config of the study (default: the one recorded in RESULTS_DIR, else "
+        "config/config.yaml)",
+    )
     status.set_defaults(func=lambda args: __import__("mtrl.status").status.cli_status(args))
     return parser
 
@@ -139,13 +151,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="[%(name)s] %(message)s"
     )
     from mtrl.checkpoints import CheckpointError
+    from mtrl.divergence import TrainingDiverged
 
     try:
         return args.func(args)
     except (ConfigError, FileNotFoundError) as exc:
         print(f"mtrl: error: {exc}", file=sys.stderr)
         return 2
-    except CheckpointError as exc:  # damaged files, disk full: named in one line
+    except (CheckpointError, TrainingDiverged) as exc:  # damaged files, a full or read-only disk, NaN
         print(f"mtrl: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mtrl.envs.benchmarks import EPISODE_LENGTH, REWARD_VERSIONS, TASK_SETS, num_tasks_of
 
 ARCHS = ("mtmhsac", "sm", "paco", "moore")
@@ -29,6 +27,7 @@ VECTOR_STRATEGIES = ("sync", "async", "shm")
 MAX_SEED = 2**32 - 4  # numpy's legacy seed is 32-bit; seed + 3 seeds the probe-batch generator
 UPDATE_MODES = ("auto", "eager", "graph", "compiled")  # auto: graph on CUDA, eager on a CPU (mtrl.speed)
 MATMUL_PRECISIONS = ("auto", "float32", "tf32", "bf16")  # auto: tf32 on CUDA, float32 on a CPU
+MAX_INT = 2**53  # the largest integer a float (YAML's 2e7, JSON) holds exactly; far beyond any run
 
 
 # Per-architecture settings of the authors' experiment files (rainx0r/mtrl experiments/baselines),
@@ -50,6 +49,9 @@ def default_log_std_min(arch: str, task_set: str) -> float:
 
 class ConfigError(ValueError):
     """A bad configuration value; the message names the key and says what is allowed."""
+
+
+BY_TASK_SET = "; none: the paper's value for the task set"
 
 
 def _meta(help_text: str, **kw: Any) -> dict[str, Any]:
@@ -75,12 +77,18 @@ class TrainConfig:
         metadata=_meta("Meta-World reward functions: v2 (current) or v1 (the study's Table 1 SM runs)"),
     )
     # --- architecture sizes (None: the paper's default for the task set)
-    sm_layers: int | None = field(default=None, metadata=_meta("Soft Modularization module layers"))
-    sm_modules: int | None = field(default=None, metadata=_meta("Soft Modularization modules per layer"))
+    sm_layers: int | None = field(
+        default=None, metadata=_meta("Soft Modularization module layers" + BY_TASK_SET)
+    )
+    sm_modules: int | None = field(
+        default=None, metadata=_meta("Soft Modularization modules per layer" + BY_TASK_SET)
+    )
     sm_module_width: int = field(default=256, metadata=_meta("Soft Modularization module width"))
     sm_embedding: int = field(default=400, metadata=_meta("Soft Modularization embedding width"))
-    paco_k: int | None = field(default=None, metadata=_meta("PaCo number of shared parameter sets"))
-    moore_experts: int | None = field(default=None, metadata=_meta("MOORE number of experts"))
+    paco_k: int | None = field(
+        default=None, metadata=_meta("PaCo number of shared parameter sets" + BY_TASK_SET)
+    )
+    moore_experts: int | None = field(default=None, metadata=_meta("MOORE number of experts" + BY_TASK_SET))
     # --- schedule (total transitions over all tasks)
     total_steps: int = field(default=20_000_000, metadata=_meta("total env transitions (all tasks)"))
     warmup_steps_per_task: int = field(
@@ -223,23 +231,9 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-        path = Path(path)
-        if path.is_dir():
-            raise ConfigError(f"{path}: config file is a directory")
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: config file is not text (binary or not UTF-8)") from None
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            problem = " ".join(str(exc).split())
-            raise ConfigError(f"config file {path} is not valid YAML: {problem}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of keys to values")
-        return cls.from_dict({**data, **(overrides or {})})
+        from mtrl.config_files import load_yaml_mapping
+
+        return cls.from_dict({**load_yaml_mapping(path), **(overrides or {})})
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key (of the values as given, before resolving)."""
@@ -376,6 +370,8 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
             number = float(value) if isinstance(value, str) else value
             if isinstance(number, float) and not number.is_integer():
                 raise ValueError
+            if abs(number) > MAX_INT:
+                raise ConfigError(f"{name}: {value!r} is too large (at most 2**53 = {MAX_INT:,})")
             return int(number)
         if base is float:
             if isinstance(value, bool):
@@ -385,6 +381,8 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
                 raise OverflowError
             return number
         return str(value)
+    except ConfigError:
+        raise
     except OverflowError:
         raise ConfigError(f"{name}: must be a finite number, got {value!r}") from None
     except (TypeError, ValueError):

@@ -19,12 +19,14 @@ the defaults sections at run time and may not be set per series.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mtrl.config import ConfigError, TrainConfig
+from mtrl.envs.benchmarks import TASK_SETS
 from mtrl.figures import FIGURES
 from mtrl.provenance import EXECUTION_KEYS, identity
 
@@ -77,10 +79,13 @@ def run_id(config: TrainConfig, extra_keys: Sequence[str] = ()) -> str:
     return f"{task}/{config.arch}/{shape}/s{config.seed}"
 
 
-def _axes(series: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Cartesian product of the series' list-valued keys."""
+def _axes(series: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
+    """Cartesian product of the series' list-valued keys; an empty list (no runs) is an error."""
     keys = [k for k in series if k not in SERIES_KEYS]
     values = [v if isinstance(v, list) else [v] for v in (series[k] for k in keys)]
+    for key, value in [*zip(keys, values, strict=True), ("seeds", series.get("seeds", [0]))]:
+        if isinstance(value, list) and not value:
+            raise ConfigError(f"{where}.{key}: an empty list: the series would have no runs")
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
 
 
@@ -134,50 +139,99 @@ def _resolve_match(values: dict[str, Any], study: Mapping[str, Any], where: str)
 
 
 def build_grid(study: Mapping[str, Any]) -> StudyGrid:
-    """Expand the validated workflow config into runs and per-figure run lists."""
+    """Expand the validated workflow config into runs and per-figure run lists.
+
+    A grid point listed twice (a repeated list value, a series given twice) is one run with one
+    place in its figure: it is trained once and counted once.
+    """
+    _check_keys(study)
     runs: dict[str, TrainConfig] = {}
     figures: dict[str, list[FigureRun]] = {}
-    default_seeds = study.get("seeds", [0])
-    for figure, series_list in study.get("figures", {}).items():
+    for figure, series_list in study["figures"].items():
         if figure not in FIGURES:
             raise ConfigError(
                 f"figures.{figure}: no such figure in mtrl/figures.py; one of {', '.join(FIGURES)}"
             )
-        entries: list[FigureRun] = []
+        if not series_list:
+            raise ConfigError(f"figures.{figure}: no series: the figure would have no runs")
+        entries: dict[tuple[str, str, str], FigureRun] = {}
         for index, series in enumerate(series_list):
-            where = f"figures.{figure}[{index}] ({series.get('series', '?')})"
-            extra = sorted(k for k in series if k not in SERIES_KEYS | ID_KEYS | {"width"})
-            for key in set(series) & set(EXECUTION_KEYS):
-                raise ConfigError(
-                    f"{where}.{key}: an execution setting; set it in run_defaults, task_set_defaults "
-                    "or arch_defaults (it is not part of a run's identity)"
-                )
-            for k, point in enumerate(_axes(series)):
-                for seed in series.get("seeds", default_seeds):
-                    values = _resolve_match(_merged({**point, "seed": seed}, study), study, where)
-                    if "total_steps" not in values:
-                        task_set = values.get("task_set", "mt10")
-                        raise ConfigError(
-                            f"task_set_defaults.{task_set}.total_steps: {where} trains {task_set}, "
-                            f"which has no step settings (total_steps, eval_every, ...)"
-                        )
-                    try:
-                        config = TrainConfig.from_dict(values).resolved()
-                    except ConfigError as exc:
-                        raise ConfigError(_locate(str(exc), point, study, where)) from None
-                    rid = run_id(config, extra)
-                    if rid in runs and identity(runs[rid].to_dict()) != identity(config.to_dict()):
-                        raise ConfigError(f"{where}: run {rid} is defined twice with different settings")
-                    runs[rid] = config
-                    fields = config.to_dict()
-                    name, label = series["series"].format(**fields), series.get("label")
-                    entries.append(
-                        FigureRun(
-                            series["panel"], name, rid, label and label.format(**fields), index + k / 1000
-                        )
-                    )
-        figures[figure] = entries
+            for entry in _series_runs(study, figure, index, series, runs):
+                entries.setdefault((entry.panel, entry.series, entry.run_id), entry)
+        figures[figure] = list(entries.values())
     return StudyGrid(runs, figures)
+
+
+def _series_runs(
+    study: Mapping[str, Any], figure: str, index: int, series: Mapping[str, Any], runs: dict[str, TrainConfig]
+) -> list[FigureRun]:
+    """The runs of one series of a figure (added to `runs`), as the figure's entries."""
+    where = f"figures.{figure}[{index}] ({series.get('series', '?')})"
+    extra = sorted(k for k in series if k not in SERIES_KEYS | ID_KEYS | {"width"})
+    for key in set(series) & set(EXECUTION_KEYS):
+        raise ConfigError(
+            f"{where}.{key}: an execution setting; set it in run_defaults, task_set_defaults "
+            "or arch_defaults (it is not part of a run's identity)"
+        )
+    entries = []
+    for k, point in enumerate(_axes(series, where)):
+        for seed in series.get("seeds", study.get("seeds", [0])):
+            config = _point_config({**point, "seed": seed}, study, where)
+            rid = run_id(config, extra)
+            if rid in runs and identity(runs[rid].to_dict()) != identity(config.to_dict()):
+                raise ConfigError(f"{where}: run {rid} is defined twice with different settings")
+            runs[rid] = config
+            fields = config.to_dict()
+            name = _filled(series["series"], fields, f"{where}.series")
+            label = series.get("label") and _filled(series["label"], fields, f"{where}.label")
+            entries.append(FigureRun(series["panel"], name, rid, label, index + k / 1000))
+    return entries
+
+
+def _point_config(point: Mapping[str, Any], study: Mapping[str, Any], where: str) -> TrainConfig:
+    """The resolved config of one grid point of a series: defaults < the point, widths matched."""
+    values = _resolve_match(_merged(point, study), study, where)
+    task_set = values.get("task_set", "mt10")
+    if "total_steps" not in values and task_set in TASK_SETS:  # an unknown one: TrainConfig names it
+        raise ConfigError(
+            f"task_set_defaults.{task_set}.total_steps: {where} trains {task_set}, "
+            f"which has no step settings (total_steps, eval_every, ...)"
+        )
+    try:
+        return TrainConfig.from_dict(values).resolved()
+    except ConfigError as exc:
+        raise ConfigError(_locate(str(exc), point, study, where)) from None
+
+
+def _filled(template: str, fields: Mapping[str, Any], where: str) -> str:
+    """A series or label template filled from a run's settings; ConfigError naming a bad placeholder."""
+    try:
+        return template.format(**fields)
+    except KeyError as exc:
+        raise ConfigError(
+            f"{where}: {{{exc.args[0]}}} in {template!r} is not a run setting (e.g. {{actor_width}}, "
+            "{depth}, {arch})"
+        ) from None
+    except (IndexError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{where}: cannot fill {template!r} ({exc})") from None
+
+
+def _check_keys(study: Mapping[str, Any]) -> None:
+    """Every settings key is a TrainConfig key, named where it is set; there is a figure to make."""
+    if not study.get("figures"):
+        raise ConfigError("figures: no figures to make (see config/config.yaml for the paper's study)")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    sections = [("run_defaults", study.get("run_defaults") or {})]
+    for group in ("task_set_defaults", "arch_defaults"):
+        sections += [(f"{group}.{name}", values or {}) for name, values in (study.get(group) or {}).items()]
+    for figure, series_list in study["figures"].items():
+        for index, series in enumerate(series_list or []):
+            where = f"figures.{figure}[{index}] ({series.get('series', '?')})"
+            sections.append((where, {k: v for k, v in series.items() if k not in SERIES_KEYS | {"width"}}))
+    for where, values in sections:
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown config key(s): {', '.join(unknown)}")
 
 
 def _locate(message: str, point: Mapping[str, Any], study: Mapping[str, Any], where: str) -> str:

@@ -47,8 +47,10 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "mtrl/shutdown.py",
         "mtrl/provenance.py::identity,provenance_record,package_versions,git_commit,device_name,PACKAGES,"
         "EXECUTION_KEYS,ARCH_KEYS",
-        "mtrl/results.py::TRAIN_SCALARS,TrainLog,write_atomic_h5,write_train_h5,REQUIRED,train_h5_problem,"
+        "mtrl/results.py::TRAIN_SCALARS,TrainLog,write_atomic_h5,write_train_h5,train_h5_problem,"
         "provenance_attrs",
+        "mtrl/completeness.py",
+        "mtrl/divergence.py",
         "workflow/scripts/train.py",
         "workflow/scripts/_adapter.py",
     ),
@@ -74,8 +76,10 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "mtrl/config.py",  # with nets/ and benchmarks.py: Fig. 7's parameter counts (x_actor_params)
         "mtrl/nets/*.py",
         "mtrl/envs/benchmarks.py",
-        "mtrl/results.py::TrainResult,read_train_h5,read_provenance",
-        "mtrl/status.py::TRAIN_FILE,RunStatus,_differs,_settings_diff,_progress,run_status,stale_inputs",
+        "mtrl/results.py::TRAIN_SCALARS,TrainResult,read_train_h5,read_provenance",
+        "mtrl/completeness.py",
+        "mtrl/status.py::TRAIN_FILE,RunStatus,_differs,_settings_diff,_progress,_resume_progress,run_status,"
+        "stale_inputs",
         "workflow/scripts/aggregate.py",
         "workflow/scripts/_adapter.py",
     ),

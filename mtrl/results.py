@@ -8,14 +8,15 @@ Layout of train.h5 (all steps are total env transitions over all tasks):
   eval/    step (K,) int64, success (K, N), success_mean (K,), return (K, N), return_mean (K,)
   train/   step (M,) int64, critic_loss, actor_loss, alpha_loss, q_mean, entropy (M,),
            alpha (M, N), sps (M,) env transitions per second since the previous row
-The file is written to a temporary name and renamed, so it exists only when complete.
+The file is written to a temporary name and renamed, so it exists only when complete;
+`mtrl.completeness` checks that one is whole. It is read without HDF5's file lock: it never changes
+once in place, and network file systems without locks (NFS) would refuse a locked read.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,23 +47,25 @@ class TrainLog:
 
 
 def write_atomic_h5(path: Path, fill) -> None:
-    """Create `path` by calling fill(h5file) on a temporary file, then renaming it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Create `path` by calling fill(h5file) on a temporary file, then renaming it into place.
+
+    A write the file system refuses (full disk or quota, read-only, immutable, a network file
+    system's error) raises CheckpointError naming `path` and leaves no temporary file behind.
+    """
+    from mtrl.checkpoints import remove_quietly, write_failure
+
     tmp = path.with_name(f".{path.name}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with h5py.File(tmp, "w") as handle:
             fill(handle)
-    except OSError as exc:  # a full disk among them: name the file, leave no temporary behind
-        from mtrl.checkpoints import CheckpointError
-
-        tmp.unlink(missing_ok=True)
-        free = shutil.disk_usage(path.parent).free / 2**20
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise CheckpointError(f"{path}: cannot write ({reason}); {free:,.1f} MB free") from None
+        os.replace(tmp, path)
+    except OSError as exc:
+        remove_quietly(tmp)
+        raise write_failure(path, exc) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        remove_quietly(tmp)
         raise
-    os.replace(tmp, path)
 
 
 def write_train_h5(path: Path, log: TrainLog, attrs: dict[str, Any], num_tasks: int) -> None:
@@ -98,28 +101,25 @@ class TrainResult:
     train: dict[str, np.ndarray]
 
 
-REQUIRED = ("eval/step", "eval/success", "eval/return", "train/step")
-
-
 def train_h5_problem(path: Path, config: dict[str, Any], provenance: str = "") -> str | None:
     """Why `path` is not the finished result of the run `config` (a resolved config dict), or None.
 
-    A file that is unreadable, lacks a dataset, or was written by another config (or, when both
-    record one, another provenance) is not that run's result.
+    A file that is not whole (`mtrl.completeness`: unreadable, a dataset lost, shapes that disagree)
+    or was written by another config (or, when both record one, another provenance) is not that
+    run's result.
     """
-    try:
-        with h5py.File(path, "r") as handle:
-            missing = [key for key in REQUIRED if key not in handle]
-            if missing:
-                return f"incomplete (no {', '.join(missing)})"
-            written = json.loads(handle.attrs["config"])
-            old_provenance = handle.attrs.get("provenance", "")
-            for key in REQUIRED:
-                handle[key][()]
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        return f"unreadable ({' '.join(str(exc).split()) or type(exc).__name__})"
+    from mtrl.completeness import result_file_problem
     from mtrl.provenance import identity  # execution settings and other architectures' sizes aside
 
+    problem = result_file_problem(path)
+    if problem:
+        return problem
+    try:
+        with h5py.File(path, "r", locking=False) as handle:
+            written = json.loads(handle.attrs["config"])
+            old_provenance = handle.attrs.get("provenance", "")
+    except (OSError, ValueError, TypeError) as exc:
+        return f"unreadable ({' '.join(str(exc).split()) or type(exc).__name__})"
     written, config = identity(written), identity(config)
     if written != config:
         changed = sorted(k for k in set(written) | set(config) if written.get(k) != config.get(k))
@@ -130,7 +130,7 @@ def train_h5_problem(path: Path, config: dict[str, Any], provenance: str = "") -
 
 
 def read_train_h5(path: str | Path) -> TrainResult:
-    with h5py.File(path, "r") as handle:
+    with h5py.File(path, "r", locking=False) as handle:
         return TrainResult(
             config=json.loads(handle.attrs["config"]),
             tasks=json.loads(handle.attrs["tasks"]),
@@ -152,5 +152,5 @@ def provenance_attrs(path: str | Path, record: dict[str, str]) -> None:
 
 def read_provenance(path: str | Path) -> dict[str, str]:
     """The provenance_* attributes of a train.h5 or plasticity.h5 ({} if it has none)."""
-    with h5py.File(path, "r") as handle:
+    with h5py.File(path, "r", locking=False) as handle:
         return {key: str(value) for key, value in handle.attrs.items() if key.startswith("provenance_")}

@@ -17,6 +17,7 @@ import torch
 
 from mtrl import checkpoints as ckpt
 from mtrl import rng_state
+from mtrl.config import ConfigError
 from mtrl.envs.vector import env_state, load_env_state
 from mtrl.provenance import identity
 from mtrl.results import TrainLog
@@ -57,8 +58,12 @@ def resume_or_start(trainer: Trainer, restart_stale: bool) -> None:
     expected = (identity(trainer.config.to_dict()), trainer.provenance)
     if state is not None and (identity(state["config"]), state.get("provenance", "")) != expected:
         if not restart_stale:
-            raise RuntimeError(
-                f"{source} was written by a different config; delete {trainer.run_dir} to start over"
+            old, new = identity(state["config"]), expected[0]
+            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            what = f"a different config ({', '.join(changed)} differ)" if changed else "another code version"
+            raise ConfigError(
+                f"{source}: written by {what}; delete {trainer.run_dir} to start over, or train into "
+                "another run directory"
             )
         log.warning("%s is stale (config or code changed): starting over", source)
         state = None

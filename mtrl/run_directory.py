@@ -44,6 +44,11 @@ def run_lock(run_dir: Path) -> Iterator[None]:
                 f"{run_dir}: another trainer is writing this run directory ({holder}); "
                 "wait for it or stop it first"
             ) from None
+        except OSError as exc:  # ENOLCK: a network file system that offers no locks
+            raise ConfigError(
+                f"{run_dir}: cannot lock the run directory ({exc.strerror or exc}); put runs on a file "
+                "system with locks (a network file system without them cannot keep two trainers apart)"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
@@ -82,6 +87,6 @@ def check_space(
     free = shutil.disk_usage(run_dir).free + sum(p.stat().st_size for p in existing if p.exists())
     if free < needed:
         raise ConfigError(
-            f"{run_dir}: needs about {needed / 2**30:,.2f} GB free for its checkpoints, "
-            f"{free / 2**30:,.2f} GB free"
+            f"{run_dir}: needs about {ckpt.human_bytes(needed)} free for its checkpoints, "
+            f"{ckpt.human_bytes(free)} free"
         )

@@ -1,24 +1,32 @@
 """Where every run of a study stands, judged by the provenance its outputs record.
 
-complete     train.h5 records the run settings and training code the workflow would use now
-stale        train.h5 (or plasticity.h5) records other settings or code: its figures would mix versions
+complete     train.h5 is whole (`mtrl.completeness`) and records the run settings and training code
+             the workflow would use now (and so does plasticity.h5, if there is one)
+stale        train.h5 (or plasticity.h5) records other settings or code, or is not whole (its
+             figures would mix versions, or could not be drawn): the workflow makes it again
 in progress  a resume checkpoint or probe checkpoints exist (the step reached is shown)
 missing      nothing yet
-Aggregation uses `stale_inputs` to refuse out-of-date inputs, naming them.
+Aggregation uses `stale_inputs` to refuse out-of-date inputs, naming them. A results folder knows
+the study that wrote it (`study.json`, written when the workflow starts jobs), so `mtrl status
+RESULTS_DIR` checks it against that study's config and refuses another one.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mtrl.completeness import result_file_problem
 from mtrl.results import read_provenance
 
 TRAIN_FILE, PLASTICITY_FILE = "train.h5", "plasticity.h5"
 STATES = ("complete", "in progress", "stale", "missing")
+STUDY_RECORD = "study.json"
+DEFAULT_CONFIG = Path("config/config.yaml")
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,10 @@ class RunStatus:
     run_id: str
     state: str  # complete | stale | in progress | missing
     detail: str = ""
+    damaged: str = ""  # a result file that is not whole, named: "<path>: incomplete (...)"
+
+    def line(self) -> str:
+        return f"{self.run_id}: {self.state} {self.detail}".rstrip()
 
 
 def _differs(path: Path, identity_json: str, code: str) -> str:
@@ -51,20 +63,32 @@ def _settings_diff(recorded: str | None, wanted: str) -> str:
     return "settings " + shown + (" ..." if len(keys) > 4 else "")
 
 
-def _progress(run_dir: Path) -> str:
-    resume = run_dir / "checkpoints" / "resume.pt"
-    if resume.exists():
-        import torch
+def _progress(run_dir: Path, identity_json: str, train_code: str) -> str:
+    """The step a stopped or running run reached, from its resume checkpoint (read without its
+    tensors: `checkpoints.peek`) or its last probe checkpoint; '' if it has neither."""
+    from mtrl import checkpoints as ckpt
 
-        from mtrl.envs.benchmarks import num_tasks_of
+    resume = ckpt.resume_path(run_dir)
+    found = [path for path in (resume, ckpt.previous_path(resume)) if path.exists()]
+    if found:
+        try:
+            state = ckpt.peek(found[0])
+        except ckpt.CheckpointError as exc:
+            return f"{exc} (the run falls back to resume.prev.pt or starts over)"
+        return _resume_progress(state, identity_json, train_code)
+    probes = ckpt.probe_checkpoints(run_dir)
+    return f"step {probes[-1][0]:,} (last probe checkpoint)" if probes else ""
 
-        state = torch.load(resume, map_location="cpu", weights_only=False, mmap=True)
-        steps = state["step"] * num_tasks_of(state["config"]["task_set"])
-        return f"step {steps:,} of {state['config']['total_steps']:,} (resume checkpoint)"
-    probes = sorted((run_dir / "checkpoints" / "probe").glob("step_*.pt"))
-    if probes:
-        return f"step {int(probes[-1].stem.removeprefix('step_')):,} (last probe checkpoint)"
-    return ""
+
+def _resume_progress(state: Mapping[str, Any], identity_json: str, train_code: str) -> str:
+    from mtrl.envs.benchmarks import num_tasks_of
+    from mtrl.provenance import identity
+
+    config = state["config"]
+    text = f"step {state['step'] * num_tasks_of(config['task_set']):,} of {config['total_steps']:,}"
+    if json.dumps(identity(config), sort_keys=True) != identity_json or state.get("provenance") != train_code:
+        return text + " (resume checkpoint of other settings or code: the run will start over)"
+    return text + " (resume checkpoint)"
 
 
 def run_status(
@@ -73,30 +97,36 @@ def run_status(
     """The state of one run; `probe_code` also checks plasticity.h5 when there is one."""
     train_h5 = run_dir / TRAIN_FILE
     if train_h5.exists():
-        problem = _differs(train_h5, identity_json, train_code)
-        plasticity = run_dir / PLASTICITY_FILE
-        if not problem and probe_code is not None and plasticity.exists():
-            problem = _differs(plasticity, identity_json, probe_code)
-        return RunStatus(run_id, "stale", problem) if problem else RunStatus(run_id, "complete")
-    progress = _progress(run_dir) if run_dir.exists() else ""
+        files = [(train_h5, train_code)]
+        if probe_code is not None and (run_dir / PLASTICITY_FILE).exists():
+            files.append((run_dir / PLASTICITY_FILE, probe_code))
+        for path, code in files:
+            damage = result_file_problem(path)
+            if damage:
+                return RunStatus(run_id, "stale", f"{path.name} {damage}", damaged=f"{path}: {damage}")
+            problem = _differs(path, identity_json, code)
+            if problem:
+                return RunStatus(run_id, "stale", problem)
+        return RunStatus(run_id, "complete")
+    progress = _progress(run_dir, identity_json, train_code) if run_dir.is_dir() else ""
     return RunStatus(run_id, "in progress", progress) if progress else RunStatus(run_id, "missing")
 
 
-def stale_inputs(expected: Mapping[str, Any], plasticity: bool) -> list[str]:
-    """Lines naming each input run of an aggregate whose provenance disagrees with `expected`
-    (figure_expected in workflow/rules/common.smk: runs {run_dir: identity JSON}, code hashes)."""
-    problems = []
-    for run_dir, identity_json in expected["runs"].items():
-        status = run_status(
+def stale_inputs(expected: Mapping[str, Any], plasticity: bool) -> list[RunStatus]:
+    """Each input run of an aggregate that is not complete: its provenance disagrees with `expected`
+    (figure_expected in workflow/rules/common.smk: runs {run_dir: identity JSON}, code hashes), or a
+    file of it is not whole (`damaged`: it cannot be aggregated, whatever allow_stale says)."""
+    statuses = [
+        run_status(
             run_dir,
             Path(run_dir),
             identity_json,
             expected["train_code"],
             expected["probe_code"] if plasticity else None,
         )
-        if status.state != "complete":
-            problems.append(f"{run_dir}: {status.state} {status.detail}".rstrip())
-    return problems
+        for run_dir, identity_json in expected["runs"].items()
+    ]
+    return [status for status in statuses if status.state != "complete"]
 
 
 def study_status(study: Mapping[str, Any], results_dir: Path | None = None) -> list[RunStatus]:
@@ -115,25 +145,95 @@ def study_status(study: Mapping[str, Any], results_dir: Path | None = None) -> l
     ]
 
 
-def cli_status(args: Any) -> int:
-    """`mtrl status [RESULTS_DIR] --configfile FILE`: one line per run, then the counts."""
-    import yaml
+# ------------------------------------------------------------------ which study wrote a results folder
+def record_study(results_dir: Path, configfiles: Sequence[str | Path]) -> None:
+    """Note in `results_dir` the config file(s) of the study writing it (the workflow, on start)."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    files = [{"path": os.path.relpath(p), "resolved": str(Path(p).resolve())} for p in configfiles]
+    (results_dir / STUDY_RECORD).write_text(json.dumps({"configfiles": files}, indent=1) + "\n")
 
-    from mtrl.config import ConfigError
-    from mtrl.grid import validate_study
-    from mtrl.provenance import ROOT
 
-    path = Path(args.configfile)
+def recorded_study(results_dir: Path) -> Path | None:
+    """The config file of the study that wrote `results_dir`, if it recorded one."""
+    path = results_dir / STUDY_RECORD
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    study = yaml.safe_load(path.read_text()) or {}
-    if "figures" not in study:
-        raise ConfigError(f"{path}: figures: the config file has no `figures` section")
-    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    validate_study(study, schema)
-    statuses = study_status(study, Path(args.results_dir) if args.results_dir else None)
+        return None
+    from mtrl.config import ConfigError
+
+    try:
+        files = json.loads(path.read_text())["configfiles"]
+        candidates = [Path(entry["path"]) for entry in files] + [Path(entry["resolved"]) for entry in files]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"{path}: unreadable record of the study ({type(exc).__name__}); delete it"
+        ) from None
+    if len(files) != 1:
+        names = ", ".join(entry["path"] for entry in files)
+        raise ConfigError(f"{results_dir}: written by a study of several config files ({names}); pass one")
+    return next((c for c in candidates if c.is_file()), candidates[-1])
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def study_and_results(results_dir: str | None, configfile: str | None) -> tuple[dict[str, Any], Path]:
+    """The study and results folder `mtrl status` checks: the folder given (else the config's
+    results_dir) against the study recorded there (else --configfile, else config/config.yaml).
+    ConfigError for a folder that does not exist, or that another study wrote."""
+    from mtrl.config import ConfigError
+
+    folder = Path(results_dir) if results_dir else None
+    if folder is not None and not folder.is_dir():
+        raise ConfigError(
+            f"{folder}: no such results folder" + (" (it is a file)" if folder.exists() else "")
+        )
+    recorded = recorded_study(folder) if folder is not None else None
+    path = Path(configfile) if configfile else recorded or DEFAULT_CONFIG
+    study = load_study(path)
+    folder = folder or Path(study["results_dir"])
+    if recorded is None and folder.is_dir():
+        recorded = recorded_study(folder)
+    if recorded is not None and not _same_file(path, recorded):
+        raise ConfigError(
+            f"{folder}: written by the study {recorded}, not {path}; "
+            f"`mtrl status {folder}` checks it against its own study"
+        )
+    if recorded is None and configfile is None and not _same_file(folder, Path(study["results_dir"])):
+        raise ConfigError(
+            f"{folder}: no study recorded here, and {path} writes to {study['results_dir']}; "
+            "pass the study's config file with --configfile"
+        )
+    return study, folder
+
+
+def cli_status(args: Any) -> int:
+    """`mtrl status [RESULTS_DIR] [--configfile FILE]`: one line per run, then the counts."""
+    study, results_dir = study_and_results(args.results_dir, args.configfile)
+    statuses = study_status(study, results_dir)
     for status in statuses:
         print(f"{status.state:<12} {status.run_id}" + (f"  {status.detail}" if status.detail else ""))
     counts = {state: sum(s.state == state for s in statuses) for state in STATES}
     print(", ".join(f"{n} {state}" for state, n in counts.items()) + f" of {len(statuses)} runs")
     return 0
+
+
+def load_study(path: Path) -> dict[str, Any]:
+    """A workflow config file, read, checked against the workflow's schema and completed with its
+    defaults; ConfigError naming the file or key."""
+    import yaml
+
+    from mtrl.config import ConfigError
+    from mtrl.config_files import load_yaml_mapping
+    from mtrl.grid import validate_study
+    from mtrl.provenance import ROOT
+
+    study = load_yaml_mapping(path)
+    if "figures" not in study:
+        raise ConfigError(f"{path}: figures: the config file has no `figures` section")
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    validate_study(study, schema)
+    return study

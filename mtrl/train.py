@@ -28,6 +28,7 @@ from mtrl import probe_checkpoints
 from mtrl.agents.sac import METRICS, MultiTaskSAC
 from mtrl.buffers import MultiTaskReplayBuffer
 from mtrl.config import ConfigError, TrainConfig, require_resolved
+from mtrl.divergence import DivergenceWatch
 from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM, task_names
 from mtrl.envs.vector import EvalResult, evaluate, make_vector_env
 from mtrl.progress import Progress
@@ -81,6 +82,7 @@ class Trainer:
         self.resume_file = ckpt.resume_path(run_dir)
         self.resume_saved_at = -1  # vector step of the last resume checkpoint this process wrote
         self.signals = StopSignals()
+        self.watch = DivergenceWatch(config)  # NaN stops the run (mtrl.divergence)
         with closed_on_error(self.envs):  # a failed resume stops the env workers before its error
             resume_or_start(self, restart_stale)
         self.metric_sum = torch.zeros(len(METRICS), device=device)
@@ -146,6 +148,7 @@ class Trainer:
             action = self.warmup_rng.uniform(-1.0, 1.0, size=(self.n, ACTION_DIM)).astype(np.float32)
         else:
             action = self.agent.act(self._obs_to_device(obs)).cpu().numpy()
+            self.watch.check_actions(self, action)
         updating = self.step + 1 >= config.warmup_steps_per_task
         overlapped = config.overlap and updating and len(self.buffer) > 0
         if overlapped:
@@ -185,6 +188,7 @@ class Trainer:
 
     def at_episode_end(self) -> None:
         """Everything periodic: evaluation, the training log, probe and resume checkpoints."""
+        self.watch.check_state(self)  # nothing diverged is evaluated or written
         config = self.config
         transitions = self.step * self.n
         last = self.step == config.vector_steps

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
+import os
 import typing
 from pathlib import Path
 
@@ -113,28 +114,34 @@ def _binary(tmp_path: Path) -> Path:
     return path
 
 
-def _not_yaml(tmp_path: Path) -> Path:
-    path = tmp_path / "bad.yaml"
-    path.write_text("lr: [1, 2\n  : : :\n")
-    return path
+def _text_file(name: str, text: str):
+    """A maker of a config file `name` holding `text`, in a test's tmp_path."""
+
+    def make(tmp_path: Path) -> Path:
+        (tmp_path / name).write_text(text)
+        return tmp_path / name
+
+    return make
 
 
-def _a_list(tmp_path: Path) -> Path:
-    path = tmp_path / "list.yaml"
-    path.write_text("- lr\n- 3\n")
-    return path
+_not_yaml = _text_file("bad.yaml", "lr: [1, 2\n  : : :\n")
+_a_list = _text_file("list.yaml", "- lr\n- 3\n")
+# PyYAML would silently keep the second value: a run trained with the wrong learning rate
+_a_key_twice = _text_file("twice.yaml", "lr: 0.0003\ngamma: 0.99\nlr: 0.003\n")
+_an_empty_study = _text_file("empty.yaml", "")
 
 
-@pytest.mark.parametrize(
-    ("make", "needle"),
-    [
-        (_directory, "is a directory"),
-        (_binary, "not text"),
-        (_not_yaml, "not valid YAML"),
-        (_a_list, "mapping"),
-        (lambda tmp: tmp / "missing.yaml", "not found"),
-    ],
-)
+BAD_CONFIG_FILES = [
+    pytest.param(_directory, "is a directory", id="directory"),
+    pytest.param(_binary, "not text", id="binary"),
+    pytest.param(_not_yaml, "not valid YAML", id="not YAML"),
+    pytest.param(_a_list, "mapping", id="a list"),
+    pytest.param(_a_key_twice, "key 'lr' given twice (lines 1 and 3)", id="a key twice"),
+    pytest.param(lambda tmp: tmp / "missing.yaml", "not found", id="missing"),
+]
+
+
+@pytest.mark.parametrize(("make", "needle"), BAD_CONFIG_FILES)
 def test_bad_config_files_are_named_in_one_line(make, needle, tmp_path, capsys, nothing_built):
     path = make(tmp_path)
     assert main(["train", "--out", str(tmp_path / "run"), "--config", str(path)]) == 2
@@ -161,7 +168,8 @@ def test_an_unwritable_run_directory_fails_before_training(tmp_path, capsys, mon
     assert "cannot write" in line and "checkpoints" in line
 
 
-def test_too_little_disk_space_fails_before_training(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(("free", "said"), [(1000, "1000 bytes free"), (int(1.5 * 2**20), "1.5 MB free")])
+def test_too_little_disk_space_fails_before_training(free, said, tmp_path, capsys, monkeypatch):
     import shutil
 
     import mtrl.run_directory as run_directory
@@ -169,11 +177,19 @@ def test_too_little_disk_space_fails_before_training(tmp_path, capsys, monkeypat
 
     monkeypatch.setattr(train_module, "make_vector_env", lambda *a, **k: pytest.fail("env built"))
     monkeypatch.setattr(
-        run_directory.shutil, "disk_usage", lambda _p: shutil._ntuple_diskusage(10**9, 0, 1000)
+        run_directory.shutil, "disk_usage", lambda _p: shutil._ntuple_diskusage(10**9, 0, free)
     )
     assert main(tiny_args(tmp_path / "run")) == 2
     line = one_error_line(capsys)
-    assert str(tmp_path / "run") in line and "GB free" in line
+    assert str(tmp_path / "run") in line and line.endswith(f"MB free for its checkpoints, {said}")
+
+
+@pytest.mark.parametrize(
+    ("size", "said"),
+    [(0, "0 bytes"), (1023, "1023 bytes"), (2048, "2.0 kB"), (2 * 2**20, "2.0 MB"), (3 * 2**29, "1.50 GB")],
+)
+def test_sizes_are_said_in_units_people_read(size, said):
+    assert ckpt.human_bytes(size) == said  # a 2 MB free disk is not "0.00 GB free"
 
 
 @pytest.mark.parametrize(
@@ -261,7 +277,7 @@ def test_a_full_disk_names_the_file_and_keeps_the_last_good_checkpoint(tmp_path,
     with pytest.raises(ckpt.CheckpointError) as info:
         ckpt.save_atomic({"step": 2, "x": torch.zeros(2**20)}, path, keep_previous=True)
     message = str(info.value)
-    assert message.startswith(f"{path}: no space left") and "needs about 4.0 MB" in message
+    assert message.startswith(f"{path}: no space left on the device: needs about 4.0 MB, ")
     assert "intact" in message
     assert sorted(p.name for p in path.parent.iterdir()) == ["resume.pt"]  # no temporary file left
     monkeypatch.undo()
@@ -399,7 +415,13 @@ def _write_result(run: Path, config: TrainConfig) -> Path:
     from mtrl.results import TrainLog, write_train_h5
 
     log = TrainLog(eval_step=[0], eval_success=[[0.0]], eval_return=[[0.0]])
-    write_train_h5(run / "train.h5", log, {"config": config.resolved().to_json()}, 1)
+    attrs = {
+        "config": config.resolved().to_json(),
+        "tasks": '["reach-v3"]',
+        "actor_params": 1,
+        "critic_params": 1,
+    }
+    write_train_h5(run / "train.h5", log, attrs, 1)
     return run / "train.h5"
 
 
@@ -441,7 +463,7 @@ def test_a_failed_result_write_names_the_file_and_leaves_no_temporary(tmp_path):
         handle["x"] = list(range(100))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(ckpt.CheckpointError, match=r"train\.h5: cannot write .*No space left.* MB free"):
+    with pytest.raises(ckpt.CheckpointError, match=r"train\.h5: no space left on the device: .* free$"):
         write_atomic_h5(tmp_path / "train.h5", full_disk)
     assert list(tmp_path.iterdir()) == []
 
@@ -461,3 +483,565 @@ def test_with_no_readable_resume_checkpoint_the_run_starts_over_and_says_so(dama
     trainer.envs.close()
     assert trainer.step == 0 and f"{resume}: " in caplog.text and "starting over" in caplog.text
     assert not resume.exists() and ckpt.probe_checkpoints(run) == []
+
+
+# ------------------------------------------------------------------------- studies and `mtrl status`
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def smoke_study(tmp_path: Path, edit=None, name: str = "study.yaml") -> Path:
+    """config/smoke.yaml with one figure (fig5's first series: 2 runs), its results in tmp_path,
+    edited by `edit`, written to tmp_path/name."""
+    import yaml
+
+    study = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    study["results_dir"] = str(tmp_path / "results")
+    study["figures"] = {"fig5": study["figures"]["fig5"][:1]}
+    if edit is not None:
+        edit(study)
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def _series(study: dict, **values) -> None:
+    study["figures"] = {
+        "fig4": [{"panel": "MT10", "series": "width {actor_width}", "task_set": "mt10", **values}]
+    }
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"), [*BAD_CONFIG_FILES, pytest.param(_an_empty_study, "no `figures` section", id="empty")]
+)
+def test_status_names_a_bad_study_file_in_one_line(make, needle, tmp_path, capsys):
+    path = make(tmp_path)
+    assert main(["status", "--configfile", str(path)]) == 2
+    line = one_error_line(capsys)
+    assert str(path) in line and needle in line
+
+
+# what people do to a study's YAML: each is one line naming where, never a traceback or a wrong grid
+BAD_STUDIES = {
+    "no figures": (lambda s: s.update(figures={}), "figures: no figures to make"),
+    "a figure without series": (
+        lambda s: s["figures"].update(fig4=[]),
+        "figures.fig4: [] should be non-empty",
+    ),
+    "an empty width list": (
+        lambda s: _series(s, width=[]),
+        "figures.fig4[0] (width {actor_width}).width: an empty list",
+    ),
+    "a typo in the series template": (
+        lambda s: _series(s, width=16, series="width {actr_width}"),
+        "(width {actr_width}).series: {actr_width} in 'width {actr_width}' is not a run setting",
+    ),
+    "a typo in the label template": (
+        lambda s: _series(s, width=16, label="{archh}"),
+        "figures.fig4[0] (width {actor_width}).label: {archh} in '{archh}' is not a run setting",
+    ),
+    "an unknown task set": (
+        lambda s: _series(s, width=16, task_set="mt7"),
+        "figures.fig4[0] (width {actor_width}).task_set: unknown task set 'mt7'",
+    ),
+    "an unknown key in run_defaults": (
+        lambda s: s["run_defaults"].update(batchsize=32),
+        "run_defaults: unknown config key(s): batchsize",
+    ),
+    "an unknown key in arch_defaults": (
+        lambda s: s.setdefault("arch_defaults", {}).setdefault("sm", {}).update(modules=3),
+        "arch_defaults.sm: unknown config key(s): modules",
+    ),
+    "an unknown key in a series": (
+        lambda s: _series(s, width=16, widht=32),
+        "figures.fig4[0] (width {actor_width}): unknown config key(s): widht",
+    ),
+    "a step count beyond any run": (
+        lambda s: s["task_set_defaults"]["mt10"].update(total_steps="1e30"),
+        "task_set_defaults.mt10.total_steps: '1e30' is too large (at most 2**53",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_STUDIES)
+def test_a_bad_study_is_one_line_naming_where(case, tmp_path, capsys):
+    edit, needle = BAD_STUDIES[case]
+    assert main(["status", "--configfile", str(smoke_study(tmp_path, edit))]) == 2
+    assert needle in one_error_line(capsys)
+
+
+def _grid_run(study_path: Path) -> tuple[str, TrainConfig, Path]:
+    """The first run of a study: its id, resolved config and run directory."""
+    from mtrl.grid import build_grid
+    from mtrl.status import load_study
+
+    study = load_study(study_path)
+    run_id, config = next(iter(build_grid(study).runs.items()))
+    return run_id, config, Path(study["results_dir"]) / "runs" / run_id
+
+
+def test_status_shows_runs_in_progress_with_the_step_they_reached(tmp_path, capsys):
+    """A checksummed resume checkpoint of gigabytes is read without its tensors; one of other
+    settings says the run will start over."""
+    from mtrl.provenance import code_hash
+
+    path = smoke_study(tmp_path)
+    run_id, config, run_dir = _grid_run(path)
+    state = {
+        "step": 300,
+        "config": config.to_dict(),
+        "provenance": code_hash("train"),
+        "buffer": torch.zeros(10**6),
+    }
+    ckpt.save_atomic(state, ckpt.resume_path(run_dir), keep_previous=True)
+    assert main(["status", "--configfile", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"in progress  {run_id}  step 3,000 of 5,000 (resume checkpoint)\n" in out
+    assert out.endswith("0 complete, 1 in progress, 0 stale, 1 missing of 2 runs\n")
+    ckpt.save_atomic({**state, "config": {**config.to_dict(), "lr": 1.0}}, ckpt.resume_path(run_dir))
+    assert main(["status", "--configfile", str(path)]) == 0
+    assert "step 3,000 of 5,000 (resume checkpoint of other settings or code: the run will start over)" in (
+        capsys.readouterr().out
+    )
+    _truncated(ckpt.resume_path(run_dir))
+    assert main(["status", "--configfile", str(path)]) == 0
+    assert f"{ckpt.resume_path(run_dir)}: not a readable checkpoint" in capsys.readouterr().out
+
+
+def test_status_of_a_results_folder_uses_the_study_that_wrote_it(tmp_path, capsys, monkeypatch):
+    """`mtrl status results/smoke` after the smoke pipeline: the smoke study's runs, not the paper's."""
+    from mtrl.status import record_study
+
+    monkeypatch.chdir(tmp_path)
+    smoke_study(tmp_path, lambda s: s.update(results_dir="results/smoke"), "config/smoke.yaml")
+    smoke_study(tmp_path, lambda s: s.update(results_dir="results", seeds=[0, 1, 2]), "config/config.yaml")
+    Path("results/smoke").mkdir(parents=True)
+    assert main(["status", "results/smoke"]) == 2  # nothing recorded: not silently the paper's grid
+    assert one_error_line(capsys).endswith(
+        "results/smoke: no study recorded here, and config/config.yaml writes to results; "
+        "pass the study's config file with --configfile"
+    )
+    assert main(["status", "results/smoke", "--configfile", "config/smoke.yaml"]) == 0
+    assert capsys.readouterr().out.endswith(" of 2 runs\n")
+    record_study(Path("results/smoke"), [Path("config/smoke.yaml").absolute()])  # as the workflow does
+    assert main(["status", "results/smoke"]) == 0
+    assert capsys.readouterr().out.endswith(" of 2 runs\n")
+    assert main(["status", "results/smoke", "--configfile", "config/config.yaml"]) == 2
+    assert one_error_line(capsys).endswith(
+        "results/smoke: written by the study config/smoke.yaml, not config/config.yaml; "
+        "`mtrl status results/smoke` checks it against its own study"
+    )
+    assert main(["status", "--configfile", "config/smoke.yaml"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("folder", "needle"), [("missing", "no such results folder"), ("file", "it is a file")]
+)
+def test_status_of_a_folder_that_is_not_there_is_an_error(folder, needle, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["status", str(tmp_path / folder), "--configfile", str(smoke_study(tmp_path))]) == 2
+    line = one_error_line(capsys)
+    assert str(tmp_path / folder) in line and needle in line
+
+
+# ------------------------------------------------------------------------- result files that are not whole
+def _complete_run(study_path: Path) -> tuple[str, Path]:
+    """A finished run of the study's first grid point: whole train.h5 and plasticity.h5 recording the
+    settings and code the workflow would use now."""
+    import json
+
+    from mtrl.provenance import code_hash, identity
+    from mtrl.results import provenance_attrs
+    from tests.fixtures_results import write_fake_plasticity, write_fake_train
+
+    run_id, config, run_dir = _grid_run(study_path)
+    ident = json.dumps(identity(config.to_dict()), sort_keys=True)
+    train_h5 = write_fake_train(run_dir, [[0.1] * 10, [0.5] * 10], steps=[0, 5000])
+    provenance_attrs(train_h5, {"provenance_identity": ident, "provenance_code": code_hash("train")})
+    plasticity = write_fake_plasticity(run_dir, [0, 5000])
+    provenance_attrs(plasticity, {"provenance_identity": ident, "provenance_code": code_hash("probe")})
+    return run_id, run_dir
+
+
+def _datasets_gone(path: Path) -> None:
+    """Every dataset deleted, the attributes (provenance included) left: it looked complete before."""
+    import h5py
+
+    with h5py.File(path, "a") as handle:
+        for key in list(handle):
+            del handle[key]
+
+
+def _shape_mismatch(path: Path) -> None:
+    import h5py
+    import numpy as np
+
+    with h5py.File(path, "a") as handle:
+        key = "eval/success" if "eval" in handle else "actor/srank"
+        shape = handle[key].shape
+        del handle[key]
+        handle[key] = np.zeros((shape[0], shape[1] - 1))
+
+
+RESULT_DAMAGE = {
+    "datasets gone": (_datasets_gone, "incomplete (no "),
+    "shapes disagree": (_shape_mismatch, "incomplete ("),
+    "zero bytes": (_empty, "unreadable ("),
+    "truncated": (_truncated, "unreadable ("),
+}
+
+
+@pytest.mark.parametrize("name", ["train.h5", "plasticity.h5"])
+@pytest.mark.parametrize("damage", RESULT_DAMAGE)
+def test_a_result_file_that_is_not_whole_is_stale_and_never_aggregated(name, damage, tmp_path, capsys):
+    from mtrl.results import train_h5_problem
+
+    study = smoke_study(tmp_path)
+    run_id, run_dir = _complete_run(study)
+    assert main(["status", "--configfile", str(study)]) == 0
+    assert f"complete     {run_id}\n" in capsys.readouterr().out
+    make, said = RESULT_DAMAGE[damage]
+    make(run_dir / name)
+    assert main(["status", "--configfile", str(study)]) == 0
+    assert f"stale        {run_id}  {name} {said}" in capsys.readouterr().out
+    if name == "train.h5":  # the trainer trains it again (the workflow reruns it: common.smk)
+        assert train_h5_problem(run_dir / name, _grid_run(study)[1].to_dict()).startswith(said)
+    code, err = run_aggregate(tmp_path, run_dir, allow_stale=True)
+    last = err.splitlines()[-1]  # after the job's "[mtrl.job] local job on ..." line
+    assert code == 1 and err.count("mtrl: error") == 1 and "Traceback" not in err, err
+    assert last.startswith(f"mtrl: error: {run_dir / name}: {said}") and "cannot aggregate fig5" in last
+
+
+def run_aggregate(tmp_path: Path, run_dir: Path, allow_stale: bool) -> tuple[int, str]:
+    """The aggregate rule's script on one run of fig5, as Snakemake runs it: (exit code, stderr)."""
+    import json
+    import subprocess
+    import sys
+
+    from mtrl.provenance import code_hash, identity
+
+    config = _grid_run(tmp_path / "study.yaml")[1]
+    spec = {
+        "log": [str(tmp_path / "aggregate.log")],
+        "input": [str(run_dir / "train.h5"), str(run_dir / "plasticity.h5")],
+        "output": {"table": str(tmp_path / "fig5.csv"), "provenance": str(tmp_path / "fig5.json")},
+        "wildcards": {"figure": "fig5"},
+        "params": {
+            "runs": [{"panel": "MT10", "series": "s", "run_dir": str(run_dir)}],
+            "reps": 10,
+            "statistic": "runs",
+            "code": "table",
+            "expected": {
+                "runs": {str(run_dir): json.dumps(identity(config.to_dict()), sort_keys=True)},
+                "train_code": code_hash("train"),
+                "probe_code": code_hash("probe"),
+                "allow_stale": allow_stale,
+            },
+        },
+    }
+    scripts = ROOT / "workflow" / "scripts"
+    job = "\n".join(
+        [
+            "import json, runpy, sys",
+            "from types import SimpleNamespace as NS",
+            f"sys.path.insert(0, {str(scripts)!r})",
+            f"spec = json.loads({json.dumps(spec)!r})",
+            "snakemake = NS(**{k: NS(**v) if isinstance(v, dict) else v for k, v in spec.items()})",
+            f"runpy.run_path({str(scripts / 'aggregate.py')!r}, init_globals={{'snakemake': snakemake}})",
+        ]
+    )
+    proc = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stderr
+
+
+def test_the_aggregate_script_reads_a_whole_run(tmp_path):
+    """The same script on the undamaged run writes its table: the failures above are the damage's."""
+    _, run_dir = _complete_run(smoke_study(tmp_path))
+    code, err = run_aggregate(tmp_path, run_dir, allow_stale=False)
+    assert code == 0, err
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "fig5.csv")
+    assert table["step"].tolist() == [0, 5000] and table["n_runs"].tolist() == [1, 1]
+
+
+# ------------------------------------------------------------------------- what a cluster does to files
+class _FullAfter:
+    """A file whose writes fail with `error` once `limit` bytes are in (a disk filling up mid-write)."""
+
+    def __init__(self, handle, limit: int, error: int) -> None:
+        self.handle, self.limit, self.error, self.size = handle, limit, error, 0
+
+    def write(self, data) -> int:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise OSError(self.error, os.strerror(self.error))
+        return self.handle.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
+
+
+def _filling_up(error: int):
+    """An `open` whose files take 5000 bytes, then fail with `error` (torch wraps it in a RuntimeError)."""
+    return lambda path, mode: _FullAfter(open(path, mode), 5000, error)  # noqa: SIM115 - closed by _FullAfter
+
+
+def _failing(monkeypatch, target, name: str, error: int, only=None) -> None:
+    """`target.name` raises OSError(error) (for calls whose first argument ends with `only`, if given)."""
+    real = getattr(target, name)
+
+    def fail(*args, **kwargs):
+        if only is None or str(args[0]).endswith(only):
+            raise OSError(error, os.strerror(error))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, fail)
+
+
+# stage of a checkpoint write -> how to make it fail; (errno, what the line says)
+WRITE_STAGES = {
+    "mid-write (torch's zip writer)": lambda mp, e: mp.setattr(ckpt, "open", _filling_up(e), raising=False),
+    "create the temporary file": lambda mp, e: _failing(
+        mp, builtins_module(), "open", e, only=".resume.pt.tmp"
+    ),
+    "fsync (a network file system)": lambda mp, e: _failing(mp, os, "fsync", e),
+    "rename into place": lambda mp, e: _failing(mp, os, "replace", e),
+    "drop the one before last": lambda mp, e: _failing(mp, Path, "unlink", e, only="resume.prev.pt"),
+}
+ERRNOS = {
+    "full disk": (errno.ENOSPC, "no space left on the device: needs about 4.0 MB, "),
+    "quota": (errno.EDQUOT, "disk quota exceeded: needs about 4.0 MB, "),
+    "read-only mount": (errno.EROFS, "cannot write (read-only file system)"),
+    "immutable file": (errno.EPERM, "cannot write (operation not permitted (an immutable"),
+    "NFS": (errno.ESTALE, "cannot write (stale file handle"),
+    "failing disk": (errno.EIO, "cannot write (input/output error"),
+}
+
+
+def builtins_module():
+    import builtins
+
+    return builtins
+
+
+@pytest.mark.parametrize("stage", WRITE_STAGES)
+@pytest.mark.parametrize("error", ERRNOS)
+def test_a_refused_checkpoint_write_is_one_line_and_keeps_the_last_good_one(
+    stage, error, tmp_path, monkeypatch
+):
+    path = tmp_path / "checkpoints" / "resume.pt"
+    ckpt.save_atomic({"step": 1, "x": torch.zeros(10)}, path, keep_previous=True)
+    ckpt.save_atomic({"step": 2, "x": torch.zeros(10)}, path, keep_previous=True)
+    number, said = ERRNOS[error]
+    WRITE_STAGES[stage](monkeypatch, number)
+    with pytest.raises(ckpt.CheckpointError) as info:
+        ckpt.save_atomic({"step": 3, "x": torch.zeros(2**20)}, path, keep_previous=True)
+    monkeypatch.undo()
+    message = str(info.value)
+    assert message.startswith(f"{path}: {said}") and "\n" not in message, message
+    assert message.endswith("the previous file is intact")
+    assert ckpt.load(path)["step"] == 2  # the last good checkpoint, where it is looked for
+    assert not (path.parent / ".resume.pt.tmp").exists()
+
+
+# stage of a result-file write (train.h5, plasticity.h5) -> how to make it fail
+H5_STAGES = {
+    "create the folder": lambda mp, e: _failing(mp, Path, "mkdir", e),
+    "create the file": lambda mp, e: _failing(mp, h5py_file_module(), "File", e),
+    "write a dataset": None,  # fill() raises, as h5py does on a full disk
+    "rename into place": lambda mp, e: _failing(mp, os, "replace", e),
+}
+
+
+def h5py_file_module():
+    import mtrl.results
+
+    return mtrl.results.h5py
+
+
+@pytest.mark.parametrize("stage", H5_STAGES)
+@pytest.mark.parametrize("error", ERRNOS)
+def test_a_refused_result_write_is_one_line_and_leaves_no_temporary(stage, error, tmp_path, monkeypatch):
+    from mtrl.results import write_atomic_h5
+
+    number, said = ERRNOS[error]
+    said = said.replace("needs about 4.0 MB, ", "")
+
+    def fill(handle):
+        handle["x"] = list(range(100))
+        if stage == "write a dataset":
+            raise OSError(number, f"Can't write data (file write failed: errno = {number})")
+
+    if H5_STAGES[stage] is not None:
+        H5_STAGES[stage](monkeypatch, number)
+    with pytest.raises(ckpt.CheckpointError) as info:
+        write_atomic_h5(tmp_path / "run" / "train.h5", fill)
+    monkeypatch.undo()
+    assert str(info.value).startswith(f"{tmp_path / 'run' / 'train.h5'}: {said}"), str(info.value)
+    assert not list(tmp_path.rglob("*.h5*"))
+
+
+@pytest.mark.parametrize("out", ["default", "elsewhere"])
+def test_a_probe_on_a_read_only_file_system_is_one_line(out, fake_run, capsys, monkeypatch):
+    """`mtrl probe RUN` of a run on a read-only mount, or `--out` onto one."""
+    target = fake_run / "plasticity.h5" if out == "default" else fake_run.parent / "ro" / "new" / "p.h5"
+    argv = ["probe", str(fake_run)] + ([] if out == "default" else ["--out", str(target)])
+    _failing(monkeypatch, Path, "mkdir", errno.EROFS)
+    _failing(monkeypatch, h5py_file_module(), "File", errno.EROFS)
+    assert main(argv) == 1
+    assert one_error_line(capsys) == f"mtrl: error: {target}: cannot write (read-only file system)"
+
+
+# ------------------------------------------------------------------------- what a diverging optimiser does
+def test_a_diverging_run_stops_at_the_first_nan_in_one_line(tmp_path, capsys):
+    """lr 1e10: before, NaN actions reached MuJoCo and the run died 80 lines deep in its warnings."""
+    run = tmp_path / "run"
+    assert main([*tiny_args(run, lr=1e10), "--quiet"]) == 1
+    line = one_error_line(capsys)
+    assert line.startswith(f"mtrl: error: {run}: training diverged at step 500: ") and "not finite" in line
+    assert "actor parameters" in line and "try a lower lr than 1e+10" in line
+    assert not (run / "train.h5").exists()
+
+
+def test_a_diverged_run_keeps_its_last_good_resume_checkpoint(tmp_path, monkeypatch):
+    """A critic parameter turns NaN after the step-500 resume checkpoint: the run stops within a step
+    or two, the checkpoint stays the step-500 one, all finite, and no train.h5 is written."""
+    from mtrl.divergence import TrainingDiverged
+    from mtrl.train import Trainer, train
+
+    real = Trainer._update
+
+    def poisoned(self):
+        real(self)
+        if self.step == 700:
+            with torch.no_grad():
+                next(self.agent.critic.parameters()).view(-1)[0] = float("nan")
+
+    monkeypatch.setattr(Trainer, "_update", poisoned)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingDiverged) as info:
+        train(TrainConfig.from_dict(TINY), run, quiet=True)
+    message = str(info.value)
+    assert message.startswith(f"{run}: training diverged at step 70") and "critic parameters" in message
+    assert "the last resume checkpoint is kept" in message
+    state = ckpt.load(ckpt.resume_path(run))
+    assert state["step"] == 500 and all(v.isfinite().all() for v in state["agent"]["model"].values())
+    assert not (run / "train.h5").exists()
+
+
+def _watched_trainer(q_mean: float, reward_version: str = "v2", metric: str | None = None):
+    """What DivergenceWatch reads of a Trainer: config, agent, the metrics summed since the last row."""
+    from types import SimpleNamespace
+
+    from mtrl.agents.sac import METRICS
+
+    sums = torch.zeros(len(METRICS))
+    sums[METRICS.index("q_mean")] = q_mean
+    if metric is not None:
+        sums[METRICS.index(metric)] = float("nan")
+    agent = SimpleNamespace(
+        actor=torch.nn.Linear(2, 2), critic=torch.nn.Linear(2, 1), log_alpha=torch.zeros(1)
+    )
+    config = TrainConfig.from_dict({**TINY, "reward_version": reward_version})
+    return SimpleNamespace(
+        config=config, agent=agent, metric_sum=sums, metric_count=1, step=1500, n=1, segment_step=1000,
+        run_dir=Path("runs/x"), resume_file=Path("runs/x/checkpoints/resume.pt"),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("reward_version", "limit"), [("v2", 2_000.0), ("v1", 800_000.0)])
+def test_a_mean_q_beyond_what_rewards_allow_is_warned_of_once(reward_version, limit, caplog):
+    """Meta-World's per-step reward is at most 10 (v2) or under 4,000 (v1); gamma 0.99."""
+    from mtrl.divergence import DivergenceWatch
+
+    watch = DivergenceWatch(_watched_trainer(0.0, reward_version).config)
+    assert watch.q_limit == pytest.approx(limit)
+    with caplog.at_level(logging.WARNING, logger="mtrl"):
+        watch.check_state(_watched_trainer(0.99 * limit, reward_version))  # within the bound: silent
+        assert caplog.text == ""
+        for q_mean in (6.8e13, 7e13):
+            watch.check_state(_watched_trainer(q_mean, reward_version))
+    assert caplog.text.count("mean Q") == 1 and "mean Q 6.8e+13 at step 1500 exceeds" in caplog.text
+    r_max = 10 if reward_version == "v2" else 4000
+    assert f"r_max = {r_max} per step for Meta-World's {reward_version} rewards" in caplog.text
+
+
+@pytest.mark.parametrize("metric", ["critic_loss", "actor_loss", "alpha_loss", "q_mean", "entropy"])
+def test_a_non_finite_loss_is_named_with_its_step(metric):
+    from mtrl.divergence import DivergenceWatch, TrainingDiverged
+
+    trainer = _watched_trainer(0.0, metric=metric)
+    with pytest.raises(TrainingDiverged) as info:
+        DivergenceWatch(trainer.config).check_state(trainer)
+    assert str(info.value).startswith(
+        f"runs/x: training diverged at step 1,500: {metric} (since step 1,000) not finite; stopped before "
+        "writing them (none written yet; try a lower lr than 0.0003)"
+    )
+
+
+# ------------------------------------------------------------------------- resuming, help
+def test_resuming_a_run_directory_of_another_config_is_one_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    other = TrainConfig.from_dict({**TINY, "seed": 7}).resolved()
+    ckpt.save_atomic({"config": other.to_dict(), "step": 500}, ckpt.resume_path(run))
+    assert main(tiny_args(run)) == 2
+    line = one_error_line(capsys)
+    assert line == (
+        f"mtrl: error: {ckpt.resume_path(run)}: written by a different config (seed differ); delete {run} "
+        "to start over, or train into another run directory"
+    )
+    assert ckpt.load(ckpt.resume_path(run))["step"] == 500  # nothing of it lost
+
+
+def test_help_says_which_settings_may_be_none(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert "?" not in text.replace("(e.g.", "")  # INT? FLOAT? read as typos
+    for flag, metavar in [("--sm-layers", "INT|none"), ("--max-q-value", "FLOAT|none"), ("--depth", "INT")]:
+        assert f"{flag} {metavar} " in text or f"{flag} {metavar}\n" in text
+    assert "TYPE|none: a value, or none for the default the help names" in " ".join(text.split())
+
+
+def test_a_run_directory_on_a_file_system_without_locks_is_one_line(
+    tmp_path, capsys, monkeypatch, nothing_built
+):
+    import fcntl
+
+    def no_locks(*_args):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert main(tiny_args(tmp_path / "run")) == 2
+    assert one_error_line(capsys).startswith(
+        f"mtrl: error: {tmp_path / 'run'}: cannot lock the run directory ("
+    )
+
+
+def test_a_disk_filling_up_during_training_is_one_line_and_the_run_resumes(tmp_path, capsys, monkeypatch):
+    """The second resume checkpoint meets a full disk (before: 43 lines, torch's RuntimeError around
+    the OSError): one line, the first one kept; once there is room, the run resumes from it."""
+    real_open, writes = open, []
+
+    def filling_disk(path, mode):
+        if Path(path).name == ".resume.pt.tmp":
+            writes.append(path)
+            if len(writes) == 2:
+                return _FullAfter(real_open(path, mode), 5000, errno.ENOSPC)
+        return real_open(path, mode)  # noqa: SIM115 - the caller closes it
+
+    monkeypatch.setattr(ckpt, "open", filling_disk, raising=False)
+    run = tmp_path / "run"
+    assert main([*tiny_args(run), "--quiet"]) == 1
+    line = one_error_line(capsys)
+    assert line.startswith(f"mtrl: error: {ckpt.resume_path(run)}: no space left on the device: needs about ")
+    assert line.endswith("; the previous file is intact") and ckpt.load(ckpt.resume_path(run))["step"] == 500
+    monkeypatch.undo()
+    assert main([*tiny_args(run), "--quiet"]) == 0 and (run / "train.h5").exists()

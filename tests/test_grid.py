@@ -361,3 +361,30 @@ def test_the_readme_counts_the_smoke_pipelines_runs():
     stated = re.search(r"(\d+) training runs on MT10/MT25/MT50", (ROOT / "README.md").read_text())
     smoke = build_grid(yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text()))
     assert stated and int(stated.group(1)) == len(smoke.runs)
+
+
+SWEEP = {"panel": "MT10", "series": "width {actor_width}", "task_set": "mt10"}
+
+
+@pytest.mark.parametrize(
+    "series_list",
+    [[{**SWEEP, "width": [64, 64]}], [{**SWEEP, "width": 64}, {**SWEEP, "width": 64}]],
+    ids=["a list value twice", "a series twice"],
+)
+def test_a_grid_point_listed_twice_is_one_run_counted_once(series_list, tmp_path):
+    """Trained once and, before, aggregated twice: n_runs 4 from 2 runs."""
+    from mtrl.tables import RunRef, aggregate
+    from tests.fixtures_results import write_fake_train
+
+    grid = build_grid(study(fig4=series_list))
+    runs = ["mt10/mtmhsac/a64-c64-d3/s0", "mt10/mtmhsac/a64-c64-d3/s1"]
+    assert list(grid.runs) == runs and [r.run_id for r in grid.figures["fig4"]] == runs
+    refs = [RunRef(r.panel, r.series, tmp_path / r.run_id, r.label, r.order) for r in grid.figures["fig4"]]
+    for seed, ref in enumerate(refs):
+        write_fake_train(ref.run_dir, [[0.5] * 10], actor_width=64, critic_width=64, seed=seed)
+    assert aggregate("fig4", refs, reps=10)["n_runs"].tolist() == [2]
+
+
+def test_one_run_in_two_panels_of_a_figure_is_in_both():
+    grid = build_grid(study(fig4=[{**SWEEP, "width": 64}, {**SWEEP, "panel": "other", "width": 64}]))
+    assert len(grid.runs) == 2 and [r.panel for r in grid.figures["fig4"]] == ["MT10"] * 2 + ["other"] * 2

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from mtrl import checkpoints as ckpt
-from mtrl.config import TrainConfig
+from mtrl.config import ConfigError, TrainConfig
 from mtrl.train import Trainer, train
 from tests.conftest import TINY
 
@@ -119,7 +119,7 @@ def test_resume_with_a_different_config_is_refused_or_restarted(tmp_path, tiny_c
     run = tmp_path / "run"
     ckpt.save_atomic({"config": {**tiny_config.to_dict(), "seed": 99}}, ckpt.resume_path(run))
     ckpt.save_atomic({"stale": True}, ckpt.probe_path(run, 123_000))
-    with pytest.raises(RuntimeError, match="different config"):
+    with pytest.raises(ConfigError, match=r"resume\.pt: written by a different config \(seed differ\)"):
         train(tiny_config, run, quiet=True)
     short = dataclasses.replace(tiny_config, total_steps=1000, eval_every=500, probe_checkpoints=1)
     ckpt.save_atomic({"config": short.resolved().to_dict(), "provenance": "old-code"}, ckpt.resume_path(run))

@@ -23,6 +23,7 @@ from mtrl.provenance import (
     CODE_GROUPS,
     code_hash,
     figure_code_hash,
+    identity,
     normalized_source,
     source_hash,
     table_code_hash,
@@ -395,10 +396,11 @@ def test_full_grid_jobs_fit_a_partition_and_say_what_is_not_measured(tmp_path):
 
 # ---------------------------------------------------------------- provenance checks
 def _fake_run(run_dir, identity_json, code):
-    run_dir.mkdir(parents=True)
-    with h5py.File(run_dir / "train.h5", "w") as handle:
-        handle.attrs["provenance_identity"] = identity_json
-        handle.attrs["provenance_code"] = code
+    from mtrl.results import provenance_attrs
+    from tests.fixtures_results import write_fake_train
+
+    path = write_fake_train(run_dir, [[0.5, 0.5]])
+    provenance_attrs(path, {"provenance_identity": identity_json, "provenance_code": code})
 
 
 def test_outputs_of_other_settings_or_code_are_stale_and_refused(tmp_path):
@@ -413,7 +415,8 @@ def test_outputs_of_other_settings_or_code_are_stale_and_refused(tmp_path):
     assert run_status("d", tmp_path / "d", ident, "c0de").state == "missing"
     expected = {"runs": {str(tmp_path / k): ident for k in "abc"}, "train_code": "c0de", "probe_code": "p"}
     problems = stale_inputs(expected, plasticity=False)
-    assert [p.split(":")[0] for p in problems] == [str(tmp_path / "b"), str(tmp_path / "c")]
+    assert [p.run_id for p in problems] == [str(tmp_path / "b"), str(tmp_path / "c")]
+    assert not any(p.damaged for p in problems)
 
 
 # ---------------------------------------------------------------- config and profile traps
@@ -465,6 +468,59 @@ def test_config_errors_are_short_and_name_where_the_value_lives(tmp_path):
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "mtrl: error: seeds: '0' is not of type 'array'" in text
     assert "$schema" not in text and "patternProperties" not in text and len(text.splitlines()) < 8
+
+
+BAD_STUDIES = {
+    "an empty width list": (
+        lambda c: c["figures"]["fig4"][0].update(width=[]),
+        "figures.fig4[0] (width {actor_width}).width: an empty list: the series would have no runs",
+    ),
+    "a typo in a series template": (
+        lambda c: c["figures"]["fig4"][0].update(series="width {actr_width}"),
+        "figures.fig4[0] (width {actr_width}).series: {actr_width} in 'width {actr_width}' is not a run",
+    ),
+    "no figures": (lambda c: c.update(figures={}), "figures: no figures to make"),
+    "a key given twice": (lambda c: None, "key 'seeds' given twice"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_STUDIES)
+def test_a_bad_study_stops_the_workflow_in_one_line_before_any_job(case, tmp_path):
+    """Before, `width: []` dry-ran fine and the real run died in aggregation (89 lines), and a
+    template typo was a KeyError in common.smk naming neither the figure nor the series."""
+    edit, needle = BAD_STUDIES[case]
+    path = edited_config(ROOT / "config" / "smoke.yaml", tmp_path / "bad.yaml", edit)
+    if case == "a key given twice":  # Snakemake would keep the second value
+        path.write_text(path.read_text() + "seeds: [0]\n")
+    proc = snakemake(ROOT, "--dry-run", "--configfile", str(path), check=False)
+    text = proc.stdout + proc.stderr
+    lines = [line for line in text.splitlines() if "mtrl: error" in line]
+    assert proc.returncode != 0 and len(lines) == 1 and needle in lines[0], text
+    assert "Traceback" not in text
+
+
+def test_a_train_h5_that_is_not_whole_is_trained_again(tmp_path):
+    """Its datasets gone, its attributes (provenance) left: before, it counted as done forever."""
+    from mtrl.grid import build_grid
+    from mtrl.results import provenance_attrs
+    from mtrl.status import load_study
+    from tests.fixtures_results import write_fake_train
+
+    workdir = copy_workflow(tmp_path / "wf")
+    config = edited_config(
+        workdir / "config" / "smoke.yaml",
+        workdir / "one.yaml",
+        lambda c: c.update(figures={"fig5": c["figures"]["fig5"][:1]}),
+    )
+    run_id, run = next(iter(build_grid(load_study(config)).runs.items()))
+    path = write_fake_train(workdir / "results" / "smoke" / "runs" / run_id, [[0.5] * 10])
+    ident = json.dumps(identity(run.to_dict()), sort_keys=True)
+    provenance_attrs(path, {"provenance_identity": ident, "provenance_code": code_hash("train", workdir)})
+    target = f"results/smoke/runs/{run_id}/train.h5"
+    assert dry_run(workdir, target, "--configfile", str(config)) == {}
+    with h5py.File(path, "a") as handle:
+        del handle["eval"], handle["train"]
+    assert dry_run(workdir, target, "--configfile", str(config)) == {"train": 1}
 
 
 # ---------------------------------------------------------------- reruns on the smoke results

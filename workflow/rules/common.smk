@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 
 from mtrl.config import ConfigError
+from mtrl.config_files import load_yaml_mapping
+from mtrl.completeness import result_file_problem
 from mtrl.figures import FIGURES
 from mtrl.grid import build_grid
 from mtrl.provenance import CODE_GROUPS, code_hash, figure_code_hash, identity, table_code_hash
@@ -12,6 +14,8 @@ from mtrl.gpu_share import NodeLimits, Share, load_share_table, runs_per_gpu, tr
 from mtrl.runtime import load_table, plan, retries
 
 try:
+    for _file in workflow.configfiles:  # Snakemake keeps the last of a key given twice: refuse it
+        load_yaml_mapping(_file)
     GRID = build_grid(config)
     _TABLE = load_table(Path(workflow.basedir) / config["train_resources"]["runtime_table"])
     PLANS = {rid: plan(cfg, _TABLE, config["train_resources"]) for rid, cfg in GRID.runs.items()}
@@ -154,8 +158,18 @@ def probe_mem_mb(wildcards, attempt):
     return int(config["probe_resources"]["mem_mb"] * scale * (1 + 0.5 * (attempt - 1)))
 
 
-# ---- stale outputs: a result whose recorded provenance differs from what would run now is rebuilt,
-# even when .snakemake/ (Snakemake's record of params) is lost. Its job then gets an input marker
+# The results folder knows the study that writes it (`mtrl status RESULTS` reads it): noted when jobs
+# start, by the Snakemake that submits them.
+onstart:
+    if not workflow.remote_exec:
+        from mtrl.status import record_study
+
+        record_study(RESULTS, workflow.configfiles)
+
+
+# ---- stale outputs: a result whose recorded provenance differs from what would run now, or that is
+# not whole (mtrl.completeness: datasets lost, zero bytes), is rebuilt, even when .snakemake/
+# (Snakemake's record of params) is lost. Its job then gets an input marker
 # touched now, so newer than the result: Snakemake's mtime trigger reruns it (a missing input made
 # by another job would not do, as Snakemake does not rebuild a missing intermediate whose
 # consumer's output exists). The rebuilding job deletes the marker.
@@ -164,6 +178,8 @@ def _recorded_disagrees(path, code, run):
 
     if not path.exists():
         return False
+    if result_file_problem(path):
+        return True
     try:
         recorded = read_provenance(path)
     except OSError:

@@ -22,6 +22,22 @@ if importlib.util.find_spec("mtrl") is None:
     sys.path.append(str(ROOT))
 
 
+def one_line_errors() -> tuple[type[Exception], ...]:
+    """mtrl's errors that name their file, key or step in one line (config, checkpoints and result
+    files, divergence): a job failing with one of them logs that line, not a traceback."""
+    from mtrl.checkpoints import CheckpointError
+    from mtrl.config import ConfigError
+    from mtrl.divergence import TrainingDiverged
+
+    return ConfigError, CheckpointError, TrainingDiverged
+
+
+def fail(message: str) -> None:
+    """End the job with `message` as one `mtrl: error:` line (in its log and on stderr), exit 1."""
+    print(f"mtrl: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
 def other_package() -> str | None:
     """Where the `mtrl` this job imports lives, if not in its workflow's folder: the code hash its rule
     passes (and the job records) is that of the workflow's `mtrl`, which must then be what runs."""
@@ -64,7 +80,11 @@ def logged(log_path: str):
         logging.getLogger("mtrl.job").info("%s, pid %d", where, os.getpid())
         try:
             yield
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, one_line_errors()):
+                fail(str(exc))  # named in one line: no traceback
+            if isinstance(exc, OSError) and exc.filename:  # a full, read-only or network disk
+                fail(f"{exc.filename}: {exc.strerror or exc}")
             logging.getLogger("mtrl").exception("job failed")
             raise
         finally:

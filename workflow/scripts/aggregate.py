@@ -1,30 +1,30 @@
-"""Rule aggregate: one figure's tidy table from its runs, refusing runs of other settings or code."""
+"""Rule aggregate: one figure's tidy table from its runs, refusing runs of other settings or code, and
+result files that are not whole (whatever allow_stale says: they cannot be read)."""
 
 import json
-import sys
 
-from _adapter import logged
+from _adapter import fail, logged
 
 with logged(snakemake.log[0]):
     from mtrl.provenance import provenance_record
     from mtrl.status import stale_inputs
     from mtrl.tables import RunRef, aggregate
 
-    expected = snakemake.params.expected
+    figure, expected = snakemake.wildcards.figure, snakemake.params.expected
     plasticity = any(str(path).endswith("plasticity.h5") for path in snakemake.input)
-    stale = stale_inputs(expected, plasticity)
+    problems = stale_inputs(expected, plasticity)
+    damaged = [status.damaged for status in problems if status.damaged]
+    if damaged:
+        more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+        fail(f"{damaged[0]}: cannot aggregate {figure} from it{more}; rerun the workflow to make it again")
+    stale = [status.line() for status in problems]
     if stale and not expected["allow_stale"]:
-        print(
-            f"mtrl: error: {snakemake.wildcards.figure}: {len(stale)} input run(s) were made by other "
-            "settings or code than the workflow runs now (rerun them, or set allow_stale: true):\n  "
-            + "\n  ".join(stale),
-            file=sys.stderr,
+        fail(
+            f"{figure}: {len(stale)} input run(s) were made by other settings or code than the "
+            "workflow runs now (rerun them, or set allow_stale: true):\n  " + "\n  ".join(stale)
         )
-        sys.exit(1)
     runs = [RunRef(**ref) for ref in snakemake.params.runs]
-    table = aggregate(
-        snakemake.wildcards.figure, runs, reps=snakemake.params.reps, statistic=snakemake.params.statistic
-    )
+    table = aggregate(figure, runs, reps=snakemake.params.reps, statistic=snakemake.params.statistic)
     table.to_csv(snakemake.output.table, index=False)
     record = provenance_record(
         None,

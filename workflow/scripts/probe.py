@@ -5,6 +5,7 @@ from pathlib import Path
 from _adapter import drop_rerun_markers, logged
 
 with logged(snakemake.log[0]):
+    from mtrl.checkpoints import remove_quietly, write_failure
     from mtrl.probe import probe_run
     from mtrl.provenance import provenance_record
     from mtrl.results import provenance_attrs, read_provenance
@@ -14,14 +15,18 @@ with logged(snakemake.log[0]):
     tmp = out.with_name(f".{out.name}.partial")
     probe_run(run_dir, tmp)
     trained = read_provenance(snakemake.input.train)
-    provenance_attrs(
-        tmp,
-        provenance_record(
-            snakemake.params.run,
-            snakemake.params.code,
-            "cpu",
-            train_code=trained.get("provenance_code", ""),
-        ),
-    )
-    tmp.replace(out)
+    try:
+        provenance_attrs(
+            tmp,
+            provenance_record(
+                snakemake.params.run,
+                snakemake.params.code,
+                "cpu",
+                train_code=trained.get("provenance_code", ""),
+            ),
+        )
+        tmp.replace(out)
+    except OSError as exc:  # a full or read-only disk: named in one line, no partial file left
+        remove_quietly(tmp)
+        raise write_failure(out, exc) from None
     drop_rerun_markers(snakemake.input)
