@@ -1,5 +1,5 @@
-"""Check a GPU node end to end in at most 8 minutes, with or without the authors' JAX update (`make gpu-check`;
-on a cluster `srun --gres=gpu:1 make gpu-check`):
+"""Check a GPU node end to end in at most 8 minutes, with or without the authors' JAX update
+(`make gpu-check`; on a cluster `srun --gres=gpu:1 make gpu-check`):
 
 1. tests    the GPU tests (captured update == eager for every architecture, RNG states of a CUDA run
             restored from its checkpoint), `pytest tests/test_speed.py` and the resume test on CUDA;
@@ -10,9 +10,10 @@ on a cluster `srun --gres=gpu:1 make gpu-check`):
             stopped + resumed once: the resumed run must equal the uninterrupted one bit for bit
             where the GPU is deterministic (the two uninterrupted runs equal); where it is not,
             it may differ from it no more than 10x the two uninterrupted runs differ;
-4. ratio    with --authors-code only (at most 150 s, taken from step 5's time): `benchmarks/gpu.py --jax-only`, our update
-            over the authors' jitted JAX update, interleaved, at widths 400, 1024 and 4096 (graph and
-            compiled, tf32): like for like (ours on a fixed batch, as their anchor) and end to end;
+4. ratio    with --authors-code only (at most 150 s, taken from step 5's time): `benchmarks/gpu.py
+            --jax-only`, our update over the authors' jitted JAX update, interleaved, at widths 400,
+            1024 and 4096 (graph and compiled, tf32, one round): like for like (ours on a fixed
+            batch, as their anchor) and end to end;
 5. bench    `benchmarks/gpu.py` in the time left: env, updates, loops (runtime.csv and gpu_share.csv
             rows of this GPU).
 
@@ -278,9 +279,7 @@ def ratio_command(args: argparse.Namespace, budget_s: float) -> list[str]:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="cpu runs the same steps on a CPU (slowly)")
-    parser.add_argument(
-        "--deadline-s", type=float, help=f"all steps together (default {DEADLINE_S} s)"
-    )
+    parser.add_argument("--deadline-s", type=float, help=f"all steps together (default {DEADLINE_S} s)")
     parser.add_argument("--authors-code", type=Path, help="checkout of rainx0r/mtrl: adds the JAX update")
     parser.add_argument("--jax-bench", type=Path, help="the anchor script jax_update_bench.py")
     parser.add_argument("--jax-python", default="python", help="a Python with the authors' dependencies")
