@@ -292,16 +292,33 @@ def test_a_second_ctrl_c_stops_at_once():
     assert {sig: signal.getsignal(sig) for sig in before} == before  # restored
 
 
-def test_the_workflow_rule_script_turns_an_interruption_into_exit_75(tmp_path, monkeypatch):
-    """The contract with the workflow: the rule script prints the one line and exits 75 (retry)."""
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        ("interrupted", 75, "mtrl: SIGTERM received: stopped at step 1500, resume checkpoint written"),
+        ("env worker", 1, "mtrl: error: env worker for reach-v3 died (exit code -9)"),
+        ("evaluation", 1, "mtrl: error: evaluation process died (exit code -9)"),
+    ],
+)
+def test_the_workflow_rule_script_turns_an_interruption_or_a_worker_failure_into_one_line(
+    tmp_path, monkeypatch, error, code, line
+):
+    """The contract with the workflow: the rule script prints the one line and exits 75 (retry) when
+    stopped, 1 when a worker process failed."""
     import logging
     import runpy
     import types
 
     import mtrl.train as train_module
+    from mtrl.envs.shm import EnvWorkerError
+    from mtrl.evaluator import EvaluatorError
 
     def interrupted(*_a, **_k):
-        raise train_module.TrainingInterrupted("SIGTERM", 1500)
+        raise {
+            "interrupted": train_module.TrainingInterrupted("SIGTERM", 1500),
+            "env worker": EnvWorkerError("env worker for reach-v3 died (exit code -9)"),
+            "evaluation": EvaluatorError("evaluation process died (exit code -9)"),
+        }[error]
 
     monkeypatch.setattr(train_module, "train", interrupted)
     scripts = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
@@ -322,9 +339,9 @@ def test_the_workflow_rule_script_turns_an_interruption_into_exit_75(tmp_path, m
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
-    assert info.value.code == 75
+    assert info.value.code == code
     log = (tmp_path / "train.log").read_text()
-    assert "mtrl: SIGTERM received: stopped at step 1500, resume checkpoint written" in log
+    assert line in log
     assert "Traceback" not in log
 
 
