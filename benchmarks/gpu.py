@@ -345,11 +345,11 @@ def record_ratios(bench: Bench, width: int, jax_median: float, ours: dict[tuple,
 
 
 class SharedEnvs:
-    """One async vector env reused by every loop measurement (spawning N workers per config costs
-    more than the measurement); `close` is left to the benchmark."""
+    """One vector env (the trainer's default: shm workers) reused by every loop measurement (spawning
+    N workers per config costs more than the measurement); `close` is left to the benchmark."""
 
     def __init__(self, tasks: list[str]) -> None:
-        self.envs = make_vector_env(tasks, seed=0, strategy="async")
+        self.envs = make_vector_env(tasks, seed=0, strategy=TrainConfig.vector_strategy)
 
     def __call__(self, *args, **kwargs):
         return self.envs
@@ -385,7 +385,7 @@ def loop_config(bench: Bench, arch: str, width: int | None, setting: Setting) ->
         update_mode=setting.update_mode,
         matmul_precision=setting.matmul_precision,
         overlap=setting.overlap,
-        vector_strategy="async",
+        eval_mode="blocking",  # the loop alone: no evaluation process beside it
         warmup_steps_per_task=20,
         total_steps=2 * n * EPISODE_LENGTH,
         buffer_per_task=5_000,
@@ -496,9 +496,12 @@ def write_results(bench: Bench, runtime_rows: list[dict], share_rows: list[dict]
 
 def measure_parts(bench: Bench) -> tuple[list, list]:
     """Env stepping, the update alone and the loops; their runtime.csv and gpu_share.csv rows."""
-    shared = SharedEnvs(bench.tasks)  # the async vector env alone, then the loop's envs
+    shared = SharedEnvs(bench.tasks)  # the vector env alone, then the loop's envs
     env_sps = random_action_rate(shared.envs, bench.args.env_steps)
-    bench.record("env", "-", "-", env_sps, "transitions/s", note=f"async, {len(bench.tasks)} workers")
+    workers = len(getattr(shared.envs, "groups", ())) or len(bench.tasks)
+    bench.record(
+        "env", "-", "-", env_sps, "transitions/s", note=f"{TrainConfig.vector_strategy}, {workers} workers"
+    )
     update_rate = measure_updates(bench)
     make_envs, mtrl.train.make_vector_env = mtrl.train.make_vector_env, shared  # Trainers reuse them
     try:

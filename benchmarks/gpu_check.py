@@ -49,7 +49,7 @@ PROGRESS = re.compile(r"^\[mtrl\] step ([\d,]+)/")
 STOPPED = re.compile(r"stopped at step (\d+),")
 RESUMED = re.compile(r"resumed .* at step (\d+)$")
 # The paper's MT10 baseline is TrainConfig's default; these only shorten the evaluations.
-PAPER_RUN = {"task_set": "mt10", "device": "cuda", "vector_strategy": "async", "eval_episodes": 5}
+PAPER_RUN = {"task_set": "mt10", "device": "cuda", "eval_episodes": 5}
 SHORT_RUN = {  # 40,000 transitions of warm-up, then 2,000 updates: stopped after about 500 of them
     **PAPER_RUN,
     "total_steps": 60_000,

@@ -73,13 +73,16 @@ def _check_out_dir(out: Path) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     _check_out_dir(args.out)
-    from mtrl.train import TrainingInterrupted, train  # heavy imports only once the config is good
+    from mtrl.train import WORKER_ERRORS, TrainingInterrupted, train  # heavy imports: the config is good
 
     try:
         path = train(config, args.out, quiet=args.quiet)
     except TrainingInterrupted as exc:  # SIGTERM/SIGUSR1 -> 75 (retry), SIGINT -> 130
         print(f"mtrl: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
+    except WORKER_ERRORS as exc:  # an env worker or the evaluation died or raised: every process reaped
+        print(f"mtrl: error: {exc}", file=sys.stderr, flush=True)
+        return 1
     print(path)
     return 0
 

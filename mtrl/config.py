@@ -12,22 +12,22 @@ import dataclasses
 import functools
 import json
 import math
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from mtrl.config_values import coerce
 from mtrl.envs.benchmarks import EPISODE_LENGTH, REWARD_VERSIONS, TASK_SETS, num_tasks_of
 
 ARCHS = ("mtmhsac", "sm", "paco", "moore")
 DEVICES = ("auto", "cpu", "cuda")
 VECTOR_STRATEGIES = ("sync", "async", "shm")
+EVAL_MODES = ("auto", "blocking", "background")  # auto: background on CUDA, blocking on a CPU
 MAX_SEED = 2**32 - 4  # numpy's legacy seed is 32-bit; seed + 3 seeds the probe-batch generator
 UPDATE_MODES = ("auto", "eager", "graph", "compiled")  # auto: graph on CUDA, eager on a CPU (mtrl.speed)
 MATMUL_PRECISIONS = ("auto", "float32", "tf32", "bf16")  # auto: tf32 on CUDA, float32 on a CPU
-MAX_INT = 2**53  # the largest integer a float (YAML's 2e7, JSON) holds exactly; far beyond any run
 
 
 # Per-architecture settings of the authors' experiment files (rainx0r/mtrl experiments/baselines),
@@ -137,11 +137,28 @@ class TrainConfig:
     # --- execution
     device: str = field(default="auto", metadata=_meta(f"torch device: one of {', '.join(DEVICES)}"))
     vector_strategy: str = field(
-        default="async",
+        default="shm",
         metadata=_meta(
             "env vectorisation: sync (one process), async (gymnasium, one per task) or shm "
-            "(shared-memory workers, one per task while the cores last)"
+            "(shared-memory workers, `env_workers` of them)"
         ),
+    )
+    env_workers: int = field(
+        default=0,
+        metadata=_meta(
+            "shm env workers (0: one per task while the usable cores last, else several tasks each)"
+        ),
+    )
+    eval_mode: str = field(
+        default="auto",
+        metadata=_meta(
+            "evaluation: blocking (training waits), background (own process and envs, training goes on) "
+            "or auto (background on CUDA, blocking on a CPU); both record the same results"
+        ),
+    )
+    eval_device: str = field(
+        default="auto",
+        metadata=_meta("device of the evaluated actor (auto: the run's device; cpu: 1 thread)"),
     )
     torch_threads: int = field(default=0, metadata=_meta("torch CPU threads (0: torch's default)"))
     update_mode: str = field(
@@ -267,6 +284,8 @@ def _check_choices(config: TrainConfig) -> None:
         ("reward_version", REWARD_VERSIONS),
         ("device", DEVICES),
         ("vector_strategy", VECTOR_STRATEGIES),
+        ("eval_mode", EVAL_MODES),
+        ("eval_device", DEVICES),
         ("update_mode", UPDATE_MODES),
         ("matmul_precision", MATMUL_PRECISIONS),
     ):
@@ -300,7 +319,7 @@ def _check_ranges(config: TrainConfig) -> None:
     for name in (*POSITIVE_INTS, *given):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name}: must be a positive integer, got {getattr(config, name)}")
-    for name in ("warmup_steps_per_task", "seed", "torch_threads"):
+    for name in ("warmup_steps_per_task", "seed", "torch_threads", "env_workers"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name}: must be >= 0, got {getattr(config, name)}")
     if config.seed > MAX_SEED:
@@ -350,40 +369,7 @@ def _field_types() -> dict[str, Any]:
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
     """Convert a YAML/CLI value to the field's declared type, or raise ConfigError naming `name`."""
-    hint = _field_types()[name] if isinstance(annotation, str) else annotation
-    optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
-    base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
-    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
-        if optional:
-            return None
-        raise ConfigError(f"{name}: a value is required")
     try:
-        if base is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
-                return value.lower() in ("true", "1", "yes")
-            raise ValueError
-        if base is int:
-            if isinstance(value, bool):
-                raise ValueError
-            number = float(value) if isinstance(value, str) else value
-            if isinstance(number, float) and not number.is_integer():
-                raise ValueError
-            if abs(number) > MAX_INT:
-                raise ConfigError(f"{name}: {value!r} is too large (at most 2**53 = {MAX_INT:,})")
-            return int(number)
-        if base is float:
-            if isinstance(value, bool):
-                raise ValueError
-            number = float(value)
-            if not math.isfinite(number):
-                raise OverflowError
-            return number
-        return str(value)
-    except ConfigError:
-        raise
-    except OverflowError:
-        raise ConfigError(f"{name}: must be a finite number, got {value!r}") from None
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}: expected {base.__name__}, got {value!r}") from None
+        return coerce(value, _field_types()[name] if isinstance(annotation, str) else annotation)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None

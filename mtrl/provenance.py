@@ -30,6 +30,7 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
     "train": (
         "mtrl/__init__.py",
         "mtrl/config.py",
+        "mtrl/config_values.py",
         "mtrl/envs/*.py",
         "mtrl/nets/*.py",
         "mtrl/agents/*.py",
@@ -45,6 +46,8 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "mtrl/speed.py",
         "mtrl/rng_state.py",
         "mtrl/shutdown.py",
+        "mtrl/evaluation.py",
+        "mtrl/evaluator.py",
         "mtrl/provenance.py::identity,provenance_record,package_versions,git_commit,device_name,PACKAGES,"
         "EXECUTION_KEYS,ARCH_KEYS",
         "mtrl/results.py::TRAIN_SCALARS,TrainLog,write_atomic_h5,write_train_h5,train_h5_problem,"
@@ -57,6 +60,7 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
     "probe": (
         "mtrl/__init__.py",
         "mtrl/config.py",
+        "mtrl/config_values.py",
         "mtrl/envs/benchmarks.py",
         "mtrl/nets/*.py",
         "mtrl/agents/*.py",
@@ -73,6 +77,7 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
     "aggregate": (
         "mtrl/stats.py",
         "mtrl/tables/*.py",
+        "mtrl/config_values.py",
         "mtrl/config.py",  # with nets/ and benchmarks.py: Fig. 7's parameter counts (x_actor_params)
         "mtrl/nets/*.py",
         "mtrl/envs/benchmarks.py",
@@ -91,7 +96,7 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
 FIGURE_ENTRY = "mtrl/figures.py::FIGURES[{figure}].{part}"
 
 # Settings that change how fast a run goes, not what it computes: never part of its identity.
-EXECUTION_KEYS = ("device", "vector_strategy", "torch_threads")
+EXECUTION_KEYS = ("device", "vector_strategy", "torch_threads", "env_workers", "eval_mode", "eval_device")
 # Settings that only one architecture (or task set) reads.
 ARCH_KEYS = {
     "sm": ("sm_layers", "sm_modules", "sm_module_width", "sm_embedding"),

@@ -15,6 +15,7 @@ says what is not measured (`gap`, `basis`).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from mtrl.config import ConfigError, TrainConfig
-from mtrl.speed import device_type_of, resolve_speed
+from mtrl.speed import device_type_of, resolve_eval_mode, resolve_speed
 
 T = TypeVar("T")
 # what a measurement is of: device, task set, architecture (text) and sizes (integers) ...
@@ -179,9 +180,23 @@ class Plan:
         return min(self.cap_minutes, max(10, self.planned_minutes * attempt) + self.margin_minutes)
 
 
+def blocking_evaluation_minutes(config: TrainConfig, device: str, transitions_per_s: float) -> float:
+    """Minutes the run waits for its evaluations where they block (`eval_mode` on `device`): each one
+    (at step 0, every eval_every and at the end) at most eval_episodes full episodes per task, at
+    `transitions_per_s`; none where they run in the background."""
+    if resolve_eval_mode(config.eval_mode, device_type_of(device)) != "blocking":
+        return 0.0
+    evaluations = config.total_steps // config.eval_every + 1 + bool(config.total_steps % config.eval_every)
+    return evaluations * config.episode_transitions * config.eval_episodes / transitions_per_s / 60
+
+
 def plan(config: TrainConfig, rows: list[Row], resources: Mapping[str, Any]) -> Plan:
-    """The runtime plan of a run under `train_resources` (max_runtime_minutes, signal_minutes, ...)."""
-    est = estimate(config, rows, resources["runtime_device"])
+    """The runtime plan of a run under `train_resources` (max_runtime_minutes, signal_minutes, ...):
+    the loop's estimate plus the evaluations it waits for (`eval_transitions_per_s`)."""
+    device = resources["runtime_device"]
+    est = estimate(config, rows, device)
+    waits = blocking_evaluation_minutes(config, device, float(resources.get("eval_transitions_per_s", 2000)))
+    est = dataclasses.replace(est, minutes=est.minutes + waits)
     cap = int(resources["max_runtime_minutes"])
     usable = cap - float(resources["signal_minutes"])
     if usable <= 0:

@@ -35,6 +35,15 @@ def resolve_speed(update_mode: str, matmul_precision: str, device_type: str) -> 
     )
 
 
+def resolve_eval_mode(eval_mode: str, device_type: str) -> str:
+    """`auto` evaluation is `background` on CUDA (the GPU's loop never waits for the evaluation envs) and
+    `blocking` on a CPU, where a background evaluation takes cores the update needs (measured on a
+    2-core CPU: benchmarks/results/README.md); explicit values are kept."""
+    if eval_mode != AUTO:
+        return eval_mode
+    return "background" if device_type == "cuda" else "blocking"
+
+
 def device_type_of(runtime_device: str) -> str:
     """The torch device type of a runtime-table device name: "cpu" stays, a GPU model is "cuda"."""
     return "cpu" if runtime_device.strip().lower() == "cpu" else "cuda"

@@ -71,9 +71,9 @@ def signals_blocked() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    from multiprocessing import resource_tracker
+    from mtrl.envs.shm import start_resource_tracker
 
-    resource_tracker.ensure_running()  # started later, it would unblock SIGINT and SIGTERM again
+    start_resource_tracker()  # started later, it would unblock SIGINT and SIGTERM again
     wanted = {getattr(signal, name) for name in STOP_SIGNALS}
     old = signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
     try:

@@ -3,12 +3,14 @@
 Episodes of all tasks run in lockstep (500 steps each), and everything periodic happens at
 episode boundaries: evaluation, logging, probe checkpoints and the resume checkpoint. The resume
 checkpoint is written before the envs reset, holding their RNG state, so a resumed run replays
-exactly the episodes an uninterrupted one would have seen.
+exactly the episodes an uninterrupted one would have seen. An evaluation evaluates a copy of the
+actor (`mtrl.evaluator`), at once or in the background; its results are all recorded before a
+checkpoint or train.h5 is written, so both ways give the same files.
 
 Around the loop, each in its own module: the run directory's lock and disk checks
 (`mtrl.run_directory`), process setup (`mtrl.run_setup`), stop signals (`mtrl.stop_signals`), the
-resume checkpoint (`mtrl.resume`), probe checkpoints (`mtrl.probe_checkpoints`) and progress lines
-(`mtrl.progress`).
+resume checkpoint (`mtrl.resume`), probe checkpoints (`mtrl.probe_checkpoints`), progress lines
+(`mtrl.progress`) and the evaluator (`mtrl.evaluator`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from mtrl.buffers import MultiTaskReplayBuffer
 from mtrl.config import ConfigError, TrainConfig, require_resolved
 from mtrl.divergence import DivergenceWatch
 from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM, task_names
-from mtrl.envs.vector import EvalResult, evaluate, make_vector_env
+from mtrl.envs.shm import EnvWorkerError
+from mtrl.envs.vector import make_vector_env
+from mtrl.evaluation import Evaluation
+from mtrl.evaluator import Evaluator, EvaluatorError, evaluator_for_run
 from mtrl.progress import Progress
 from mtrl.provenance import provenance_record
 from mtrl.results import TrainLog, train_h5_problem, write_train_h5
@@ -41,7 +46,9 @@ from mtrl.shutdown import closed_at_exit, closed_on_error
 from mtrl.speed import Speed, resolve_speed
 from mtrl.stop_signals import StopSignals, TrainingInterrupted, signals_blocked
 
-__all__ = ["Trainer", "TrainingInterrupted", "train"]
+__all__ = ["WORKER_ERRORS", "Trainer", "TrainingInterrupted", "train"]
+# A worker process of the run failed (one line naming it); the trainer has stopped every process.
+WORKER_ERRORS = (EnvWorkerError, EvaluatorError)
 
 log = logging.getLogger("mtrl.train")
 
@@ -75,7 +82,7 @@ class Trainer:
         self.sample_gen = torch.Generator(device=device)
         self.sample_gen.manual_seed(config.seed + 1)
         self.warmup_rng = np.random.default_rng([config.seed, 2])
-        self.envs = self._make_envs()
+        self.envs, self.evaluator = self._make_envs()
         self.train_log = TrainLog()
         self.step = 0  # vector steps done
         self.wall_time = 0.0
@@ -83,41 +90,46 @@ class Trainer:
         self.resume_saved_at = -1  # vector step of the last resume checkpoint this process wrote
         self.signals = StopSignals()
         self.watch = DivergenceWatch(config)  # NaN stops the run (mtrl.divergence)
-        with closed_on_error(self.envs):  # a failed resume stops the env workers before its error
+        with closed_on_error(self.envs, self.evaluator):  # a failed resume stops the workers first
             resume_or_start(self, restart_stale)
         self.metric_sum = torch.zeros(len(METRICS), device=device)
         self.metric_count = 0
 
-    def _make_envs(self) -> gym.vector.VectorEnv:
-        """The run's vector env, one env per task, its workers spawned with the stop signals blocked.
-
-        Evaluation runs whole episodes on these training envs between training episodes: one set of
-        envs (half the MuJoCo compiles and processes), and their RNG state still restores exactly.
+    def _make_envs(self) -> tuple[gym.vector.VectorEnv, Evaluator]:
+        """The run's vector env (one env per task) and its evaluator (`mtrl.evaluator.evaluator_for_run`:
+        blocking on these envs or in the background on its own), spawned with the stop signals blocked.
         """
+        config = self.config
         with signals_blocked():
-            return make_vector_env(
+            envs = make_vector_env(
                 self.tasks,
-                self.config.seed,
+                config.seed,
                 stream=0,
-                strategy=self.config.vector_strategy,
-                reward_version=self.config.reward_version,
+                strategy=config.vector_strategy,
+                reward_version=config.reward_version,
+                workers=config.env_workers or None,
             )
+            with closed_on_error(envs):
+                return envs, evaluator_for_run(config, self.tasks, self.device, envs)
 
     # ------------------------------------------------------------------ evaluation and logs
-    def _policy(self, obs: np.ndarray) -> np.ndarray:
-        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        return self.agent.act(obs_t, deterministic=True).cpu().numpy()
+    def submit_eval(self) -> None:
+        """Hand a CPU copy of the current actor to the evaluator for this step (done at once, or in
+        the background while training goes on)."""
+        actor = {k: v.detach().to("cpu", copy=True) for k, v in self.agent.actor.state_dict().items()}
+        self.evaluator.submit(self.step * self.n, actor)
 
-    def _evaluate(self) -> EvalResult:
-        """`eval_episodes` deterministic episodes per task of the current actor."""
-        return evaluate(self.envs, self._policy, self.config.eval_episodes)
+    def record_evals(self, results: list[tuple[int, Evaluation]]) -> float | None:
+        """Append evaluation results (in step order); the mean success of the last one, if any."""
+        for step, result in results:
+            self.train_log.eval_step.append(step)
+            self.train_log.eval_success.append(result.success.tolist())
+            self.train_log.eval_return.append(result.returns.tolist())
+        return results[-1][1].mean_success if results else None
 
-    def record_eval(self) -> float:
-        result = self._evaluate()
-        self.train_log.eval_step.append(self.step * self.n)
-        self.train_log.eval_success.append(result.success.tolist())
-        self.train_log.eval_return.append(result.returns.tolist())
-        return result.mean_success
+    def wait_for_evals(self) -> None:
+        """Record every evaluation submitted: before a checkpoint or train.h5, which hold them all."""
+        self.record_evals(self.evaluator.wait())
 
     def record_train_row(self, success: float | None) -> None:
         """Append the mean training metrics since the last row, and report progress."""
@@ -192,9 +204,9 @@ class Trainer:
         config = self.config
         transitions = self.step * self.n
         last = self.step == config.vector_steps
-        success = None
         if transitions % config.eval_every == 0 or last:
-            success = self.record_eval()
+            self.submit_eval()
+        success = self.record_evals(self.evaluator.ready())
         if transitions % config.log_every == 0 or last:
             self.record_train_row(success)
         if self.step == EPISODE_LENGTH:
@@ -207,6 +219,7 @@ class Trainer:
     def save_resume(self) -> None:
         """Write the resume checkpoint for the current step (once per step)."""
         if self.resume_saved_at != self.step:
+            self.wait_for_evals()
             ckpt.save_atomic(resume_state(self), self.resume_file, keep_previous=True)
             self.resume_saved_at = self.step
 
@@ -225,7 +238,7 @@ class Trainer:
         SIGTERM, SIGINT and SIGUSR1 stop it at the next episode boundary: the resume checkpoint is
         written and TrainingInterrupted raised.
         """
-        with self.signals.active(), closed_at_exit(self.envs):  # env workers stop on every way out
+        with self.signals.active(), closed_at_exit(self.envs, self.evaluator):  # stop on every way out
             return self._run()
 
     def _run(self) -> Path:
@@ -233,7 +246,7 @@ class Trainer:
         self.wanted_probes = probe_checkpoints.probe_episodes(config)
         if self.step == 0:  # the untrained networks: curves start at step 0, dormancy at initialisation
             self.save_probe()
-            self.record_eval()
+            self.submit_eval()
         self.progress = Progress(config.total_steps, time.time(), self.step * self.n)
         self.segment_start, self.segment_step = time.time(), self.step
         self.run_start = time.time() - self.wall_time
@@ -259,8 +272,10 @@ class Trainer:
         return {"sample_generator": self.sample_gen}
 
     def finish(self) -> Path:
-        """Close the envs, write train.h5 and drop the resume checkpoint."""
+        """Collect the last evaluations, close the envs, write train.h5 and drop the resume checkpoint."""
+        self.wait_for_evals()
         self.envs.close()
+        self.evaluator.close()
         actor_params, critic_params = self.agent.parameter_counts()
         attrs = {
             "config": self.config.to_json(),

@@ -1,15 +1,21 @@
 """Nothing silently wrong: bad input and damaged files are refused in one line naming the key or file.
 
 Table-driven: every CLI command with bad settings, files and paths; checkpoints damaged in each way;
-a full disk; a second trainer on one run directory; train.h5 of another run.
+a full disk; a second trainer on one run directory; train.h5 of another run; a worker process that
+dies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import logging
 import os
+import signal
+import subprocess
+import sys
+import time
 import typing
 from pathlib import Path
 
@@ -1045,3 +1051,70 @@ def test_a_disk_filling_up_during_training_is_one_line_and_the_run_resumes(tmp_p
     assert line.endswith("; the previous file is intact") and ckpt.load(ckpt.resume_path(run))["step"] == 500
     monkeypatch.undo()
     assert main([*tiny_args(run), "--quiet"]) == 0 and (run / "train.h5").exists()
+
+
+# ------------------------------------------------------------------------------ worker processes
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    children = _children(pid)
+    return children + [grandchild for child in children for grandchild in _descendants(child)]
+
+
+def _spawned(pid: int) -> list[int]:
+    """Children started by multiprocessing's spawn (env workers, the evaluation), not its resource tracker."""
+    found = []
+    for child in _children(pid):
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("eval_mode", "victim", "message"),
+    [
+        ("blocking", "env worker", "mtrl: error: env worker for reach-v3 died (exit code -9)"),
+        ("background", "evaluation", "mtrl: error: evaluation process died (exit code -9)"),
+    ],
+)
+def test_a_dying_env_worker_or_evaluation_is_one_line_and_leaves_no_process(
+    tmp_path, eval_mode, victim, message
+):
+    """kill -9 of a worker process (the OOM killer, a crash in MuJoCo): the trainer stops with one line
+    naming it, exit 1, and every process of the run is gone (training's and evaluation's env workers)."""
+    run = tmp_path / "run"
+    settings = {"vector_strategy": "shm", "eval_mode": eval_mode, "total_steps": 3000, "eval_every": 1000}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mtrl.cli", *tiny_args(run, **settings), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 240
+    while not ckpt.resume_path(run).exists():  # step 500: every process is up, step 1000 evaluates next
+        assert proc.poll() is None and time.time() < deadline, "run ended before its first checkpoint"
+        time.sleep(0.05)
+    family = _descendants(proc.pid)
+    # the evaluation process has env workers of its own; the training env worker has none
+    targets = [pid for pid in _spawned(proc.pid) if bool(_children(pid)) == (victim == "evaluation")]
+    assert len(targets) == 1, (victim, family)
+    os.kill(targets[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 1, err
+    assert err.splitlines() == [message]
+    deadline = time.time() + 10  # orphaned env workers notice within a second
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in family):
+        time.sleep(0.1)
+    assert not [pid for pid in family if Path(f"/proc/{pid}").exists()]
+    assert not (run / "train.h5").exists()

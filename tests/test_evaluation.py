@@ -182,3 +182,20 @@ def test_a_trainer_exiting_without_closing_its_evaluator_exits_and_leaves_no_pro
         [sys.executable, "-c", UNCLOSED], cwd=repo, capture_output=True, text=True, timeout=60, check=True
     )
     assert not Path(f"/proc/{int(out.stdout)}").exists()
+
+
+def test_the_evaluated_policy_acts_as_the_agents_deterministic_policy(config):
+    """ActorPolicy (a snapshot loaded into a fresh actor) gives the trained agent's deterministic actions."""
+    from mtrl.agents.sac import MultiTaskSAC
+
+    agent = MultiTaskSAC(config, OBS_DIM + 1, ACTION_DIM, torch.device("cpu"))
+    with torch.no_grad():
+        for parameter in agent.actor.parameters():
+            parameter.uniform_(-0.3, 0.3)
+    obs = np.random.default_rng(0).standard_normal((5, OBS_DIM + 1)).astype(np.float32)
+    obs[:, -1] = 1.0
+    snapshot = {k: v.detach().clone() for k, v in agent.actor.state_dict().items()}
+    rng_before = torch.get_rng_state()
+    acted = _setup(config).policy_factory(snapshot)(obs)
+    assert torch.equal(torch.get_rng_state(), rng_before)  # building the actor drew nothing from training
+    np.testing.assert_array_equal(acted, agent.act(torch.from_numpy(obs), deterministic=True).numpy())

@@ -166,7 +166,8 @@ def test_table_covers_the_run_defining_keys() -> None:
     keys = {parse_key(k)[0] for _, k, _ in ROWS if not k.startswith("config.yaml:")}
     # Every TrainConfig field defines a run, except these execution and bookkeeping settings.
     not_protocol = {"task_set", "mt1_task", "seed", "device", "vector_strategy", "torch_threads",
-                    "checkpoint_every", "log_every", "update_mode"}  # fmt: skip
+                    "env_workers", "eval_mode", "eval_device", "checkpoint_every", "log_every",
+                    "update_mode"}  # fmt: skip
     required = {f.name for f in dataclasses.fields(TrainConfig)} - not_protocol | {"params"}
     assert required <= keys, f"docs/fidelity.md has no row for {sorted(required - keys)}"
     assert len({k for _, k, _ in ROWS}) == len(ROWS), "a key appears in two rows"

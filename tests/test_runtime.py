@@ -280,3 +280,24 @@ def test_the_readme_states_the_plan_of_the_papers_grid():
     assert int(stated.group(2).replace(",", "")) == round(hours, -2) and int(stated.group(3)) == unmeasured
     limited = lines[-1].split("; ")[-1]  # which limit bound k, and for how many runs
     assert limited.startswith("k is limited by cores") and f'"{limited}"' in readme
+
+
+def test_evaluations_that_block_add_their_time_to_the_plan_and_background_ones_none():
+    """6 evaluations (0, 200k, ..., 1M) x 10 tasks x 10 full episodes of 500 steps at 1,000 env
+    transitions/s: 5 min where training waits for them (auto on a CPU), none in the background
+    (auto on a GPU)."""
+    resources = {
+        "runtime_device": "cpu", "max_runtime_minutes": 2880, "signal_minutes": 10, "runtime_safety": 1.0,
+        "eval_transitions_per_s": 1000,
+    }  # fmt: skip
+    settings = {"total_steps": 1_000_000, "eval_every": 200_000, "eval_episodes": 10}
+    loop = 1_000_000 / 100 / 60  # the CPU row: 100 transitions/s
+    on_cpu = plan(_cfg(400, **settings), _runtime_rows(), resources)
+    assert on_cpu.estimate.minutes == pytest.approx(loop + 5)
+    gpu = {**resources, "runtime_device": H100}
+    minutes = {
+        mode: plan(_cfg(400, **settings, eval_mode=mode), _runtime_rows(), gpu).estimate.minutes
+        for mode in ("auto", "background", "blocking")
+    }
+    assert minutes["auto"] == minutes["background"] == pytest.approx(1_000_000 / 4000 / 60)
+    assert minutes["blocking"] == pytest.approx(minutes["background"] + 5)

@@ -86,10 +86,16 @@ def _train_command(run_dir: Path, config: dict) -> list[str]:
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_identical_results(tmp_path):
-    config = {**TINY, "total_steps": 3000, "checkpoint_every": 1000}
+@pytest.mark.parametrize("eval_mode", ["blocking", "background"])
+def test_killed_run_resumes_to_identical_results(tmp_path, eval_mode):
+    """kill -9 after the first resume checkpoint; the resumed run equals an uninterrupted one, with the
+    evaluation at once or in the background (its results pending at the kill are evaluated again)."""
+    config = {**TINY, "total_steps": 3000, "checkpoint_every": 1000, "eval_every": 500}
     reference = tmp_path / "reference"
-    uninterrupted = subprocess.Popen(_train_command(reference, config), stdout=subprocess.DEVNULL)
+    uninterrupted = subprocess.Popen(
+        _train_command(reference, {**config, "eval_mode": "blocking"}), stdout=subprocess.DEVNULL
+    )
+    config["eval_mode"] = eval_mode
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_train_command(killed, config), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -105,7 +111,9 @@ def test_killed_run_resumes_to_identical_results(tmp_path):
     resumed = subprocess.run(_train_command(killed, config), check=True, capture_output=True, text=True)
     assert "resumed" in resumed.stderr
     assert uninterrupted.wait(timeout=240) == 0
-    assert_same_contents(h5_contents(reference / "train.h5"), h5_contents(killed / "train.h5"))
+    want, got = h5_contents(reference / "train.h5"), h5_contents(killed / "train.h5")
+    assert_same_contents(want, got, ignore=("@config",))  # the config differs only in eval_mode
+    assert got["eval/step"].tolist() == list(range(0, 3001, 500))
     for (step_a, path_a), (step_b, path_b) in zip(
         ckpt.probe_checkpoints(reference), ckpt.probe_checkpoints(killed), strict=True
     ):
@@ -131,6 +139,28 @@ def test_config_round_trips_through_train_h5(tmp_path, tiny_config):
     short = dataclasses.replace(tiny_config, total_steps=1000, eval_every=500, probe_checkpoints=1)
     with h5py.File(train(short, tmp_path / "run", quiet=True)) as handle:
         assert TrainConfig.from_dict(json.loads(handle.attrs["config"])) == short.resolved()
+
+
+@pytest.mark.parametrize("strategy", ["sync", "shm"])
+def test_blocking_and_background_evaluation_write_identical_results(tmp_path, strategy):
+    """The evaluation at step t is of the policy at step t on envs seeded from (seed, t) alone, whether
+    training waits for it or goes on meanwhile; training itself no longer depends on the evaluation
+    (it ran on the training envs and drew from their RNG): other episode counts, the same losses."""
+    config = {**TINY, "vector_strategy": strategy, "eval_every": 500, "eval_episodes": 2}
+    runs = {
+        mode: h5_contents(train(TrainConfig.from_dict({**config, **mode_settings}), tmp_path / mode, True))
+        for mode, mode_settings in [
+            ("blocking", {"eval_mode": "blocking"}),
+            ("background", {"eval_mode": "background"}),
+            ("one_episode", {"eval_mode": "blocking", "eval_episodes": 1}),
+        ]
+    }
+    assert_same_contents(runs["blocking"], runs["background"], ignore=("@config",))
+    assert runs["blocking"]["eval/step"].tolist() == [0, 500, 1000, 1500, 2000]
+    one, two = runs["one_episode"], runs["blocking"]
+    assert not np.array_equal(one["eval/return"], two["eval/return"])
+    for key in [k for k in two if k.startswith("train/")]:
+        np.testing.assert_array_equal(one[key], two[key], err_msg=key)
 
 
 def test_warmup_counts_steps_per_task_not_transitions(tmp_path):
@@ -163,15 +193,22 @@ def test_warmup_counts_steps_per_task_not_transitions(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["async", "shm"])
-def test_sigterm_to_the_process_group_checkpoints_and_resumes_identically(tmp_path, strategy):
-    """SLURM's scancel/time limit: SIGTERM to every process of the job, env workers included. The
-    trainer ends the episode, writes the resume checkpoint, says so in one line and exits 75; the
-    resumed run equals an uninterrupted one (in one process: the env workers change nothing)."""
-    config = {**TINY, "total_steps": 2000, "checkpoint_every": 2000, "vector_strategy": strategy}
+@pytest.mark.parametrize(
+    ("strategy", "eval_mode"), [("async", "blocking"), ("shm", "blocking"), ("shm", "background")]
+)
+def test_sigterm_to_the_process_group_checkpoints_and_resumes_identically(tmp_path, strategy, eval_mode):
+    """SLURM's scancel/time limit: SIGTERM to every process of the job, env workers and evaluation
+    included. The trainer ends the episode, collects the pending evaluations, writes the resume
+    checkpoint, says so in one line and exits 75; the resumed run equals an uninterrupted one (in one
+    process, evaluating at once: the worker processes change nothing)."""
+    config = {
+        **TINY, "total_steps": 2000, "checkpoint_every": 2000, "eval_every": 500,
+        "vector_strategy": strategy, "eval_mode": eval_mode,
+    }  # fmt: skip
     reference = tmp_path / "reference"
     uninterrupted = subprocess.Popen(
-        _train_command(reference, {**config, "vector_strategy": "sync"}), stdout=subprocess.DEVNULL
+        _train_command(reference, {**config, "vector_strategy": "sync", "eval_mode": "blocking"}),
+        stdout=subprocess.DEVNULL,
     )
 
     stopped = tmp_path / "stopped"
@@ -202,7 +239,7 @@ def test_sigterm_to_the_process_group_checkpoints_and_resumes_identically(tmp_pa
     assert "resumed" in resumed.stderr
     assert uninterrupted.wait(timeout=240) == 0
     want, got = h5_contents(reference / "train.h5"), h5_contents(stopped / "train.h5")
-    assert_same_contents(want, got, ignore=("@config",))  # the config differs only in vector_strategy
+    assert_same_contents(want, got, ignore=("@config",))  # the config differs in execution settings only
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGUSR1, 75)])
@@ -255,16 +292,33 @@ def test_a_second_ctrl_c_stops_at_once():
     assert {sig: signal.getsignal(sig) for sig in before} == before  # restored
 
 
-def test_the_workflow_rule_script_turns_an_interruption_into_exit_75(tmp_path, monkeypatch):
-    """The contract with the workflow: the rule script prints the one line and exits 75 (retry)."""
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        ("interrupted", 75, "mtrl: SIGTERM received: stopped at step 1500, resume checkpoint written"),
+        ("env worker", 1, "mtrl: error: env worker for reach-v3 died (exit code -9)"),
+        ("evaluation", 1, "mtrl: error: evaluation process died (exit code -9)"),
+    ],
+)
+def test_the_workflow_rule_script_turns_an_interruption_or_a_worker_failure_into_one_line(
+    tmp_path, monkeypatch, error, code, line
+):
+    """The contract with the workflow: the rule script prints the one line and exits 75 (retry) when
+    stopped, 1 when a worker process failed."""
     import logging
     import runpy
     import types
 
     import mtrl.train as train_module
+    from mtrl.envs.shm import EnvWorkerError
+    from mtrl.evaluator import EvaluatorError
 
     def interrupted(*_a, **_k):
-        raise train_module.TrainingInterrupted("SIGTERM", 1500)
+        raise {
+            "interrupted": train_module.TrainingInterrupted("SIGTERM", 1500),
+            "env worker": EnvWorkerError("env worker for reach-v3 died (exit code -9)"),
+            "evaluation": EvaluatorError("evaluation process died (exit code -9)"),
+        }[error]
 
     monkeypatch.setattr(train_module, "train", interrupted)
     scripts = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
@@ -285,9 +339,9 @@ def test_the_workflow_rule_script_turns_an_interruption_into_exit_75(tmp_path, m
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
-    assert info.value.code == 75
+    assert info.value.code == code
     log = (tmp_path / "train.log").read_text()
-    assert "mtrl: SIGTERM received: stopped at step 1500, resume checkpoint written" in log
+    assert line in log
     assert "Traceback" not in log
 
 

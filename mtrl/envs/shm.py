@@ -70,6 +70,27 @@ def _close_open() -> None:
         owner.close()
 
 
+# multiprocessing's resource tracker removes the semaphores of a process that was killed (an
+# evaluation process, say) when the trainer exits, and warns about them; the trainer has said which
+# process died in its one line, so the tracker started here does it quietly.
+TRACKER_WARNINGS = "ignore::UserWarning:multiprocessing.resource_tracker"
+
+
+def start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker now (if it is not running) with its leak warning off."""
+    from multiprocessing import resource_tracker
+
+    before = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [before, TRACKER_WARNINGS]))
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        if before is None:
+            del os.environ["PYTHONWARNINGS"]
+        else:
+            os.environ["PYTHONWARNINGS"] = before
+
+
 def usable_cores() -> int:
     """CPU cores this process may run on (SLURM's allocation, taskset), not the node's count."""
     return len(os.sched_getaffinity(0))
