@@ -59,8 +59,10 @@ def over_params(title: str, **args: Any) -> Call:
     return Call("params_figure", {"title": title, **args})
 
 
+# y ranges: both ends fixed (success: 0-100 % in every figure, so they compare), or (0, None): from 0
+# to the data's largest value. The plots add a margin at each end, so values at 0 % and 100 % show.
 SUCCESS_AXIS = {"y": "iqm", "ylabel": "IQM success rate (%)", "ylim": (0, 100)}
-DORMANT_AXIS = {"y": "mean", "ylabel": "Dormant neurons (%)"}
+DORMANT_AXIS = {"y": "mean", "ylabel": "Dormant neurons (%)", "ylim": (0, None)}
 NORM_AXIS = {"y": "mean", "ylabel": "Parameter norm (L2)"}
 NETWORK_TITLES = {"actor": "Actor", "critic": "Critic", "critic0": "Critic 1", "critic1": "Critic 2"}
 # dormant neurons at tau 0.1, of the actor and the first critic (as the authors' figures)

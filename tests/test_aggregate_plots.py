@@ -241,8 +241,19 @@ def test_table1(tmp_path: Path) -> None:
     assert row.loc[("PaCo", "MT50"), "published"] == 57.3 and row.loc[("PaCo", "MT50"), "paper"] == 58.9
     assert row.loc[("MOORE", "MT10"), "published"] == 88.7 and row.loc[("MOORE", "MT50"), "paper"] == 72.0
     md = table1_markdown(df)
-    assert md.count("\n") == 5 and "| PaCo | 45.0 [" in md and "88.7" in md and "| SM |" in md
-    assert "NA" in md
+    legend, table = md.split("\n\n| Architecture |")
+    rows = table.splitlines()
+    assert len(rows) == 5 and rows[0].startswith(" MT10 (ours, 95% CI) | MT10 (paper) | MT10 (published) |")
+    assert "| PaCo | 45.0 [" in md and "88.7" in md and rows[2].startswith("| SM | NA |")
+    # the legend above says what each column is, the statistic of "ours" included
+    assert legend.startswith("Table 1: final success rate (%) of SM, PaCo and MOORE")
+    ours = "- **ours**: the runs of this pipeline, final evaluation: the IQM over runs of each run's mean"
+    paper = "- **paper**: the study's own reproduction of the architecture (McLean et al. 2025, Table 1)"
+    assert ours in legend and paper in legend
+    assert "- **published**: the architecture's original publication's number" in legend
+    assert "- NA: no runs (ours), no number reported (paper, published)" in legend
+    pooled = table1_markdown(df.assign(statistic="pooled"))
+    assert "final evaluation: the IQM over all runs x tasks," in pooled
 
 
 def test_missing_files_name_the_path(tmp_path: Path) -> None:
@@ -329,3 +340,135 @@ def test_draw_rejects_unknown_and_incomplete(tmp_path: Path) -> None:
         draw("table1", pd.DataFrame(), tmp_path / "t.pdf")
     with pytest.raises(ValueError, match="lacks columns"):
         draw("fig4", pd.DataFrame({"panel": ["MT10"]}), tmp_path / "f.pdf")
+
+
+# ---------------------------------------------------------------- figures at the edges
+def drawn(figure: str, table: pd.DataFrame):
+    """The matplotlib figure the registry draws for `figure` from `table` (closed by the caller)."""
+    from mtrl.plots import _common
+
+    plot = FIGURES[figure].plot
+    return getattr(_common, plot.function)(table, figure=figure, **plot.args)
+
+
+def at_the_edges(table: pd.DataFrame, x_low: float, x_high: float) -> pd.DataFrame:
+    """`table` with every value at an end of its range, as a toy run gives them: success 0 % or 100 %
+    (per series), dormant neurons 0 %, CIs collapsed; parameter counts rescaled into [x_low, x_high]."""
+    table = table.copy()
+    y = "iqm" if "iqm" in table else "mean"
+    if y == "iqm":
+        solved = table.groupby("label")[y].transform("max") > table[y].median()
+        table[y] = np.where(solved, 100.0, 0.0)
+    elif (table["metric"] == "dormant_pct_total").all():
+        table[y] = 0.0
+    table["ci_low"] = table["ci_high"] = table[y]
+    if "x_params" in table:
+        x = np.log(table["x_params"].astype(float))
+        scaled = (x - x.min()) / max(x.max() - x.min(), 1e-12)
+        table["x_params"] = np.exp(np.log(x_low) + scaled * (np.log(x_high) - np.log(x_low)))
+    return table
+
+
+def y_range_shows(ax, low: float, high: float) -> bool:
+    """Whether the axis shows [low, high] with a margin of at least 2 % of it at each end."""
+    bottom, top = ax.get_ylim()
+    margin = 0.02 * (high - low)
+    return bottom <= low - margin and top >= high + margin
+
+
+@pytest.mark.parametrize("figure", PLOTTED)
+def test_figures_at_0_and_100_percent_show_their_lines_and_markers_whole(
+    figure: str, study_tables: dict[str, pd.DataFrame]
+) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = drawn(figure, at_the_edges(study_tables[figure], 2_500, 20_000))
+    try:
+        args = FIGURES[figure].plot.args
+        for ax in fig.axes:
+            if args.get("ylim") == (0, 100):  # success: 0 % and 100 % clear of the frame
+                assert y_range_shows(ax, 0, 100), (figure, ax.get_ylim())
+            elif args.get("ylim") == (0, None):  # dormant neurons all at 0 %: 0 above the frame
+                assert y_range_shows(ax, 0, 1), (figure, ax.get_ylim())
+                bottom, top = ax.get_ylim()
+                shown = [tick for tick in ax.get_yticks() if bottom <= tick <= top]
+                assert min(shown) == 0  # no negative percentages
+            # every marker is drawn whole even where it meets the frame
+            markers = [line for line in ax.get_lines() if line.get_marker() not in (None, "None", "")]
+            assert all(not line.get_clip_on() for line in markers), figure
+        if FIGURES[figure].plot.function == "params_figure":
+            for ax in fig.axes:  # the first and last point sit inside the x range
+                low, high = ax.get_xlim()
+                xs = [x for line in ax.get_lines() for x in line.get_xdata()]
+                assert low < min(xs) / 1.05 and high > max(xs) * 1.05
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    ("x_low", "x_high"),
+    [
+        (2_500, 20_000),  # the smoke's Fig. 1: under a decade
+        (13_000, 17_000),  # a fraction of a decade
+        (7_000, 7_000),  # one parameter count
+        (2e5, 3.5e7),  # the study's Fig. 1
+        (1e2, 1e14),  # many decades
+    ],
+)
+@pytest.mark.parametrize("figure", ["fig1", "fig7"])
+def test_log_axes_label_at_least_two_round_ticks_for_any_range(
+    figure: str, x_low: float, x_high: float, study_tables: dict[str, pd.DataFrame]
+) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = drawn(figure, at_the_edges(study_tables[figure], x_low, x_high))
+    try:
+        fig.canvas.draw()
+        for ax in fig.axes:
+            assert ax.get_xscale() == "log"
+            low, high = ax.get_xlim()
+            labelled = [
+                (tick.get_position()[0], tick.get_text())
+                for tick in ax.get_xticklabels()
+                if tick.get_text() and low <= tick.get_position()[0] <= high
+            ]
+            assert 2 <= len(labelled) <= 7, (x_low, x_high, labelled)
+            for value, text in labelled:  # plain round numbers: 5k, 20k, 1M
+                mantissa = value / 10 ** np.floor(np.log10(value))
+                assert mantissa * 2 == round(mantissa * 2) and "^" not in text and "e" not in text
+    finally:
+        plt.close(fig)
+
+
+def test_log_ticks() -> None:
+    from mtrl.plots._common import format_count, log_ticks, log_view
+
+    assert log_ticks(2_200, 22_000) == [5_000, 10_000, 20_000]
+    assert log_ticks(13_000, 17_000) == []  # narrower than two ticks: log_view widens such a range
+    assert log_ticks(*log_view(13_000, 17_000)) == [10_000, 15_000, 20_000]
+    assert log_ticks(*log_view(7_000, 7_000)) == [5_000, 6_000, 7_000, 8_000, 9_000, 10_000]
+    assert log_ticks(3e5, 3e7) == [5e5, 1e6, 2e6, 5e6, 1e7, 2e7]
+    assert log_ticks(1e5, 1e8) == [1e5, 1e6, 1e7, 1e8]  # 1, 2, 5 would be 10 ticks
+    assert log_ticks(1e2, 1e14) == [1e2, 1e4, 1e6, 1e8, 1e10, 1e12, 1e14]  # every other power of ten
+    counts = (5_000, 15_000, 1e6, 2.5e7, 3e9, 1e14, 0, 20_000_000)
+    assert [format_count(v) for v in counts] == ["5k", "15k", "1M", "25M", "3B", "100T", "0", "20M"]
+
+
+@pytest.mark.parametrize("figure", PLOTTED)
+def test_panel_letters_are_unique_within_a_figure(figure: str, study_tables: dict[str, pd.DataFrame]) -> None:
+    import re
+
+    import matplotlib.pyplot as plt
+
+    fig = drawn(figure, study_tables[figure])
+    try:
+        titles = [ax.get_title() for ax in fig.axes]
+        letters = [re.match(r"\((\w)\) ", title) for title in titles]
+        if len(titles) == 1:
+            assert letters == [None]
+        else:
+            assert [m.group(1) for m in letters] == list("abcdefgh"[: len(titles)]), titles
+    finally:
+        plt.close(fig)
+    if figure == "fig6":  # two rows of two panels: (a) MT10: Actor ... (d) MT50: Critic
+        assert titles == ["(a) MT10: Actor", "(b) MT50: Actor", "(c) MT10: Critic", "(d) MT50: Critic"]

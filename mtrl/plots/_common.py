@@ -18,12 +18,24 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter  # noqa: E402
 
 STEPS_LABEL = "Environment steps"
 PARAMS_LABEL = "Parameters (actor + critic)"
 MARKERS = ("s", "^", "D", "v", "P", "X", "*", "p", "h", "<", ">")
 PANEL_WIDTH, PANEL_HEIGHT = 5.0, 3.6
+# Margins around the data, so that lines and markers at the ends of a range (0 %, 100 %, the smallest
+# and largest network) are drawn whole, clear of the axes' frame: a fraction of the y range, and of a
+# log x range in decades.
+Y_MARGIN = 0.05
+X_MARGIN = 0.06
+# Labelled ticks of a log axis: round numbers m x 10^k, the richest of these mantissa sets that puts
+# 2 to MAX_LOG_TICKS ticks on the axis (every n-th power of ten over many decades). Consecutive
+# numbers of the last set differ by at most a factor 1.5, so a range of 1.5^2 holds two of them
+# (MIN_LOG_RATIO leaves room for rounding).
+LOG_MANTISSAS = ((1,), (1, 2, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9))
+MAX_LOG_TICKS = 7
+MIN_LOG_RATIO = 2.5
 
 
 def style() -> None:
@@ -56,18 +68,71 @@ def palette(labels: Sequence[str]) -> dict[str, tuple[float, float, float]]:
     return {label: tuple(colours[i]) for i, label in enumerate(labels)}
 
 
-def format_steps(value: float, _pos: int | None = None) -> str:
-    """Tick text for env steps: 20M, 500k, 0."""
-    if abs(value) >= 1e6:
-        return f"{value / 1e6:g}M"
-    if abs(value) >= 1e3:
-        return f"{value / 1e3:g}k"
-    return f"{value:g}"
+def format_count(value: float, _pos: int | None = None) -> str:
+    """Tick text for a count (env steps, parameters): 0, 500k, 1.5M, 20M, 3B, 100T."""
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.4g}{suffix}"
+    return f"{value:.4g}"
 
 
 def panel_title(panel: object, index: int, count: int) -> str:
-    """'(a) MT10' when a figure has several panels, the panel name alone otherwise."""
+    """'(a) MT10' when a figure has several panels (index counts them all, row by row), the panel
+    name alone otherwise."""
     return f"({chr(ord('a') + index)}) {panel}" if count > 1 else str(panel)
+
+
+def limit_y(axes: Sequence[Axes], ylim: tuple[float | None, float | None] | None) -> None:
+    """The y range of a row of axes (which share it): `ylim` as declared, an end given as None
+    following the data (a flat line at the lower end gets a unit range), each end with a margin of
+    Y_MARGIN, so that values at the ends (0 %, 100 %) are drawn clear of the frame. Without `ylim`,
+    matplotlib's own limits (which have a margin)."""
+    if ylim is None:
+        return
+    data_low = min(ax.dataLim.y0 for ax in axes)
+    data_high = max(ax.dataLim.y1 for ax in axes)
+    low = data_low if ylim[0] is None else ylim[0]
+    high = data_high if ylim[1] is None else ylim[1]
+    if high <= low:
+        high = low + 1.0
+    margin = Y_MARGIN * (high - low)
+    axes[0].set_ylim(low - margin, high + margin)
+
+
+def log_view(low: float, high: float) -> tuple[float, float]:
+    """x limits of a log axis showing data over [low, high] (> 0): a margin of X_MARGIN of its
+    decades each side, and at least MIN_LOG_RATIO wide (around the data) so it holds two ticks."""
+    low_exp, high_exp = np.log10(low), np.log10(high)
+    pad = max(X_MARGIN * (high_exp - low_exp), (np.log10(MIN_LOG_RATIO) - (high_exp - low_exp)) / 2)
+    return float(10 ** (low_exp - pad)), float(10 ** (high_exp + pad))
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Labelled ticks of a log axis over [low, high]: the richest set of round numbers (LOG_MANTISSAS)
+    with 2 to MAX_LOG_TICKS of them in range; over many decades every n-th power of ten. Empty if the
+    range is narrower than MIN_LOG_RATIO (`log_view` never makes one)."""
+    decades = range(int(np.floor(np.log10(low))), int(np.floor(np.log10(high))) + 1)
+    best: list[float] = []
+    for mantissas in LOG_MANTISSAS:
+        ticks = [float(m * 10.0**k) for k in decades for m in mantissas if low <= m * 10.0**k <= high]
+        if len(ticks) > MAX_LOG_TICKS:
+            if not best:  # powers of ten alone are too many: every n-th of them
+                best = ticks[:: int(np.ceil(len(ticks) / MAX_LOG_TICKS))]
+            break
+        if len(ticks) >= 2:
+            best = ticks
+    return best
+
+
+def log_x(ax: Axes) -> None:
+    """A log x axis over the data drawn on `ax`, with a margin and at least two labelled round ticks
+    (20k, 50k, 1M) for any range, a fraction of a decade or many decades."""
+    ax.set_xscale("log")
+    low, high = log_view(ax.dataLim.x0, ax.dataLim.x1)
+    ax.set_xlim(low, high)
+    ax.xaxis.set_major_locator(FixedLocator(log_ticks(low, high)))
+    ax.xaxis.set_major_formatter(FuncFormatter(format_count))
+    ax.xaxis.set_minor_formatter(NullFormatter())  # the minor ticks stay unlabelled
 
 
 def grid(rows: int, cols: int) -> tuple[Figure, np.ndarray]:
@@ -157,7 +222,7 @@ def curve_figure(
     ylabel: str,
     row: str | None = None,
     row_titles: dict[str, str] | None = None,
-    ylim: tuple[float, float] | None = None,
+    ylim: tuple[float | None, float | None] | None = None,
 ) -> Figure:
     """Curves over env steps: one line + CI band per series label, panels as columns.
 
@@ -183,16 +248,15 @@ def curve_figure(
                 part = sel[sel["label"] == label].sort_values("step")
                 if not part.empty:
                     handles[label] = draw_band(ax, *_points(part, "step", y), colours[label], label)
-            ax.xaxis.set_major_formatter(FuncFormatter(format_steps))
-            if ylim:
-                ax.set_ylim(*ylim)
-            heading = panel_title(panel, j, len(panels))
+            ax.xaxis.set_major_formatter(FuncFormatter(format_count))
+            heading = str(panel)
             if row:
                 name = (row_titles or {}).get(str(row_value), str(row_value))
                 heading = f"{heading}: {name}" if len(panels) > 1 else name
-            ax.set_title(heading)
+            ax.set_title(panel_title(heading, i * len(panels) + j, len(rows) * len(panels)))
             ax.set_xlabel(STEPS_LABEL if i == len(rows) - 1 else "")
             ax.set_ylabel(ylabel if j == 0 else "")
+        limit_y(axes[i], ylim)
     return finish(fig, title, {label: handles[label] for label in labels if label in handles})
 
 
@@ -206,7 +270,7 @@ def params_figure(
     col: str = "panel",
     col_titles: dict[str, str] | None = None,
     is_line: Callable[[pd.DataFrame], bool] = lambda part: True,
-    ylim: tuple[float, float] | None = None,
+    ylim: tuple[float | None, float | None] | None = None,
     x: str = "params",
     xlabel: str = PARAMS_LABEL,
 ) -> Figure:
@@ -235,13 +299,11 @@ def params_figure(
             if not is_line(part):
                 marker = marker_of.setdefault(label, MARKERS[len(marker_of) % len(MARKERS)])
             handles[label] = _params_series(ax, _points(part, x, y), colours[label], label, marker)
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log range overlap
-        if ylim:
-            ax.set_ylim(*ylim)
+        log_x(ax)
         ax.set_title(panel_title((col_titles or {}).get(str(value), str(value)), j, len(columns)))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel if j == 0 else "")
+    limit_y(axes[0], ylim)
     return finish(fig, title, {label: handles[label] for label in labels if label in handles})
 
 
@@ -251,7 +313,7 @@ def _params_series(ax: Axes, points: tuple[np.ndarray, ...], colour, label: str,
     x, y, lo, hi = points
     if marker is None:
         line = draw_band(ax, x, y, lo, hi, colour, label)
-        ax.plot(x, y, "o", color=colour, markersize=4)
+        ax.plot(x, y, "o", color=colour, markersize=4, clip_on=False)
         return line
     return ax.errorbar(
         x,
@@ -264,4 +326,5 @@ def _params_series(ax: Axes, points: tuple[np.ndarray, ...], colour, label: str,
         capsize=4,
         linestyle="none",
         label=label,
+        clip_on=False,  # a marker at an end of the range is drawn whole
     )

@@ -86,17 +86,38 @@ def table1(runs: Sequence[RunRef], reps: int = 2000, seed: int = 0, statistic: s
     return pd.DataFrame(rows)
 
 
+# What the Markdown's columns are, above the table: "ours" names the statistic of its rows.
+STATISTIC_TEXT = {
+    "runs": "the IQM over runs of each run's mean success over tasks",
+    "pooled": "the IQM over all runs x tasks",
+}
+TABLE1_LEGEND = (
+    "Table 1: final success rate (%) of SM, PaCo and MOORE on Meta-World.",
+    "",
+    "- **ours**: the runs of this pipeline, final evaluation: {statistic}, its 95% bootstrap CI "
+    "[low, high] and the number of runs n",
+    "- **paper**: the study's own reproduction of the architecture (McLean et al. 2025, Table 1)",
+    "- **published**: the architecture's original publication's number, as the study's Table 1 quotes "
+    "it (SM: Yang et al. 2020; PaCo: Sun et al. 2022; MOORE: Hendawy et al. 2024)",
+    "- NA: no runs (ours), no number reported (paper, published)",
+    "",
+)
+
+
 def _fmt(value: float) -> str:
     return "NA" if value is None or not np.isfinite(value) else f"{value:.1f}"
 
 
 def table1_markdown(df: pd.DataFrame) -> str:
-    """Render a `table1` frame as a Markdown table in the paper's layout (one row per architecture)."""
+    """Render a `table1` frame as a Markdown table in the paper's layout (one row per architecture),
+    under a legend that says what each column is."""
+    statistics = [STATISTIC_TEXT.get(str(s), str(s)) for s in dict.fromkeys(df["statistic"])]
+    legend = [line.format(statistic="; ".join(statistics)) for line in TABLE1_LEGEND]
     sets = list(dict.fromkeys(df["task_set"]))
     header = ["Architecture"]
     for s in sets:
         header += [f"{s} (ours, 95% CI)", f"{s} (paper)", f"{s} (published)"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [*legend, "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for arch in dict.fromkeys(df["architecture"]):
         cells = [str(arch)]
         for s in sets:
