@@ -71,14 +71,14 @@ def test_smoke_train_and_probe_jobs_ran_as_slurm_jobs(smoke):
         pytest.skip("the smoke pipeline ran on the local profile (set MTRL_TEST_SLURM=1 to run it via SLURM)")
     workdir, _ = smoke
     logs = workdir / "results" / "smoke" / "logs"
-    for rule, expected in (("train", 24), ("probe", 7)):
+    for rule, expected in (("train", 26), ("probe", 7)):
         ids = slurm_job_ids(logs / rule)
         assert len(ids) == expected, rule
         assert all(ids.values()), [log for log, job in ids.items() if not job]
         states = sacct_states(set(ids.values()))
         assert set(states.values()) == {"COMPLETED"}, states
     slurm_logs = list((workdir / ".snakemake" / "slurm_logs" / "rule_train").rglob("*.log"))
-    assert len(slurm_logs) == 24  # one sbatch log per training job, named by its job id
+    assert len(slurm_logs) == 26  # one sbatch log per training job, named by its job id
     assert (workdir / "figures" / "smoke" / "fig7.png").exists()
 
 
