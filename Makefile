@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 SMOKE_CORES ?= 2
+# pytest-xdist workers of `make test` (tests/conftest.py: the smoke tests on one, the SLURM runs on another)
+TEST_WORKERS ?= 2
 # gpu-check with the authors' JAX update: AUTHORS_CODE=checkout of rainx0r/mtrl, JAX_BENCH=the anchor
 # script jax_update_bench.py, JAX_PYTHON=a Python with their dependencies
 AUTHORS_CODE ?=
@@ -47,7 +49,7 @@ jax-ratio: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # every installed distribution but pip itself (setuptools too: torch needs it), under the file's header
 lock:

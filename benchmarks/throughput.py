@@ -118,7 +118,7 @@ def loop_steps_per_second(config: TrainConfig, workdir: Path) -> float:
     return float(np.median(sps[1:-1]))  # first segment holds warm-up, last one the final evaluation
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--task-set", default="mt10")
@@ -129,7 +129,46 @@ def main() -> None:
     parser.add_argument("--loop-width", type=int, default=400)
     parser.add_argument("--loop-episodes", type=int, default=6, help="episodes per env in the loop run")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def loop_config(base: dict, width: int, episodes: int, n: int) -> TrainConfig:
+    """The loop benchmark's run: `episodes` training episodes per env after one of warm-up, sync envs."""
+    return TrainConfig.from_dict(
+        {
+            **base,
+            "actor_width": width,
+            "critic_width": width,
+            "vector_strategy": "sync",
+            "total_steps": episodes * 500 * n,
+            "warmup_steps_per_task": 500,
+            "log_every": 500 * n,
+            "eval_every": episodes * 500 * n,
+            "eval_episodes": 1,
+            "checkpoint_every": episodes * 500 * n,
+            "probe_checkpoints": 1,
+            "buffer_per_task": 5_000,
+        }
+    )
+
+
+def measure_updates(args: argparse.Namespace, base: dict, device: torch.device, record) -> dict[int, float]:
+    """Updates/s of MTMHSAC at each width and of each architecture at its default size."""
+    n = len(task_names(args.task_set))
+    update_rate: dict[int, float] = {}
+    for width in args.widths:
+        config = TrainConfig.from_dict({**base, "actor_width": width, "critic_width": width})
+        update_rate[width] = updates_per_second(config, device, args.updates if width < 2048 else 3)
+        record("update", "mtmhsac", width, update_rate[width], "updates/s", 128 * n)
+    for arch in args.archs:
+        config = TrainConfig.from_dict({**base, "arch": arch})
+        rate = updates_per_second(config, device, args.updates)
+        record("update", arch, "default", rate, "updates/s", 128 * n)
+    return update_rate
+
+
+def main() -> None:
+    args = parse_args()
     device = pick_device(args.device)
     rows: list[dict] = []
     n = len(task_names(args.task_set))
@@ -156,39 +195,13 @@ def main() -> None:
 
     env_sps = env_steps_per_second(args.task_set, max(args.env_steps // n, 1))
     record("env", "-", "-", env_sps, "transitions/s")
-    update_rate: dict[int, float] = {}
-    for width in args.widths:
-        config = TrainConfig.from_dict({**base, "actor_width": width, "critic_width": width})
-        update_rate[width] = updates_per_second(config, device, args.updates if width < 2048 else 3)
-        record("update", "mtmhsac", width, update_rate[width], "updates/s", 128 * n)
-    for arch in args.archs:
-        config = TrainConfig.from_dict({**base, "arch": arch})
-        record(
-            "update", arch, "default", updates_per_second(config, device, args.updates), "updates/s", 128 * n
-        )
-
-    episodes = args.loop_episodes
-    loop_config = TrainConfig.from_dict(
-        {
-            **base,
-            "actor_width": args.loop_width,
-            "critic_width": args.loop_width,
-            "vector_strategy": "sync",
-            "total_steps": episodes * 500 * n,
-            "warmup_steps_per_task": 500,
-            "log_every": 500 * n,
-            "eval_every": episodes * 500 * n,
-            "eval_episodes": 1,
-            "checkpoint_every": episodes * 500 * n,
-            "probe_checkpoints": 1,
-            "buffer_per_task": 5_000,
-        }
-    )
+    update_rate = measure_updates(args, base, device, record)
     width = args.loop_width
+    config = loop_config(base, width, args.loop_episodes, n)
     if width not in update_rate:
-        update_rate[width] = updates_per_second(loop_config, device, args.updates)
+        update_rate[width] = updates_per_second(config, device, args.updates)
     with tempfile.TemporaryDirectory() as tmp:
-        loop_sps = loop_steps_per_second(loop_config, Path(tmp))
+        loop_sps = loop_steps_per_second(config, Path(tmp))
     record("loop", "mtmhsac", width, loop_sps, "transitions/s", 128 * n)
     parts = 1 / env_sps + 1 / (update_rate[width] * n)  # seconds per transition spent in the two parts
     overhead = 1 - parts / (1 / loop_sps)

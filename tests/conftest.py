@@ -7,13 +7,19 @@ import tempfile
 
 import pytest
 import torch
+from _pytest.nodeid import coerce_node_id
 
 from mtrl.config import TrainConfig
 
 torch.set_num_threads(1)
-# matched widths computed afresh in every test session (and its Snakemake subprocesses), not taken
-# from the user's cache (mtrl.width_cache)
-os.environ["MTRL_CACHE_DIR"] = tempfile.mkdtemp(prefix="mtrl-cache-")
+# matched widths and Meta-World's goal variations computed afresh in every test session (and its
+# Snakemake subprocesses), not taken from the user's cache (mtrl.width_cache, mtrl.envs.vector); one
+# cache for all pytest-xdist workers of a session, so that each variation is sampled once
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+if _RUN:
+    os.environ["MTRL_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"mtrl-cache-{_RUN}")
+else:
+    os.environ["MTRL_CACHE_DIR"] = tempfile.mkdtemp(prefix="mtrl-cache-")
 
 TINY = {
     "task_set": "mt1",
@@ -31,6 +37,38 @@ TINY = {
     "vector_strategy": "sync",
     "torch_threads": 1,
 }
+
+
+def xdist_group_of(item: pytest.Item) -> str | None:
+    """The long tests that must share a worker: those reading the smoke pipeline's one run, and the
+    SLURM tests that run a training job through the test cluster."""
+    if "smoke" in item.fixturenames:
+        return "smoke"
+    if item.get_closest_marker("slurm"):
+        return "slurm"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs the suite on two pytest-xdist workers (`--dist loadgroup`). The smoke tests go
+    to one worker and the SLURM tests to the other, first, so that the smoke pipeline runs once and the
+    two longest parts of the suite run side by side; every other test goes to whichever worker is free
+    after. The order is the same in every worker, as xdist requires."""
+    grouped: dict[str, list[pytest.Item]] = {"smoke": [], "slurm": []}
+    rest = []
+    for item in items:
+        group = xdist_group_of(item)
+        if group is None:
+            rest.append(item)
+            continue
+        grouped[group].append(item)
+        item.add_marker(pytest.mark.xdist_group(group))
+        if config.getvalue("loadgroup") and hasattr(item, "_id"):
+            # xdist groups by a "@group" suffix of the id, which xdist 3.8 writes to `_nodeid`; pytest 9
+            # reads the id from `_id`: written here instead
+            item._id = coerce_node_id(f"{item.nodeid}@{group}")
+    items[:] = grouped["smoke"] + grouped["slurm"] + rest
 
 
 @pytest.fixture

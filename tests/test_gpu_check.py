@@ -126,10 +126,11 @@ def test_the_gpu_benchmark_compares_with_jax_like_for_like_and_end_to_end(monkey
     """The JAX part on a CPU with a stand-in for the anchor's process: per width and setting, our
     update on a fixed batch over theirs (like for like) and ours sampling its batch (end to end)."""
     gpu = _load("gpu")
+    update = sys.modules["gpu_update"]  # the JAX half of gpu.py, as gpu.py imported it
     args = gpu.parse_args(["--device", "cpu", "--task-set", "mt1", "--jax-widths", "16", "32"])
     args.jax_modes, args.jax_precisions, args.jax_rounds = ["eager", "graph"], ["float32"], 2
     bench = gpu.Bench(args, gpu.torch.device("cpu"))
-    monkeypatch.setattr(gpu, "jax_rate", lambda args, width, n, block: 1000.0 / width)
+    monkeypatch.setattr(update, "jax_rate", lambda args, width, n, block: 1000.0 / width)
     gpu.measure_jax(bench)
     rows = {(r["benchmark"], r["width"], r["mode"]): r for r in bench.rows}
     for width in (16, 32):

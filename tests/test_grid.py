@@ -272,17 +272,15 @@ def test_table1_sm_runs_use_v1_rewards_and_task_weights_and_nothing_else_does(na
     grid = build_grid(config)
     width = 400 if name == "config.yaml" else config["run_defaults"]["actor_width"]
     table1_sm = [r.run_id for r in grid.figures["table1"] if r.series == "SM"]
-    assert table1_sm == [
-        f"mt10/sm/a{width}-c{width}-d3-rewv1-use_task_weightsTrue/s{seed}" for seed in config["seeds"]
-    ]
+    (sm_series,) = [s for s in config["figures"]["table1"] if s["series"] == "SM"]
+    seeds = sm_series.get("seeds", config["seeds"])  # the smoke's: one seed
+    assert table1_sm == [f"mt10/sm/a{width}-c{width}-d3-rewv1-use_task_weightsTrue/s{seed}" for seed in seeds]
     for rid in table1_sm:
         assert grid.runs[rid].reward_version == "v1" and grid.runs[rid].use_task_weights
     # Fig. 1's SM runs as the authors' figure script names them: mt10_softmodules_task_weights_false
     # (v2 rewards) and mt50_softmodules_depth_4 (4 layers x 4 modules, no task weights)
     fig1_sm = [r.run_id for r in grid.figures["fig1"] if r.series == "SM"]
-    assert fig1_sm[: len(config["seeds"])] == [
-        f"mt10/sm/a{width}-c{width}-d3/s{seed}" for seed in config["seeds"]
-    ]
+    assert fig1_sm[: len(seeds)] == [f"mt10/sm/a{width}-c{width}-d3/s{seed}" for seed in seeds]
     assert {rid.split("/")[0] for rid in fig1_sm} == {"mt10", "mt50"}
     assert not any(grid.runs[rid].use_task_weights for rid in fig1_sm)
     mt50_sm = [grid.runs[rid] for rid in fig1_sm if rid.startswith("mt50/")]

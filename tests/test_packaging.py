@@ -25,10 +25,12 @@ def _pins(lines: list[str]) -> dict[str, str]:
 # Pins of the lock that no job imports: dev tools and the executor plugins (they run where Snakemake
 # runs), with the packages only they need.
 NOT_IN_JOB_ENV = {
+    "execnet",
     "iniconfig",
     "pluggy",
     "pygments",
     "pytest",
+    "pytest-xdist",
     "ruff",
     "snakemake-executor-plugin-slurm",
     "snakemake-executor-plugin-slurm-jobstep",
