@@ -87,18 +87,14 @@ def measure_cost(args: argparse.Namespace, record) -> None:
         for method, strategy in (("old: full episodes, lockstep", "sync"), ("new: until success", "shm")):
             envs = make_vector_env(tasks, seed=0, strategy=strategy)
             start = time.perf_counter()
-            if strategy == "sync":
-                result = evaluate(envs, policy, args.episodes)
-                steps = len(tasks) * args.episodes * 500
-            else:
-                result = evaluate_until_success(envs, policy, args.episodes)
-                steps = result.env_steps
+            run = evaluate if strategy == "sync" else evaluate_until_success
+            result = run(envs, policy, args.episodes)
             seconds = time.perf_counter() - start
             envs.close()
             workers = len(getattr(envs, "groups", ())) or 1
             label = f"{method} ({strategy}, {workers} worker{'s' * (workers > 1)})"
             record("cost", f"{label}: seconds", name, seconds, "s")
-            record("cost", f"{label}: env transitions", name, steps, "transitions")
+            record("cost", f"{label}: env transitions", name, result.env_steps, "transitions")
             record("cost", f"{label}: mean success", name, float(result.success.mean()), "fraction")
 
 

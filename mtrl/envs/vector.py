@@ -12,7 +12,6 @@ import pickle
 import warnings
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
@@ -22,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM, REWARD_VERSIONS
+from mtrl.evaluation import Evaluation
 
 warnings.filterwarnings("ignore", message=".*precision lowered by casting.*")
 _METAWORLD_VERSION = version("metaworld")
@@ -128,22 +128,11 @@ def load_env_state(envs: gym.vector.VectorEnv, state: list[Any]) -> None:
     envs.call("load_checkpoint", [tuple(item) for item in state])
 
 
-@dataclass(frozen=True)
-class EvalResult:
-    """Per-task success rate (fraction of episodes with `success` at any step) and mean return."""
-
-    success: np.ndarray  # (N,)
-    returns: np.ndarray  # (N,)
-
-    @property
-    def mean_success(self) -> float:
-        return float(self.success.mean())
-
-
 def evaluate(
     envs: gym.vector.VectorEnv, policy: Callable[[np.ndarray], np.ndarray], episodes: int
-) -> EvalResult:
-    """Run `episodes` full episodes in every task's env with `policy` (obs batch -> action batch)."""
+) -> Evaluation:
+    """Run `episodes` full episodes in every task's env with `policy` (obs batch -> action batch), all
+    envs in lockstep: the reference `mtrl.evaluation.evaluate_until_success` is measured against."""
     num_envs = envs.num_envs
     successes = np.zeros(num_envs)
     returns = np.zeros(num_envs)
@@ -159,4 +148,4 @@ def evaluate(
             raise RuntimeError("Meta-World episodes did not truncate after 500 steps")
         successes += solved
         returns += episode_return
-    return EvalResult(success=successes / episodes, returns=returns / episodes)
+    return Evaluation(successes / episodes, returns / episodes, num_envs * episodes * EPISODE_LENGTH)
