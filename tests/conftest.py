@@ -64,7 +64,7 @@ def pytest_collection_modifyitems(config, items):
             continue
         grouped[group].append(item)
         item.add_marker(pytest.mark.xdist_group(group))
-        if config.getvalue("loadgroup") and hasattr(item, "_id"):
+        if getattr(config.option, "loadgroup", False) and hasattr(item, "_id"):  # set on xdist workers only
             # xdist groups by a "@group" suffix of the id, which xdist 3.8 writes to `_nodeid`; pytest 9
             # reads the id from `_id`: written here instead
             item._id = coerce_node_id(f"{item.nodeid}@{group}")
