@@ -23,13 +23,15 @@ if importlib.util.find_spec("mtrl") is None:
 
 
 def one_line_errors() -> tuple[type[Exception], ...]:
-    """mtrl's errors that name their file, key or step in one line (config, checkpoints and result
-    files, divergence): a job failing with one of them logs that line, not a traceback."""
+    """mtrl's errors that name their file, key, step or process in one line (config, checkpoints and
+    result files, divergence, an env worker or the evaluation that failed): a job failing with one of
+    them logs that line, not a traceback."""
     from mtrl.checkpoints import CheckpointError
     from mtrl.config import ConfigError
     from mtrl.divergence import TrainingDiverged
+    from mtrl.train import WORKER_ERRORS
 
-    return ConfigError, CheckpointError, TrainingDiverged
+    return ConfigError, CheckpointError, TrainingDiverged, *WORKER_ERRORS
 
 
 def fail(message: str) -> None:

@@ -8,7 +8,7 @@ from _adapter import drop_rerun_markers, logged, stop_before_time_limit
 with logged(snakemake.log[0]):
     from mtrl.config import TrainConfig
     from mtrl.grid import execution_settings
-    from mtrl.train import WORKER_ERRORS, TrainingInterrupted, train
+    from mtrl.train import TrainingInterrupted, train
 
     run = snakemake.params.run  # the run's identity: its resolved settings less execution settings
     task_set, arch = run.get("task_set", TrainConfig.task_set), run.get("arch", TrainConfig.arch)
@@ -29,6 +29,3 @@ with logged(snakemake.log[0]):
         # written; a non-zero exit makes Snakemake resubmit the job, which resumes from it
         print(f"mtrl: {exc}", file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", 75))
-    except WORKER_ERRORS as exc:  # an env worker or the evaluation failed: one line, no traceback
-        print(f"mtrl: error: {exc}", file=sys.stderr)
-        sys.exit(1)
