@@ -13,7 +13,12 @@ JAX_BENCH ?=
 JAX_PYTHON ?= python
 JAX_ARGS := $(if $(AUTHORS_CODE),--authors-code $(AUTHORS_CODE) --jax-bench $(JAX_BENCH) --jax-python $(JAX_PYTHON))
 
-.PHONY: install smoke test lint lock clean-smoke report smoke-report gpu-check jax-ratio
+# parity with the authors' MTMHSAC: AUTHORS_CODE=checkout of rainx0r/metaworld-algorithms (installed into
+# its own Python 3.12 environment, benchmarks/tmp/authors-venv); PARITY_SIZE=cpu or paper
+PARITY_SIZE ?= cpu
+PARITY_ARGS ?=
+
+.PHONY: install smoke test lint lock clean-smoke report smoke-report gpu-check jax-ratio parity
 
 install: $(VENV)/.installed
 
@@ -45,6 +50,15 @@ gpu-check: install
 # end, at widths 400, 1024 and 4096 (graph and compiled, tf32; ~5 minutes): needs AUTHORS_CODE etc.
 jax-ratio: install
 	$(PY) benchmarks/gpu.py --jax-only $(JAX_ARGS) --jax-rounds 1
+
+# Learning parity (benchmarks/parity.py): the authors' MTMHSAC and ours, 5 seeds each, the same settings,
+# success curves (their IQM) and the verdict into benchmarks/results/parity_$(PARITY_SIZE)*; a rerun
+# skips finished runs. cpu: MT10 width 128, 150k transitions, ~1.5-2 h on a shared 2-core CPU (4 at a
+# time); paper: MT10 width 400, batch 1280, on a GPU node (JAX_EXTRA=cuda13 for their GPU jax), e.g.
+# make parity PARITY_SIZE=paper AUTHORS_CODE=... PARITY_ARGS="--total-steps 2000000 --jobs 1"
+parity: install
+	@test -n "$(AUTHORS_CODE)" || { echo "make parity: give AUTHORS_CODE=<checkout of rainx0r/metaworld-algorithms>"; exit 2; }
+	$(PY) benchmarks/parity.py --size $(PARITY_SIZE) --authors-code $(AUTHORS_CODE) $(PARITY_ARGS)
 
 test: install
 	$(BIN)/ruff check .
