@@ -89,6 +89,8 @@ def run_all(specs: Sequence[RunSpec], root: Path, launcher: Launcher, jobs: int)
         while todo and len(running) + busy < jobs:
             spec = todo.pop(0)
             run_dir = run_dir_of(root, spec)
+            if is_done(run_dir, spec):  # finished meanwhile by another parity.py
+                continue
             prepare(run_dir, spec)
             log = (run_dir / "log.txt").open("w")
             env = {**os.environ, **ONE_THREAD, "WANDB_MODE": "disabled"}
