@@ -147,3 +147,19 @@ def test_both_sides_at_a_toy_size_give_a_verdict(tmp_path, monkeypatch):
     verdict = read(tmp_path / "parity_toy_verdict.csv")
     assert verdict[0]["quantity"] == "final success" and verdict[0]["n_authors"] == "2"
     assert verdict[0]["window"] == "evaluations at 5,000, 10,000 transitions"
+
+
+def test_a_run_is_running_while_its_driver_lives_and_until_it_is_done(tmp_path):
+    runs = load_script("parity_runs")
+    spec = parity.SIZES["cpu"].spec("ours", 0)
+    run_dir = runs.run_dir_of(tmp_path, spec)
+    runs.prepare(run_dir, spec)
+    assert not runs.is_running(run_dir) and not runs.is_done(run_dir, spec)
+    (run_dir / "pid").write_text(str(os.getpid()))  # a live process
+    assert runs.is_running(run_dir)
+    (run_dir / "done.json").write_text("{}")
+    assert not runs.is_running(run_dir) and runs.is_done(run_dir, spec)
+    assert not runs.is_done(run_dir, parity.SIZES["cpu"].spec("ours", 1))  # another seed's settings
+    (run_dir / "done.json").unlink()
+    (run_dir / "pid").write_text("999999999")  # no such process
+    assert not runs.is_running(run_dir)
