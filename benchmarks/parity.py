@@ -115,7 +115,10 @@ def authors_python(checkout: str | None, venv: Path) -> str | None:
 
 
 def git_commit(path: Path) -> str:
-    """`git describe --always --dirty` of the repository at `path`, or "unknown" (e.g. an export)."""
+    """`git describe --always --dirty` of the repository whose top is `path`, or "unknown" (an export
+    without .git, which may lie inside another repository, as benchmarks/tmp/ does in this one)."""
+    if not (path / ".git").exists():
+        return "unknown"
     result = subprocess.run(
         ["git", "-C", str(path), "describe", "--always", "--dirty", "--abbrev=40"],
         capture_output=True,

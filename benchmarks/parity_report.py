@@ -266,7 +266,8 @@ def collect(size: Any, name: str, root: Path, results: Path) -> list[dict[str, A
     rows = verdict_rows(finished, size.final_evals)
     machine = provenance.get("machine", "unknown")
     for row in rows:
-        row.update({"machine": machine, "date": provenance.get("date", "unknown"), **code})
+        row.update({"machine": machine, "date": provenance.get("date", "unknown")})
+        row.update({f"{side}_code": code[side] for side in SIDES})
     verdict_file = results / f"parity_{name}_verdict.csv"
     verdict_file.unlink(missing_ok=True)  # a verdict is never left from other runs
     if rows:

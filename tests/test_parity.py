@@ -163,3 +163,54 @@ def test_a_run_is_running_while_its_driver_lives_and_until_it_is_done(tmp_path):
     (run_dir / "done.json").unlink()
     (run_dir / "pid").write_text("999999999")  # no such process
     assert not runs.is_running(run_dir)
+
+
+def test_collect_writes_the_verdict_with_both_code_bases_and_labels_unfinished_runs(tmp_path, capsys):
+    """Run folders as the drivers leave them (one left unfinished): CSVs, verdict columns, figure."""
+    rec = load_script("parity_record")
+    size = parity.Size(
+        width=16,
+        batch_per_task=8,
+        total_steps=100_000,
+        eval_every=50_000,
+        eval_episodes=1,
+        seeds=3,
+        final_evals=1,
+    )
+    root = tmp_path / "runs"
+    (root).mkdir()
+    (root / "provenance.json").write_text('{"ours_commit": "abc", "authors_commit": "30c9991"}')
+    for spec in size.specs():
+        run_dir = root / f"{spec.side}_s{spec.seed}"
+        run_dir.mkdir()
+        (run_dir / "spec.json").write_text(spec.to_json())
+        recorder = rec.Recorder(run_dir)
+        level = 0.5 if spec.side == "ours" else 0.2
+        for update in range(100, 1100, 100):
+            stats = dict.fromkeys(rec.TRAIN_STATS, float(update + spec.seed))
+            recorder.train(update, 40_000 + 10 * update, stats)
+        recorder.evaluation(50_000, {"reach-v3": level, "push-v3": 0.0}, None)
+        if spec.seed == 2 and spec.side == "authors":
+            continue  # stopped before its last evaluation
+        recorder.evaluation(100_000, {"reach-v3": level + 0.01 * spec.seed, "push-v3": level}, None)
+        recorder.done({})
+    rows = report.collect(size, "t", root, tmp_path)
+    assert "1 of 6 runs not finished" in capsys.readouterr().out
+    verdict = read(tmp_path / "parity_t_verdict.csv")
+    final = verdict[0]
+    assert (final["quantity"], final["statistic"], final["n_ours"], final["n_authors"]) == (
+        "final success",
+        "iqm",
+        "3",
+        "2",
+    )
+    assert final["ours_code"] == "mtrl abc" and final["authors_code"] == "metaworld-algorithms 30c9991"
+    assert (
+        float(final["diff"]) == pytest.approx(rows[0]["ours"] - rows[0]["authors"])
+        and final["ci_excludes_0"] == "True"
+    )
+    evals = read(tmp_path / "parity_t_evals.csv")
+    assert [r["run"] for r in evals if r["side"] == "authors" and r["seed"] == "2"] == ["unfinished"]
+    assert len(evals) == 3 * 2 + 2 * 2 + 1
+    assert len(read(tmp_path / "parity_t_train.csv")) == 6 * 10
+    assert (tmp_path / "parity_t.png").exists()
