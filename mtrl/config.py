@@ -146,7 +146,8 @@ class TrainConfig:
     env_workers: int = field(
         default=0,
         metadata=_meta(
-            "shm env workers (0: one per task while the usable cores last, else several tasks each)"
+            "shm env workers (0: one per task while the job's cores last, less one for the trainer, else "
+            "several tasks each; the job's cores: its CPU affinity capped by SLURM's allocation)"
         ),
     )
     eval_mode: str = field(
@@ -160,7 +161,12 @@ class TrainConfig:
         default="auto",
         metadata=_meta("device of the evaluated actor (auto: the run's device; cpu: 1 thread)"),
     )
-    torch_threads: int = field(default=0, metadata=_meta("torch CPU threads (0: torch's default)"))
+    torch_threads: int = field(
+        default=0,
+        metadata=_meta(
+            "torch CPU threads (0: the job's cores less its env workers, at least 1; never torch's default)"
+        ),
+    )
     update_mode: str = field(
         default="auto",
         metadata=_meta(

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from mtrl.config import ConfigError, TrainConfig
+from mtrl.envs.cores import CoreSplit, split_cores
 from mtrl.speed import resolve_speed
 
 
@@ -37,12 +38,20 @@ def set_matmul_precision(precision: str, device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = precision == "tf32"
 
 
+def core_split(config: TrainConfig, cores: int | None = None) -> CoreSplit:
+    """How the run splits the job's cores (`cores`, default: this process's, mtrl.envs.cores):
+    `torch_threads` and `env_workers` as set, 0 resolved from the cores."""
+    return split_cores(
+        config.num_tasks, config.vector_strategy, config.env_workers, config.torch_threads, cores
+    )
+
+
 def prepare_process(config: TrainConfig) -> torch.device:
-    """Pick the device (ConfigError if a requested GPU is missing), set torch threads and matmul
-    precision (`auto` resolved for the device, mtrl.speed) for this process; return the device."""
+    """Pick the device (ConfigError if a requested GPU is missing), set torch threads (`core_split`:
+    never torch's default, the node's cores) and matmul precision (`auto` resolved for the device,
+    mtrl.speed) for this process; return the device."""
     device = pick_device(config.device)
-    if config.torch_threads:
-        torch.set_num_threads(config.torch_threads)
+    torch.set_num_threads(core_split(config).torch_threads)
     speed = resolve_speed(config.update_mode, config.matmul_precision, device.type)
     set_matmul_precision(speed.matmul_precision, device)
     return device

@@ -41,7 +41,7 @@ from mtrl.provenance import provenance_record
 from mtrl.results import TrainLog, train_h5_problem, write_train_h5
 from mtrl.resume import resume_or_start, resume_state
 from mtrl.run_directory import check_space, run_lock
-from mtrl.run_setup import prepare_process, seed_everything
+from mtrl.run_setup import core_split, prepare_process, seed_everything
 from mtrl.shutdown import closed_at_exit, closed_on_error
 from mtrl.speed import Speed, resolve_speed
 from mtrl.stop_signals import StopSignals, TrainingInterrupted, signals_blocked
@@ -73,6 +73,7 @@ class Trainer:
         self.config = config = require_resolved(config)
         self.run_dir, self.quiet, self.provenance = run_dir, quiet, provenance
         self.device = device = device if device is not None else prepare_process(config)
+        self.cores = core_split(config)  # what prepare_process set torch to; the env workers below
         self.tasks = task_names(config.task_set, config.mt1_task)
         self.n = n = len(self.tasks)
         seed_everything(config.seed)
@@ -107,7 +108,7 @@ class Trainer:
                 stream=0,
                 strategy=config.vector_strategy,
                 reward_version=config.reward_version,
-                workers=config.env_workers or None,
+                workers=self.cores.env_workers or None,
             )
             with closed_on_error(envs):
                 return envs, evaluator_for_run(config, self.tasks, self.device, envs)
@@ -287,7 +288,11 @@ class Trainer:
             "wall_time_s": time.time() - self.run_start,
             "provenance": self.provenance,
             **provenance_record(
-                self.config.to_dict(), self.provenance, self.device, **self.speed()._asdict()
+                self.config.to_dict(),
+                self.provenance,
+                self.device,
+                **self.speed()._asdict(),
+                resources=self.cores.as_dict() | {"torch_threads_set": torch.get_num_threads()},
             ),
         }
         result_path = self.run_dir / "train.h5"
