@@ -11,9 +11,9 @@ import pytest
 import scipy.stats
 
 from mtrl.figures import FIGURES, PLOTTED
+from mtrl.files.result_files import read_train_h5
 from mtrl.nets.matching import mlp_counts
 from mtrl.plots import draw
-from mtrl.results import read_train_h5
 from mtrl.tables import (
     RunRef,
     aggregate,

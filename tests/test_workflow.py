@@ -18,8 +18,8 @@ import h5py
 import pandas as pd
 import pytest
 
-from mtrl.config import TrainConfig
-from mtrl.provenance import (
+from mtrl.config.settings import TrainConfig
+from mtrl.files.provenance import (
     CODE_GROUPS,
     code_hash,
     figure_code_hash,
@@ -28,8 +28,8 @@ from mtrl.provenance import (
     source_hash,
     table_code_hash,
 )
-from mtrl.runtime import COLUMNS, Row, Setting, estimate, load_table, plan
-from mtrl.status import run_status, stale_inputs
+from mtrl.study.runtime import COLUMNS, Row, Setting, estimate, load_table, plan
+from mtrl.study.status import run_status, stale_inputs
 from tests.workflow_helpers import (
     ROOT,
     comment_before,
@@ -251,7 +251,7 @@ def test_each_rule_hashes_what_its_jobs_run(tmp_path):
     before = {group: code_hash(group, work) for group in CODE_GROUPS}
     figures = {f: figure_code_hash(f, work) for f in ("fig4", "fig5", "fig11")}
     tables = {f: table_code_hash(f, work) for f in ("fig5", "fig11", "fig12")}
-    results = work / "mtrl" / "results.py"
+    results = work / "mtrl" / "files" / "result_files.py"
     original = results.read_text()
     # the reader of train.h5 is aggregation code: editing it does not retrain anything
     results.write_text(
@@ -396,7 +396,7 @@ def test_full_grid_jobs_fit_a_partition_and_say_what_is_not_measured(tmp_path):
 
 # ---------------------------------------------------------------- provenance checks
 def _fake_run(run_dir, identity_json, code):
-    from mtrl.results import provenance_attrs
+    from mtrl.files.result_files import provenance_attrs
     from tests.fixtures_results import write_fake_train
 
     path = write_fake_train(run_dir, [[0.5, 0.5]])
@@ -501,9 +501,9 @@ def test_a_bad_study_stops_the_workflow_in_one_line_before_any_job(case, tmp_pat
 
 def test_a_train_h5_that_is_not_whole_is_trained_again(tmp_path):
     """Its datasets gone, its attributes (provenance) left: before, it counted as done forever."""
-    from mtrl.grid import build_grid
-    from mtrl.results import provenance_attrs
-    from mtrl.status import load_study
+    from mtrl.files.result_files import provenance_attrs
+    from mtrl.study.grid import build_grid
+    from mtrl.study.status import load_study
     from tests.fixtures_results import write_fake_train
 
     workdir = copy_workflow(tmp_path / "wf")
@@ -585,7 +585,7 @@ def test_smoke_an_architecture_setting_reruns_that_architecture_only(smoke, tmp_
 @pytest.mark.slow
 def test_smoke_reader_code_reruns_aggregation_not_training(smoke):
     workdir, _ = smoke
-    results = workdir / "mtrl" / "results.py"
+    results = workdir / "mtrl" / "files" / "result_files.py"
     original = results.read_text()
     try:
         results.write_text(
@@ -767,7 +767,7 @@ def test_runs_that_share_a_gpu_are_grouped_k_per_slurm_job_asking_for_one_gpu(tm
     from snakemake.resources import GroupResources
     from snakemake_executor_plugin_slurm.utils import set_gres_string
 
-    from mtrl.gpu_share import SHARE_COLUMNS
+    from mtrl.study.gpu_share import SHARE_COLUMNS
 
     table = tmp_path / "gpu_share.csv"  # mt10 MTMHSAC keeps the GPU 30% busy: 3 runs per GPU
     table.write_text(

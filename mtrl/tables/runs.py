@@ -10,7 +10,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from mtrl.results import TrainResult, read_train_h5
+from mtrl.files.result_files import TrainResult, read_train_h5
 
 __all__ = [
     "TRAIN_FILE",

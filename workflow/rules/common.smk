@@ -1,17 +1,17 @@
-# Grid expansion, input functions and resources. The logic lives in mtrl.grid, mtrl.runtime and
-# mtrl.provenance (tested without Snakemake); this file turns it into paths, params and resources.
+# Grid expansion, input functions and resources. The logic lives in mtrl.study.grid, mtrl.study.runtime and
+# mtrl.files.provenance (tested without Snakemake); this file turns it into paths, params and resources.
 import json
 from pathlib import Path
 
-from mtrl.config import ConfigError
-from mtrl.config_files import load_yaml_mapping
-from mtrl.completeness import result_file_problem
+from mtrl.config.settings import ConfigError
+from mtrl.config.files import load_yaml_mapping
+from mtrl.files.completeness import result_file_problem
 from mtrl.figures import FIGURES
-from mtrl.grid import build_grid
-from mtrl.provenance import CODE_GROUPS, code_hash, figure_code_hash, identity, table_code_hash
-from mtrl.plan import plan_lines, targets_runs
-from mtrl.gpu_share import NodeLimits, Share, load_share_table, runs_per_gpu, train_mem_mb, train_threads
-from mtrl.runtime import load_table, plan, retries
+from mtrl.study.grid import build_grid
+from mtrl.files.provenance import CODE_GROUPS, code_hash, figure_code_hash, identity, table_code_hash
+from mtrl.study.plan import plan_lines, targets_runs
+from mtrl.study.gpu_share import NodeLimits, Share, load_share_table, runs_per_gpu, train_mem_mb, train_threads
+from mtrl.study.runtime import load_table, plan, retries
 
 try:
     for _file in workflow.configfiles:  # Snakemake keeps the last of a key given twice: refuse it
@@ -42,7 +42,7 @@ CODE = {group: code_hash(group) for group in CODE_GROUPS}
 TABLE_CODE = {figure: table_code_hash(figure) for figure in GRID.figures}
 FIGURE_CODE = {figure: figure_code_hash(figure) for figure in PLOTTED}
 ENV = "../../envs/mtrl.yaml"
-# A run may take several time-capped attempts, resuming each time (see mtrl.runtime). Only the
+# A run may take several time-capped attempts, resuming each time (see mtrl.study.runtime). Only the
 # Snakemake that submits jobs retries: inside a SLURM job (remote execution) a rule's `retries`
 # would otherwise restart the stopped trainer in the same allocation, minutes before its time limit.
 TRAIN_RETRIES = 0 if workflow.remote_exec else retries(PLANS, config["train_resources"])
@@ -100,7 +100,7 @@ def all_targets():
 
 
 def run_identity(wildcards):
-    """The settings that define the run (mtrl.provenance.identity): a param, so changing one reruns it."""
+    """The settings that define the run (mtrl.files.provenance.identity): a param, so changing one reruns it."""
     return identity(GRID.runs[wildcards.run].to_dict())
 
 
@@ -137,7 +137,7 @@ def train_gres(wildcards):
 
 
 def train_job_threads(wildcards):
-    """One core per async env worker plus the trainer (mtrl.gpu_share.train_threads)."""
+    """One core per async env worker plus the trainer (mtrl.study.gpu_share.train_threads)."""
     return train_threads(GRID.runs[wildcards.run], config["train_resources"]["max_threads"])
 
 
@@ -162,19 +162,19 @@ def probe_mem_mb(wildcards, attempt):
 # start, by the Snakemake that submits them.
 onstart:
     if not workflow.remote_exec:
-        from mtrl.status import record_study
+        from mtrl.study.status import record_study
 
         record_study(RESULTS, workflow.configfiles)
 
 
 # ---- stale outputs: a result whose recorded provenance differs from what would run now, or that is
-# not whole (mtrl.completeness: datasets lost, zero bytes), is rebuilt, even when .snakemake/
+# not whole (mtrl.files.completeness: datasets lost, zero bytes), is rebuilt, even when .snakemake/
 # (Snakemake's record of params) is lost. Its job then gets an input marker
 # touched now, so newer than the result: Snakemake's mtime trigger reruns it (a missing input made
 # by another job would not do, as Snakemake does not rebuild a missing intermediate whose
 # consumer's output exists). The rebuilding job deletes the marker.
 def _recorded_disagrees(path, code, run):
-    from mtrl.results import read_provenance
+    from mtrl.files.result_files import read_provenance
 
     if not path.exists():
         return False

@@ -26,10 +26,10 @@ def one_line_errors() -> tuple[type[Exception], ...]:
     """mtrl's errors that name their file, key, step or process in one line (config, checkpoints and
     result files, divergence, an env worker or the evaluation that failed): a job failing with one of
     them logs that line, not a traceback."""
-    from mtrl.checkpoints import CheckpointError
-    from mtrl.config import ConfigError
-    from mtrl.divergence import TrainingDiverged
-    from mtrl.train import WORKER_ERRORS
+    from mtrl.config.settings import ConfigError
+    from mtrl.files.checkpoints import CheckpointError
+    from mtrl.run.divergence import TrainingDiverged
+    from mtrl.run.train import WORKER_ERRORS
 
     return ConfigError, CheckpointError, TrainingDiverged, *WORKER_ERRORS
 

@@ -6,8 +6,8 @@ import json
 from _adapter import fail, logged
 
 with logged(snakemake.log[0]):
-    from mtrl.provenance import provenance_record
-    from mtrl.status import stale_inputs
+    from mtrl.files.provenance import provenance_record
+    from mtrl.study.status import stale_inputs
     from mtrl.tables import RunRef, aggregate
 
     figure, expected = snakemake.wildcards.figure, snakemake.params.expected

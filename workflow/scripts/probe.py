@@ -5,10 +5,10 @@ from pathlib import Path
 from _adapter import drop_rerun_markers, logged
 
 with logged(snakemake.log[0]):
-    from mtrl.checkpoints import remove_quietly, write_failure
-    from mtrl.probe import probe_run
-    from mtrl.provenance import provenance_record
-    from mtrl.results import provenance_attrs, read_provenance
+    from mtrl.files.checkpoints import remove_quietly, write_failure
+    from mtrl.files.provenance import provenance_record
+    from mtrl.files.result_files import provenance_attrs, read_provenance
+    from mtrl.probe.probing import probe_run
 
     run_dir = Path(snakemake.input.train).parent
     out = Path(snakemake.output[0])

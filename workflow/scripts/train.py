@@ -6,9 +6,9 @@ from pathlib import Path
 from _adapter import drop_rerun_markers, logged, stop_before_time_limit
 
 with logged(snakemake.log[0]):
-    from mtrl.config import TrainConfig
-    from mtrl.grid import execution_settings
-    from mtrl.train import TrainingInterrupted, train
+    from mtrl.config.settings import TrainConfig
+    from mtrl.run.train import TrainingInterrupted, train
+    from mtrl.study.grid import execution_settings
 
     run = snakemake.params.run  # the run's identity: its resolved settings less execution settings
     task_set, arch = run.get("task_set", TrainConfig.task_set), run.get("arch", TrainConfig.arch)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtrl.config import TrainConfig
+from mtrl.config.settings import TrainConfig
 from mtrl.envs.benchmarks import ACTION_DIM, OBS_DIM
-from mtrl.runtime import (
+from mtrl.study.runtime import (
     KEY_COLUMNS,
     SETTING_COLUMNS,
     Measured,

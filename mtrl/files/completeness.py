@@ -2,8 +2,8 @@
 that agree with each other. A file that is not (its datasets lost, zero bytes, truncated) is stale:
 the workflow makes it again, `mtrl status` calls it stale, and aggregation refuses it, naming it.
 
-train.h5 (`mtrl.results`): N tasks (attribute `tasks`), K >= 1 evaluations, M training-log rows.
-plasticity.h5 (`mtrl.probe`): S >= 1 probed checkpoints, T taus, L hidden layers per network.
+train.h5 (`mtrl.files.result_files`): N tasks (attribute `tasks`), K >= 1 evaluations, M training-log rows.
+plasticity.h5 (`mtrl.probe.probing`): S >= 1 probed checkpoints, T taus, L hidden layers per network.
 Neither torch nor the probe is imported: the workflow checks files while it builds its DAG.
 """
 
@@ -16,12 +16,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from mtrl.results import TRAIN_SCALARS
+from mtrl.files.result_files import TRAIN_SCALARS
 
 TRAIN_ATTRS = ("config", "tasks", "actor_params", "critic_params")
 PLASTICITY_NETWORKS = ("actor", "critic0", "critic1")
 PLASTICITY_ATTRS = ("taus", "config")
-# metric -> its shape in S probed steps, T taus and L layers (as mtrl.probe.METRICS documents them)
+# metric -> its shape in S probed steps, T taus and L layers (as mtrl.probe.probing.METRICS documents them)
 PLASTICITY_SHAPES = {
     "dormant_pct": "STL",
     "dormant_pct_total": "ST",

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mtrl.gpu_share import NOT_MEASURED, Share
-from mtrl.grid import StudyGrid
-from mtrl.runtime import Plan, run_setting
-from mtrl.speed import device_type_of
+from mtrl.config.speed import device_type_of
+from mtrl.study.gpu_share import NOT_MEASURED, Share
+from mtrl.study.grid import StudyGrid
+from mtrl.study.runtime import Plan, run_setting
 
 WHOLE_STUDY = "the whole study"
 
@@ -106,7 +106,7 @@ def plan_lines(
 
 def _sharing_line(shares: Sequence[Share]) -> str:
     """How many runs share a GPU, how many are not measured, and which limit decided k for the rest
-    (GPU busy, cores, host or GPU memory, max_runs_per_gpu: mtrl.gpu_share)."""
+    (GPU busy, cores, host or GPU memory, max_runs_per_gpu: mtrl.study.gpu_share)."""
     by_k = Counter(share.k for share in shares)
     groups = ", ".join(f"{n} runs {k} per GPU" for k, n in sorted(by_k.items()) if k > 1) or "none"
     unmeasured = sum(share.binding == NOT_MEASURED for share in shares)

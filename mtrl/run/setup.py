@@ -9,8 +9,8 @@ import random
 import numpy as np
 import torch
 
-from mtrl.config import ConfigError, TrainConfig
-from mtrl.speed import resolve_speed
+from mtrl.config.settings import ConfigError, TrainConfig
+from mtrl.config.speed import resolve_speed
 
 
 def pick_device(name: str) -> torch.device:
@@ -39,7 +39,7 @@ def set_matmul_precision(precision: str, device: torch.device) -> None:
 
 def prepare_process(config: TrainConfig) -> torch.device:
     """Pick the device (ConfigError if a requested GPU is missing), set torch threads and matmul
-    precision (`auto` resolved for the device, mtrl.speed) for this process; return the device."""
+    precision (`auto` resolved for the device, mtrl.config.speed) for this process; return the device."""
     device = pick_device(config.device)
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)

@@ -1,6 +1,6 @@
 """Where every run of a study stands, judged by the provenance its outputs record.
 
-complete     train.h5 is whole (`mtrl.completeness`) and records the run settings and training code
+complete     train.h5 is whole (`mtrl.files.completeness`) and records the run settings and training code
              the workflow would use now (and so does plasticity.h5, if there is one)
 stale        train.h5 (or plasticity.h5) records other settings or code, or is not whole (its
              figures would mix versions, or could not be drawn): the workflow makes it again
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtrl.completeness import result_file_problem
-from mtrl.results import read_provenance
+from mtrl.files.completeness import result_file_problem
+from mtrl.files.result_files import read_provenance
 
 TRAIN_FILE, PLASTICITY_FILE = "train.h5", "plasticity.h5"
 STATES = ("complete", "in progress", "stale", "missing")
@@ -66,7 +66,7 @@ def _settings_diff(recorded: str | None, wanted: str) -> str:
 def _progress(run_dir: Path, identity_json: str, train_code: str) -> str:
     """The step a stopped or running run reached, from its resume checkpoint (read without its
     tensors: `checkpoints.peek`) or its last probe checkpoint; '' if it has neither."""
-    from mtrl import checkpoints as ckpt
+    from mtrl.files import checkpoints as ckpt
 
     resume = ckpt.resume_path(run_dir)
     found = [path for path in (resume, ckpt.previous_path(resume)) if path.exists()]
@@ -82,7 +82,7 @@ def _progress(run_dir: Path, identity_json: str, train_code: str) -> str:
 
 def _resume_progress(state: Mapping[str, Any], identity_json: str, train_code: str) -> str:
     from mtrl.envs.benchmarks import num_tasks_of
-    from mtrl.provenance import identity
+    from mtrl.files.provenance import identity
 
     config = state["config"]
     text = f"step {state['step'] * num_tasks_of(config['task_set']):,} of {config['total_steps']:,}"
@@ -131,8 +131,8 @@ def stale_inputs(expected: Mapping[str, Any], plasticity: bool) -> list[RunStatu
 
 def study_status(study: Mapping[str, Any], results_dir: Path | None = None) -> list[RunStatus]:
     """Every run of a validated workflow config, in grid order."""
-    from mtrl.grid import build_grid
-    from mtrl.provenance import code_hash, identity
+    from mtrl.files.provenance import code_hash, identity
+    from mtrl.study.grid import build_grid
 
     grid = build_grid(study)
     root = Path(results_dir or study.get("results_dir", "results")) / "runs"
@@ -158,7 +158,7 @@ def recorded_study(results_dir: Path) -> Path | None:
     path = results_dir / STUDY_RECORD
     if not path.is_file():
         return None
-    from mtrl.config import ConfigError
+    from mtrl.config.settings import ConfigError
 
     try:
         files = json.loads(path.read_text())["configfiles"]
@@ -184,7 +184,7 @@ def study_and_results(results_dir: str | None, configfile: str | None) -> tuple[
     """The study and results folder `mtrl status` checks: the folder given (else the config's
     results_dir) against the study recorded there (else --configfile, else config/config.yaml).
     ConfigError for a folder that does not exist, or that another study wrote."""
-    from mtrl.config import ConfigError
+    from mtrl.config.settings import ConfigError
 
     folder = Path(results_dir) if results_dir else None
     if folder is not None and not folder.is_dir():
@@ -226,10 +226,10 @@ def load_study(path: Path) -> dict[str, Any]:
     defaults; ConfigError naming the file or key."""
     import yaml
 
-    from mtrl.config import ConfigError
-    from mtrl.config_files import load_yaml_mapping
-    from mtrl.grid import validate_study
-    from mtrl.provenance import ROOT
+    from mtrl.config.files import load_yaml_mapping
+    from mtrl.config.settings import ConfigError
+    from mtrl.files.provenance import ROOT
+    from mtrl.study.grid import validate_study
 
     study = load_yaml_mapping(path)
     if "figures" not in study:
