@@ -10,17 +10,21 @@ same: once remade, a file is current and is never rebuilt again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from mtrl.study.plan import Scope
 
 # judge(path, kind, run) -> '' when the file is current, else why not; kind is "train" or "probe"
 Judge = Callable[[Path, str, str], str]
+RULE_OF = {"train.h5": "train", "plasticity.h5": "probe"}  # the rest are tables: "aggregate"
 
 
-def files_to_remake(scope: Scope, results_dir: Path, judge: Judge) -> dict[Path, str]:
-    """{path: why} of every train.h5, plasticity.h5 and table in `scope` that must be made again.
+def files_to_remake(
+    scope: Scope, results_dir: Path, judge: Judge, allowed_rules: Collection[str] = ()
+) -> dict[Path, str]:
+    """{path: why} of every train.h5, plasticity.h5 and table in `scope` that must be made again,
+    by the rules in `allowed_rules` (Snakemake's --allowed-rules; all when empty).
 
     A run whose train.h5 is remade has its plasticity.h5 remade after it in any case (Snakemake
     reruns what depends on a job that runs); so do the tables and figures that read it.
@@ -40,6 +44,10 @@ def files_to_remake(scope: Scope, results_dir: Path, judge: Judge) -> dict[Path,
         table = results_dir / "tables" / f"{figure}.csv"
         if not table.exists() or not table.with_suffix(".provenance.json").exists():
             remake[table] = "missing"
+    if allowed_rules:
+        return {
+            path: why for path, why in remake.items() if RULE_OF.get(path.name, "aggregate") in allowed_rules
+        }
     return remake
 
 

@@ -64,10 +64,10 @@ NO_JOBS = (
 )
 
 
-def command_targets():
-    """The targets of the `snakemake` command that parses this file; None for one that plans no
-    jobs (NO_JOBS) or is not the snakemake command line (the API). Snakemake does not tell a
-    Snakefile its targets, so its own parser reads them from the command line."""
+def command_args():
+    """The parsed command line of the `snakemake` command that parses this file (its targets,
+    allowed_rules...); None for one that plans no jobs (NO_JOBS) or is not the snakemake command
+    line (the API). Snakemake does not tell a Snakefile its targets: its own parser reads them."""
     if Path(sys.argv[0]).name != "snakemake" and Path(sys.argv[0]).parent.name != "snakemake":
         return None
     from snakemake.cli import get_argument_parser
@@ -78,7 +78,7 @@ def command_targets():
         return None
     if any(getattr(args, name, None) for name in NO_JOBS):
         return None
-    return list(args.targets or [])
+    return args
 
 
 def force_rerun(workflow, files):
@@ -109,9 +109,9 @@ def _judge(path, kind, run):
     return result_problem(path, IDENTITY[run], CODE[kind])
 
 
-if workflow.is_main_process and (_targets := command_targets()) is not None:
-    _scope = targets_scope(_targets, GRID, RESULTS, FIGURES_DIR)
-    REMAKE = files_to_remake(_scope, RESULTS, _judge)
+if workflow.is_main_process and (_args := command_args()) is not None:
+    _scope = targets_scope(list(_args.targets or []), GRID, RESULTS, FIGURES_DIR)
+    REMAKE = files_to_remake(_scope, RESULTS, _judge, getattr(_args, "allowed_rules", None) or ())
     _complete = {rid for rid in _scope.runs if RESULTS / "runs" / rid / "train.h5" not in REMAKE}
     _lines = plan_lines(_scope.label, _scope.runs, GRID, PLANS, SHARES, config["train_resources"], _complete)
     _lines += [line] if (line := remake_line(REMAKE)) else []
