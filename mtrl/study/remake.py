@@ -20,11 +20,8 @@ Judge = Callable[[Path, str, str], str]
 RULE_OF = {"train.h5": "train", "plasticity.h5": "probe"}  # the rest are tables: "aggregate"
 
 
-def files_to_remake(
-    scope: Scope, results_dir: Path, judge: Judge, allowed_rules: Collection[str] = ()
-) -> dict[Path, str]:
-    """{path: why} of every train.h5, plasticity.h5 and table in `scope` that must be made again,
-    by the rules in `allowed_rules` (Snakemake's --allowed-rules; all when empty).
+def files_to_remake(scope: Scope, results_dir: Path, judge: Judge) -> dict[Path, str]:
+    """{path: why} of every train.h5, plasticity.h5 and table in `scope` that must be made again.
 
     A run whose train.h5 is remade has its plasticity.h5 remade after it in any case (Snakemake
     reruns what depends on a job that runs); so do the tables and figures that read it.
@@ -44,11 +41,15 @@ def files_to_remake(
         table = results_dir / "tables" / f"{figure}.csv"
         if not table.exists() or not table.with_suffix(".provenance.json").exists():
             remake[table] = "missing"
-    if allowed_rules:
-        return {
-            path: why for path, why in remake.items() if RULE_OF.get(path.name, "aggregate") in allowed_rules
-        }
     return remake
+
+
+def made_by(remake: dict[Path, str], allowed_rules: Collection[str]) -> dict[Path, str]:
+    """The files of `remake` that the rules in `allowed_rules` make (Snakemake's --allowed-rules;
+    all when it is empty): a file no allowed rule makes is not forced."""
+    if not allowed_rules:
+        return remake
+    return {path: why for path, why in remake.items() if RULE_OF.get(path.name, "aggregate") in allowed_rules}
 
 
 def remake_line(remake: dict[Path, str]) -> str | None:

@@ -9,7 +9,7 @@ from mtrl.figures import FIGURES
 from mtrl.study.grid import build_grid
 from mtrl.files.provenance import CODE_GROUPS, code_hash, figure_code_hash, identity, table_code_hash
 from mtrl.study.plan import plan_lines, targets_scope
-from mtrl.study.remake import files_to_remake, remake_line
+from mtrl.study.remake import files_to_remake, made_by, remake_line
 from mtrl.study.status import check_results_owner, result_problem
 from mtrl.study.gpu_share import check_mem_mb, NodeLimits, Share, load_share_table, runs_per_gpu, train_mem_mb, train_threads
 from mtrl.study.runtime import load_table, plan, retries
@@ -111,12 +111,12 @@ def _judge(path, kind, run):
 
 if workflow.is_main_process and (_args := command_args()) is not None:
     _scope = targets_scope(list(_args.targets or []), GRID, RESULTS, FIGURES_DIR)
-    REMAKE = files_to_remake(_scope, RESULTS, _judge, getattr(_args, "allowed_rules", None) or ())
+    REMAKE = files_to_remake(_scope, RESULTS, _judge)
     _complete = {rid for rid in _scope.runs if RESULTS / "runs" / rid / "train.h5" not in REMAKE}
     _lines = plan_lines(_scope.label, _scope.runs, GRID, PLANS, SHARES, config["train_resources"], _complete)
     _lines += [line] if (line := remake_line(REMAKE)) else []
     print("\n".join(_lines), file=sys.stderr)
-    force_rerun(workflow, [str(path) for path in REMAKE])
+    force_rerun(workflow, [str(path) for path in made_by(REMAKE, getattr(_args, "allowed_rules", None) or ())])
 
 
 wildcard_constraints:
