@@ -271,3 +271,21 @@ def test_damaged_plasticity_values_are_named(tmp_path):
         handle["actor/srank"][0, 0] = np.nan
     assert result_file_problem(path) == "damaged (actor/srank[0, 0] = nan is not finite)"
     shutil.rmtree(tmp_path)
+
+
+def test_a_table_changed_after_its_aggregation_is_damaged_and_remade(tmp_path):
+    """The figures' own inputs carry a checksum too: a table edited or damaged after aggregation is
+    refused by the figure rule and made again by the workflow."""
+    from mtrl.files.integrity import file_sha256, table_problem
+    from mtrl.study.plan import Scope
+    from mtrl.study.remake import files_to_remake
+
+    table = tmp_path / "tables" / "fig4.csv"
+    table.parent.mkdir()
+    table.write_text("panel,series,step,iqm\nMT10,width 400,500,50.0\n")
+    table.with_suffix(".provenance.json").write_text(json.dumps({"table_sha256": file_sha256(table)}))
+    scope = Scope("fig4", [], set(), ["fig4"])
+    assert table_problem(table) is None and files_to_remake(scope, tmp_path, lambda *_: "") == {}
+    table.write_text("panel,series,step,iqm\nMT10,width 400,500,200.0\n")
+    assert table_problem(table) == "damaged (its checksum differs from the one its aggregation recorded)"
+    assert files_to_remake(scope, tmp_path, lambda *_: "") == {table: f"fig4.csv {table_problem(table)}"}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -166,3 +167,22 @@ def _plasticity_checks(handle: h5py.File) -> list[Callable[[], str | None]]:
         for metric, (low, high) in PLASTICITY_RANGES.items()
     ]
     return checks
+
+
+# ---------------------------------------------------------------- a figure's table (CSV)
+def file_sha256(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def table_problem(table: Path) -> str | None:
+    """Why a figure's table (tables/<figure>.csv) is not the one its aggregation wrote, or None: its
+    provenance JSON beside it records the table's checksum (`table_sha256`)."""
+    provenance = table.with_suffix(".provenance.json")
+    try:
+        recorded = json.loads(provenance.read_text()).get("table_sha256")
+        actual = file_sha256(table)
+    except (OSError, ValueError, AttributeError) as exc:
+        return f"unreadable ({type(exc).__name__}: {' '.join(str(exc).split())})"
+    if recorded != actual:
+        return "damaged (its checksum differs from the one its aggregation recorded)"
+    return None

@@ -87,7 +87,12 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "workflow/scripts/aggregate.py",
         "workflow/scripts/_adapter.py",
     ),
-    "plot": ("mtrl/plots/*.py", "workflow/scripts/figure.py", "workflow/scripts/_adapter.py"),
+    "plot": (
+        "mtrl/plots/*.py",
+        "mtrl/files/integrity.py::file_sha256,table_problem",
+        "workflow/scripts/figure.py",
+        "workflow/scripts/_adapter.py",
+    ),
 }
 # A figure's own code, added to the aggregate group for its table and to the plot group for its
 # drawing: its declaration in the figure registry, `table=` or `plot=`, with what that names there.

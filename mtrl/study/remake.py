@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from pathlib import Path
 
+from mtrl.files.integrity import table_problem
 from mtrl.study.plan import Scope
 
 # judge(path, kind, run) -> '' when the file is current, else why not; kind is "train" or "probe"
@@ -41,6 +42,8 @@ def files_to_remake(scope: Scope, results_dir: Path, judge: Judge) -> dict[Path,
         table = results_dir / "tables" / f"{figure}.csv"
         if not table.exists() or not table.with_suffix(".provenance.json").exists():
             remake[table] = "missing"
+        elif problem := table_problem(table):
+            remake[table] = f"{table.name} {problem}"
     return remake
 
 
