@@ -62,6 +62,9 @@ NO_JOBS = (
     "delete_all_output", "delete_temp_output", "export_cwl", "generate_unit_tests",
     "edit_notebook", "draft_notebook",
 )
+SUMMARIES = ("summary", "detailed_summary")  # no jobs, but they say which files are to be remade
+
+
 
 
 def command_args():
@@ -76,7 +79,7 @@ def command_args():
         args, _ = get_argument_parser().parse_known_args(sys.argv[1:])
     except (SystemExit, Exception):  # an unreadable command line: Snakemake reports it itself
         return None
-    if any(getattr(args, name, None) for name in NO_JOBS):
+    if any(getattr(args, name, None) for name in NO_JOBS if name not in SUMMARIES):
         return None
     return args
 
@@ -115,7 +118,8 @@ if workflow.is_main_process and (_args := command_args()) is not None:
     _complete = {rid for rid in _scope.runs if RESULTS / "runs" / rid / "train.h5" not in REMAKE}
     _lines = plan_lines(_scope.label, _scope.runs, GRID, PLANS, SHARES, config["train_resources"], _complete)
     _lines += [line] if (line := remake_line(REMAKE)) else []
-    print("\n".join(_lines), file=sys.stderr)
+    if not any(getattr(_args, name, None) for name in SUMMARIES):
+        print("\n".join(_lines), file=sys.stderr)
     force_rerun(workflow, [str(path) for path in made_by(REMAKE, getattr(_args, "allowed_rules", None) or ())])
 
 
