@@ -222,17 +222,26 @@ CONFIG_FILES = {
 }
 
 
-def test_a_configfile_snakemake_cannot_read_is_one_line_naming_it(tmp_path):
-    """Before: a 50-line Snakemake traceback (binary), or Snakemake's message naming no file."""
+def test_a_configfile_snakemake_cannot_read_is_one_line_naming_it(tmp_path, capsys):
+    """Before: a 50-line Snakemake traceback (binary), or Snakemake's message naming no file. Two
+    through Snakemake itself (its profile runs the check), all four through the check."""
+    from mtrl.config.files import check_workflow_configfiles
+
     for case, (content, message) in CONFIG_FILES.items():
         path = tmp_path / f"{case.replace(' ', '_')}.yaml"
         path.write_bytes(content)
-        proc = subprocess.run(
-            [SNAKEMAKE, "--dry-run", "--configfile", str(path)], cwd=ROOT, capture_output=True, text=True
-        )
-        lines = [line for line in proc.stderr.splitlines() if "mtrl: error" in line]
-        assert proc.returncode == 1 and "Traceback" not in proc.stderr, (case, proc.stderr)
-        assert len(lines) == 1 and lines[0].startswith(f"mtrl: error: {path}: {message}"), (case, lines)
+        with pytest.raises(SystemExit) as info:
+            check_workflow_configfiles(["-n", "--configfile", str(path), "--cores", "1"])
+        lines = capsys.readouterr().err.splitlines()
+        assert info.value.code == 1 and len(lines) == 1, (case, lines)
+        assert lines[0].startswith(f"mtrl: error: {path}: {message}"), (case, lines)
+        if case in ("binary", "empty"):
+            proc = subprocess.run(
+                [SNAKEMAKE, "--dry-run", "--configfile", str(path)], cwd=ROOT, capture_output=True, text=True
+            )
+            errors = [line for line in proc.stderr.splitlines() if "mtrl: error" in line]
+            assert proc.returncode == 1 and "Traceback" not in proc.stderr, (case, proc.stderr)
+            assert errors == [f"mtrl: error: {path}: {message}"], (case, proc.stderr)
 
 
 # ---------------------------------------------------------------- misleading

@@ -1,14 +1,17 @@
 """Where every run of a study stands, judged by the provenance its outputs record.
 
-complete     train.h5 is whole (`mtrl.files.completeness`) and records the run settings and training code
-             the workflow would use now (and so does plasticity.h5, if there is one)
-stale        train.h5 (or plasticity.h5) records other settings or code, or is not whole (its
-             figures would mix versions, or could not be drawn): the workflow makes it again
-in progress  a resume checkpoint or probe checkpoints exist (the step reached is shown)
-missing      no train.h5 and no checkpoint to resume from (nothing yet, or train.h5 deleted)
+complete     train.h5 is whole and plausible (`mtrl.files.completeness`: values in range, checksum as
+             written) and records the run settings and training code the workflow would use now
+             (and so does plasticity.h5, if there is one)
+stale        train.h5 (or plasticity.h5) records other settings or code, or is not whole or not
+             plausible (its figures would mix versions, or be wrong): the workflow makes it again
+in progress  a resume checkpoint, or probe checkpoints short of the run's total, exist (the step
+             reached is shown)
+missing      no train.h5 and nothing to resume from (nothing yet, or train.h5 deleted)
 Aggregation uses `stale_inputs` to refuse out-of-date inputs, naming them. A results folder knows
-the study that wrote it (`study.json`, written when the workflow starts jobs), so `mtrl status
-RESULTS_DIR` checks it against that study's config and refuses another one.
+the study that wrote it (`study.json`, written when the workflow starts jobs) and holds that study
+only: `mtrl status RESULTS_DIR` checks it against that study's config, and the workflow refuses
+another study's config (`check_results_owner`).
 """
 
 from __future__ import annotations
