@@ -62,7 +62,7 @@ def targets_scope(targets: Sequence[str], grid: StudyGrid, results_dir: Path, fi
     whole = not targets
     for target in targets:
         path = _absolute(target)
-        figure = _figure_of(path, figures, tables)
+        figure = target if target in grid.figures else _figure_of(path, figures, tables)  # rule table1
         run = path.parent.relative_to(runs).as_posix() if path.is_relative_to(runs) else None
         if figure in grid.figures:
             wanted.update(dict.fromkeys(grid.runs_of(figure)))
