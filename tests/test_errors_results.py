@@ -298,3 +298,25 @@ def test_a_table_changed_after_its_aggregation_is_damaged_and_remade(tmp_path):
     table.write_text("panel,series,step,iqm\nMT10,width 400,500,200.0\n")
     assert table_problem(table) == "damaged (its checksum differs from the one its aggregation recorded)"
     assert files_to_remake(scope, tmp_path, lambda *_: "") == {table: f"fig4.csv {table_problem(table)}"}
+
+
+def test_only_the_files_behind_the_targets_are_forced(tmp_path, monkeypatch):
+    """Forced files become Snakemake targets: those of other figures must never be among them."""
+    from mtrl.study.plan import targets_scope
+    from mtrl.study.remake import files_to_remake, made_by
+
+    monkeypatch.chdir(tmp_path)
+    grid = build_grid(load_study(ROOT / "config" / "smoke.yaml"))
+    results, figures = Path("results/smoke"), Path("figures/smoke")
+    fig7 = targets_scope(["figures/smoke/fig7.pdf"], grid, results, figures)
+    assert fig7.figures == ["fig7"] and fig7.runs == grid.runs_of("fig7") and fig7.probed == set(fig7.runs)
+    table1 = targets_scope(["table1"], grid, results, figures)  # the rule's name
+    assert table1.figures == ["table1"] and table1.runs == grid.runs_of("table1") and not table1.probed
+    one = grid.runs_of("fig5")[0]
+    run = targets_scope([f"results/smoke/runs/{one}/train.h5"], grid, results, figures)
+    assert (run.runs, run.figures, run.probed) == ([one], [], set())
+    remake = files_to_remake(fig7, results, lambda path, kind, rid: "missing")
+    assert set(remake) == {results / "runs" / rid / "train.h5" for rid in fig7.runs} | {
+        results / "tables" / "fig7.csv"
+    }
+    assert set(made_by(remake, ["aggregate"])) == {results / "tables" / "fig7.csv"}
