@@ -122,7 +122,7 @@ def _next_line(lines: queue.Queue, deadline: float) -> str | None:
 def stop_and_resume(config: Mapping[str, Any], run_dir: Path, stop_after: int, timeout: float) -> dict:
     """Stop a run after `stop_after` transitions, run it again and stop it at its next progress line:
     it must resume at the step it stopped at and continue its log from there."""
-    from mtrl import checkpoints as ckpt
+    from mtrl.files import checkpoints as ckpt
 
     shutil.rmtree(run_dir, ignore_errors=True)
     started = time.time()

@@ -149,7 +149,7 @@ def loop_way(name: str, tasks: list[str], width: int, threads: int) -> Way:
     import torch
     from throughput import agent_with_random_buffer
 
-    from mtrl.config import TrainConfig
+    from mtrl.config.settings import TrainConfig
 
     config = TrainConfig.from_dict(
         {"task_set": {10: "mt10", 50: "mt50"}[len(tasks)], "actor_width": width, "critic_width": width}

@@ -7,7 +7,7 @@ what each figure's jobs run) all read `FIGURES`. Functions are named, not import
 this module at every DAG build, without pandas or matplotlib.
 
 A figure's `table=` and `plot=` expressions, with the definitions of this module they name, are
-that figure's own code (`mtrl.provenance.figure_code_hash`): editing them reruns that figure only.
+that figure's own code (`mtrl.files.provenance.figure_code_hash`): editing them reruns that figure only.
 """
 
 from __future__ import annotations

@@ -9,11 +9,11 @@ import pytest
 import torch
 from _pytest.nodeid import coerce_node_id
 
-from mtrl.config import TrainConfig
+from mtrl.config.settings import TrainConfig
 
 torch.set_num_threads(1)
 # matched widths and Meta-World's goal variations computed afresh in every test session (and its
-# Snakemake subprocesses), not taken from the user's cache (mtrl.width_cache, mtrl.envs.vector); one
+# Snakemake subprocesses), not taken from the user's cache (mtrl.study.width_cache, mtrl.envs.vector); one
 # cache for all pytest-xdist workers of a session, so that each variation is sampled once
 _RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")
 if _RUN:

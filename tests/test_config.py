@@ -9,7 +9,7 @@ import time
 import pytest
 
 from mtrl.cli import main
-from mtrl.config import ConfigError, TrainConfig
+from mtrl.config.settings import ConfigError, TrainConfig
 from tests.conftest import TINY
 
 

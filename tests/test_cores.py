@@ -63,7 +63,7 @@ def test_split_cores(args, expected):
 
 
 def test_prepare_process_sets_torch_threads_from_the_jobs_cores_not_torchs_default(tiny_config, monkeypatch):
-    from mtrl.run_setup import core_split, prepare_process
+    from mtrl.run.setup import core_split, prepare_process
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(6)))
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "5")

@@ -148,8 +148,8 @@ def test_the_gpu_benchmark_compares_with_jax_like_for_like_and_end_to_end(monkey
 def test_the_gpu_benchmark_writes_rows_with_their_setting(tmp_path):
     """benchmarks/gpu.py on a CPU at toy size: every loop setting measured gets a runtime.csv and a
     gpu_share.csv row saying its mode, precision and overlap; rows of other keys are kept."""
-    from mtrl.gpu_share import load_share_table
-    from mtrl.runtime import load_table
+    from mtrl.study.gpu_share import load_share_table
+    from mtrl.study.runtime import load_table
 
     shutil.copy(ROOT / "benchmarks" / "results" / "runtime.csv", tmp_path / "runtime.csv")
     kept = load_table(tmp_path / "runtime.csv")
@@ -182,7 +182,7 @@ def test_the_gpu_runs_are_the_papers_mt10_baseline_with_shorter_evaluations():
     execution settings, evaluation episodes and, for the short one, its schedule; both validate."""
     from dataclasses import asdict
 
-    from mtrl.config import TrainConfig
+    from mtrl.config.settings import TrainConfig
 
     paper = asdict(TrainConfig().resolved())
     schedule = {"total_steps", "eval_every", "log_every", "probe_checkpoints"}

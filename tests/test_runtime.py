@@ -1,5 +1,5 @@
-"""Runtime plans and runs per GPU from measured rows of the setting a run resolves to (mtrl.runtime,
-mtrl.speed), and the plan a Snakemake command prints for its targets (mtrl.plan)."""
+"""Runtime plans and runs per GPU from measured rows of the setting a run resolves to (mtrl.study.runtime,
+mtrl.config.speed), and the plan a Snakemake command prints for its targets (mtrl.study.plan)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mtrl.config import ConfigError, TrainConfig
-from mtrl.gpu_share import SHARE_COLUMNS, NodeLimits, ShareRow, gpu_mem_mb, load_share_table, runs_per_gpu
-from mtrl.grid import StudyGrid, build_grid, validate_study
-from mtrl.plan import WHOLE_STUDY, plan_lines, targets_runs
-from mtrl.runtime import Row, Setting, estimate, load_table, plan, run_setting
-from mtrl.speed import device_type_of, resolve_speed
+from mtrl.config.settings import ConfigError, TrainConfig
+from mtrl.config.speed import device_type_of, resolve_speed
+from mtrl.study.gpu_share import (
+    SHARE_COLUMNS,
+    NodeLimits,
+    ShareRow,
+    gpu_mem_mb,
+    load_share_table,
+    runs_per_gpu,
+)
+from mtrl.study.grid import StudyGrid, build_grid, validate_study
+from mtrl.study.plan import WHOLE_STUDY, plan_lines, targets_runs
+from mtrl.study.runtime import Row, Setting, estimate, load_table, plan, run_setting
 from tests.workflow_helpers import ROOT, snakemake
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -98,7 +105,7 @@ def test_k_runs_share_a_gpu_only_where_the_node_holds_them_and_the_plan_names_th
 
 
 def _sharing_line_of(shares) -> str:
-    from mtrl.plan import _sharing_line
+    from mtrl.study.plan import _sharing_line
 
     return _sharing_line(shares)
 

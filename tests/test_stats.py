@@ -1,4 +1,4 @@
-"""mtrl.stats: IQM and CIs against hand computations; determinism; one-run edge cases."""
+"""mtrl.tables.stats: IQM and CIs against hand computations; determinism; one-run edge cases."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from mtrl.stats import iqm, iqm_ci, iqm_curve, mean_ci, run_iqm, success_ci, success_curve_ci
+from mtrl.tables.stats import iqm, iqm_ci, iqm_curve, mean_ci, run_iqm, success_ci, success_curve_ci
 
 
 def hand_iqm(scores: np.ndarray) -> float:

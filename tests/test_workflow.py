@@ -18,8 +18,8 @@ import h5py
 import pandas as pd
 import pytest
 
-from mtrl.config import TrainConfig
-from mtrl.provenance import (
+from mtrl.config.settings import TrainConfig
+from mtrl.files.provenance import (
     CODE_GROUPS,
     code_hash,
     figure_code_hash,
@@ -28,14 +28,15 @@ from mtrl.provenance import (
     source_hash,
     table_code_hash,
 )
-from mtrl.runtime import COLUMNS, Row, Setting, estimate, load_table, plan
-from mtrl.status import run_status, stale_inputs
+from mtrl.study.runtime import COLUMNS, Row, Setting, estimate, load_table, plan
+from mtrl.study.status import run_status, stale_inputs
 from tests.workflow_helpers import (
     ROOT,
     comment_before,
     copy_workflow,
     dry_run,
     edited_config,
+    edited_in_place,
     scheduled_train_runs,
     snakemake,
 )
@@ -127,29 +128,22 @@ def test_smoke_rerun_changes_only_what_an_edit_invalidates(smoke, tmp_path):
     def narrower_critic(config):
         config["figures"]["fig5"][2]["critic_width"] = 24
 
-    one_width = edited_config(smoke_config, tmp_path / "one_width.yaml", narrower_critic)
-    assert dry_run(workdir, "--configfile", str(one_width)) == {
-        "train": 1,
-        "aggregate": 1,
-        "figure": 1,
-        "all": 1,
-    }
+    with edited_in_place(smoke_config, narrower_critic):  # the same study (its results folder's)
+        assert dry_run(workdir, *SMOKE) == {"train": 1, "aggregate": 1, "figure": 1, "all": 1}
 
     # a longer MT25 schedule: its 2 runs are retrained and re-probed; only fig7 depends on them
     def longer_mt25(config):
         config["task_set_defaults"]["mt25"].update(total_steps=25000, checkpoint_every=12500, log_every=12500)
 
-    steps = edited_config(smoke_config, tmp_path / "steps.yaml", longer_mt25)
-    expected = {"train": 2, "probe": 2, "aggregate": 1, "figure": 1, "all": 1}
-    assert dry_run(workdir, "--configfile", str(steps)) == expected
+    with edited_in_place(smoke_config, longer_mt25):
+        assert dry_run(workdir, *SMOKE) == {"train": 2, "probe": 2, "aggregate": 1, "figure": 1, "all": 1}
 
     # two more seeds for the MT25 series: 2 widths x 2 new seeds
     def more_seeds(config):
         config["figures"]["fig7"][1]["seeds"] = [0, 1, 2]
 
-    seeds = edited_config(smoke_config, tmp_path / "seeds.yaml", more_seeds)
-    expected = {"train": 4, "probe": 4, "aggregate": 1, "figure": 1, "all": 1}
-    assert dry_run(workdir, "--configfile", str(seeds)) == expected
+    with edited_in_place(smoke_config, more_seeds):
+        assert dry_run(workdir, *SMOKE) == {"train": 4, "probe": 4, "aggregate": 1, "figure": 1, "all": 1}
 
 
 @pytest.mark.slow
@@ -251,7 +245,7 @@ def test_each_rule_hashes_what_its_jobs_run(tmp_path):
     before = {group: code_hash(group, work) for group in CODE_GROUPS}
     figures = {f: figure_code_hash(f, work) for f in ("fig4", "fig5", "fig11")}
     tables = {f: table_code_hash(f, work) for f in ("fig5", "fig11", "fig12")}
-    results = work / "mtrl" / "results.py"
+    results = work / "mtrl" / "files" / "result_files.py"
     original = results.read_text()
     # the reader of train.h5 is aggregation code: editing it does not retrain anything
     results.write_text(
@@ -396,7 +390,7 @@ def test_full_grid_jobs_fit_a_partition_and_say_what_is_not_measured(tmp_path):
 
 # ---------------------------------------------------------------- provenance checks
 def _fake_run(run_dir, identity_json, code):
-    from mtrl.results import provenance_attrs
+    from mtrl.files.result_files import provenance_attrs
     from tests.fixtures_results import write_fake_train
 
     path = write_fake_train(run_dir, [[0.5, 0.5]])
@@ -501,9 +495,9 @@ def test_a_bad_study_stops_the_workflow_in_one_line_before_any_job(case, tmp_pat
 
 def test_a_train_h5_that_is_not_whole_is_trained_again(tmp_path):
     """Its datasets gone, its attributes (provenance) left: before, it counted as done forever."""
-    from mtrl.grid import build_grid
-    from mtrl.results import provenance_attrs
-    from mtrl.status import load_study
+    from mtrl.files.result_files import provenance_attrs
+    from mtrl.study.grid import build_grid
+    from mtrl.study.status import load_study
     from tests.fixtures_results import write_fake_train
 
     workdir = copy_workflow(tmp_path / "wf")
@@ -539,8 +533,8 @@ def test_smoke_touching_or_execution_settings_rerun_nothing(smoke, tmp_path):
     def execution_settings(config):
         config["run_defaults"].update(vector_strategy="async", torch_threads=2)
 
-    edited = edited_config(workdir / "config" / "smoke.yaml", tmp_path / "exec.yaml", execution_settings)
-    assert dry_run(workdir, "--configfile", str(edited)) == {}
+    with edited_in_place(workdir / "config" / "smoke.yaml", execution_settings):
+        assert dry_run(workdir, *SMOKE) == {}
 
 
 @pytest.mark.slow
@@ -552,40 +546,34 @@ def test_smoke_an_architecture_setting_reruns_that_architecture_only(smoke, tmp_
     def paco_k(config):
         config["run_defaults"]["paco_k"] = 3
 
-    edited = edited_config(workdir / "config" / "smoke.yaml", tmp_path / "paco.yaml", paco_k)
-    assert scheduled_train_runs(workdir, "--configfile", str(edited)) == {
-        "mt10/paco/a32-c32-d3/s0",
-        "mt50/paco/a32-c32-d3/s0",
-        "mt10/mtmhsac/a47-c47-d3/s0",  # matched to PaCo (fig1)
-        "mt10/mtmhsac/a42-c42-d4/s0",  # matched to PaCo at depth 4 (fig9, fig10)
-        "mt10/mtmhsac/a42-c42-d4-skip/s0",
-    }
+    with edited_in_place(workdir / "config" / "smoke.yaml", paco_k):
+        assert scheduled_train_runs(workdir, *SMOKE) == {
+            "mt10/paco/a32-c32-d3/s0",
+            "mt50/paco/a32-c32-d3/s0",
+            "mt10/mtmhsac/a47-c47-d3/s0",  # matched to PaCo (fig1)
+            "mt10/mtmhsac/a42-c42-d4/s0",  # matched to PaCo at depth 4 (fig9, fig10)
+            "mt10/mtmhsac/a42-c42-d4-skip/s0",
+        }
 
     # an SM-only size: the SM runs (fig1's on v2 rewards on MT10 and MT50, table 1's on v1) and the
     # MTMHSAC run matched to SM's size; only fig1 and table 1 are redone
     def sm_size(config):
         config["run_defaults"]["sm_module_width"] = 8
 
-    edited = edited_config(workdir / "config" / "smoke.yaml", tmp_path / "sm.yaml", sm_size)
-    assert scheduled_train_runs(workdir, "--configfile", str(edited)) == {
-        "mt10/sm/a32-c32-d3/s0",
-        "mt10/sm/a32-c32-d3-rewv1-use_task_weightsTrue/s0",
-        "mt10/mtmhsac/a21-c21-d3/s0",
-        "mt50/sm/a32-c32-d3/s0",  # Fig. 1's MT50 SM point (4 x 4 modules)
-    }
-    assert dry_run(workdir, "--configfile", str(edited)) == {
-        "train": 4,
-        "aggregate": 2,
-        "figure": 1,
-        "table1": 1,
-        "all": 1,
-    }
+    with edited_in_place(workdir / "config" / "smoke.yaml", sm_size):
+        assert scheduled_train_runs(workdir, *SMOKE) == {
+            "mt10/sm/a32-c32-d3/s0",
+            "mt10/sm/a32-c32-d3-rewv1-use_task_weightsTrue/s0",
+            "mt10/mtmhsac/a21-c21-d3/s0",
+            "mt50/sm/a32-c32-d3/s0",  # Fig. 1's MT50 SM point (4 x 4 modules)
+        }
+        assert dry_run(workdir, *SMOKE) == {"train": 4, "aggregate": 2, "figure": 1, "table1": 1, "all": 1}
 
 
 @pytest.mark.slow
 def test_smoke_reader_code_reruns_aggregation_not_training(smoke):
     workdir, _ = smoke
-    results = workdir / "mtrl" / "results.py"
+    results = workdir / "mtrl" / "files" / "result_files.py"
     original = results.read_text()
     try:
         results.write_text(
@@ -767,7 +755,7 @@ def test_runs_that_share_a_gpu_are_grouped_k_per_slurm_job_asking_for_one_gpu(tm
     from snakemake.resources import GroupResources
     from snakemake_executor_plugin_slurm.utils import set_gres_string
 
-    from mtrl.gpu_share import SHARE_COLUMNS
+    from mtrl.study.gpu_share import SHARE_COLUMNS
 
     table = tmp_path / "gpu_share.csv"  # mt10 MTMHSAC keeps the GPU 30% busy: 3 runs per GPU
     table.write_text(

@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM, REWARD_VERSIONS
-from mtrl.evaluation import Evaluation
+from mtrl.envs.evaluation import Evaluation
 
 warnings.filterwarnings("ignore", message=".*precision lowered by casting.*")
 _METAWORLD_VERSION = version("metaworld")
@@ -148,7 +148,7 @@ def evaluate(
     envs: gym.vector.VectorEnv, policy: Callable[[np.ndarray], np.ndarray], episodes: int
 ) -> Evaluation:
     """Run `episodes` full episodes in every task's env with `policy` (obs batch -> action batch), all
-    envs in lockstep: the reference `mtrl.evaluation.evaluate_until_success` is measured against."""
+    envs in lockstep: the reference `mtrl.envs.evaluation.evaluate_until_success` is measured against."""
     num_envs = envs.num_envs
     successes = np.zeros(num_envs)
     returns = np.zeros(num_envs)

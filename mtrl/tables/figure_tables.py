@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 
 from mtrl.figures import FIGURES
-from mtrl.stats import check_statistic
 from mtrl.tables.plasticity import plasticity_curve, plasticity_final
 from mtrl.tables.runs import RunRef
+from mtrl.tables.stats import check_statistic
 from mtrl.tables.success import success_curve, success_final
 from mtrl.tables.table1 import table1
 
@@ -28,7 +28,7 @@ def aggregate(
 ) -> pd.DataFrame:
     """The table of `figure` (a key of FIGURES) from its runs, with the registry's arguments.
 
-    `statistic` is the success IQM of the success figures and Table 1 (`mtrl.stats.STATISTICS`:
+    `statistic` is the success IQM of the success figures and Table 1 (`mtrl.tables.stats.STATISTICS`:
     "runs", the study's, or "pooled"); plasticity figures average over runs and ignore it.
     """
     if figure not in FIGURES:

@@ -1,6 +1,6 @@
 """Success tables: final IQM success per configuration (Fig. 1) and IQM success curves (Figs. 4, 5, 9, 10).
 
-`statistic` picks the IQM (`mtrl.stats.STATISTICS`): "runs" (default, the study's: the IQM over
+`statistic` picks the IQM (`mtrl.tables.stats.STATISTICS`): "runs" (default, the study's: the IQM over
 runs of each run's mean success over tasks, as the authors' figure code) or "pooled" (the IQM over
 all runs x tasks).
 """
@@ -12,10 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from mtrl.results import TrainResult
-from mtrl.stats import success_ci, success_curve_ci
+from mtrl.files.result_files import TrainResult
 from mtrl.tables.grouping import common_prefix, config_columns, group_by, ref_columns, require_runs
 from mtrl.tables.runs import RunRef, read_train
+from mtrl.tables.stats import success_ci, success_curve_ci
 
 __all__ = ["success_final", "success_curve"]
 

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from mtrl.stats import check_statistic, success_ci
 from mtrl.tables.grouping import config_columns
 from mtrl.tables.runs import RunRef, read_train
+from mtrl.tables.stats import check_statistic, success_ci
 
 __all__ = [
     "TABLE1_ARCHS",

@@ -5,7 +5,7 @@ The table (benchmarks/results/runtime.csv) has one row per measured configuratio
     transitions_per_s,measured_on,source
 A run's rows are those of its device, task set, architecture and depth measured with the setting
 it runs with there (`auto` resolved for the device: graph + tf32 on a GPU, eager + float32 on a
-CPU; mtrl.speed). Its throughput is interpolated in log-log over its effective width (the root
+CPU; mtrl.config.speed). Its throughput is interpolated in log-log over its effective width (the root
 mean square of the actor's and the two critics' widths, which tracks the FLOPs of an update);
 beyond the measured widths it is extrapolated along the outermost segment (throughput never rising
 with width). Where such rows are missing, rows of a less specific match are used and the estimate
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from mtrl.config import ConfigError, TrainConfig
-from mtrl.speed import device_type_of, resolve_eval_mode, resolve_speed
+from mtrl.config.settings import ConfigError, TrainConfig
+from mtrl.config.speed import device_type_of, resolve_eval_mode, resolve_speed
 
 T = TypeVar("T")
 # what a measurement is of: device, task set, architecture (text) and sizes (integers) ...

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mtrl import checkpoints as ckpt
-from mtrl.buffers import Batch, MultiTaskReplayBuffer
-from mtrl.config import TrainConfig
+from mtrl.agents.buffers import Batch, MultiTaskReplayBuffer
+from mtrl.config.settings import TrainConfig
 from mtrl.envs.benchmarks import EPISODE_LENGTH
+from mtrl.files import checkpoints as ckpt
 
 if TYPE_CHECKING:
     from mtrl.agents.sac import MultiTaskSAC

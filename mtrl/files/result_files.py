@@ -1,15 +1,16 @@
 """The result files of a run: `train.h5` (eval curve, training log, sizes, config) and its reader.
 
 Layout of train.h5 (all steps are total env transitions over all tasks):
-  attrs:   config (JSON of the resolved TrainConfig), tasks (JSON list, one-hot order),
+  attrs:   checksum (sha256 of every dataset: `mtrl.files.integrity`),
+           config (JSON of the resolved TrainConfig), tasks (JSON list, one-hot order),
            actor_params, critic_params (one Q network), mtrl_version, device, wall_time_s,
-           provenance_* (mtrl.provenance.provenance_record: code hash, run identity, packages,
+           provenance_* (mtrl.files.provenance.provenance_record: code hash, run identity, packages,
            device model, git commit)
   eval/    step (K,) int64, success (K, N), success_mean (K,), return (K, N), return_mean (K,)
   train/   step (M,) int64, critic_loss, actor_loss, alpha_loss, q_mean, entropy (M,),
            alpha (M, N), sps (M,) env transitions per second since the previous row
 The file is written to a temporary name and renamed, so it exists only when complete;
-`mtrl.completeness` checks that one is whole. It is read without HDF5's file lock: it never changes
+`mtrl.files.completeness` checks that one is whole. It is read without HDF5's file lock: it never changes
 once in place, and network file systems without locks (NFS) would refuse a locked read.
 """
 
@@ -23,6 +24,8 @@ from typing import Any
 
 import h5py
 import numpy as np
+
+from mtrl.files.integrity import seal
 
 TRAIN_SCALARS = ("critic_loss", "actor_loss", "alpha_loss", "q_mean", "entropy", "sps")
 
@@ -52,13 +55,14 @@ def write_atomic_h5(path: Path, fill) -> None:
     A write the file system refuses (full disk or quota, read-only, immutable, a network file
     system's error) raises CheckpointError naming `path` and leaves no temporary file behind.
     """
-    from mtrl.checkpoints import remove_quietly, write_failure
+    from mtrl.files.checkpoints import remove_quietly, write_failure
 
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with h5py.File(tmp, "w") as handle:
             fill(handle)
+            seal(handle)  # the checksum of its datasets, verified on every read (mtrl.files.integrity)
         os.replace(tmp, path)
     except OSError as exc:
         remove_quietly(tmp)
@@ -104,12 +108,12 @@ class TrainResult:
 def train_h5_problem(path: Path, config: dict[str, Any], provenance: str = "") -> str | None:
     """Why `path` is not the finished result of the run `config` (a resolved config dict), or None.
 
-    A file that is not whole (`mtrl.completeness`: unreadable, a dataset lost, shapes that disagree)
+    A file that is not whole (`mtrl.files.completeness`: unreadable, a dataset lost, shapes that disagree)
     or was written by another config (or, when both record one, another provenance) is not that
     run's result.
     """
-    from mtrl.completeness import result_file_problem
-    from mtrl.provenance import identity  # execution settings and other architectures' sizes aside
+    from mtrl.files.completeness import result_file_problem
+    from mtrl.files.provenance import identity  # execution settings and other architectures' sizes aside
 
     problem = result_file_problem(path)
     if problem:
@@ -144,7 +148,7 @@ def read_train_h5(path: str | Path) -> TrainResult:
 
 
 def provenance_attrs(path: str | Path, record: dict[str, str]) -> None:
-    """Add provenance attributes (mtrl.provenance.provenance_record) to an existing HDF5 file."""
+    """Add provenance attributes (mtrl.files.provenance.provenance_record) to an existing HDF5 file."""
     with h5py.File(path, "a") as handle:
         for key, value in record.items():
             handle.attrs[key] = value

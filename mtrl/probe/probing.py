@@ -5,13 +5,13 @@ batch (`batch_per_task` transitions per task) drawn with a fixed seed from the r
 was at that step, so every checkpoint is measured on the data it was training on -- as the authors
 computed these metrics on the current training batch. The step-0 checkpoint (untrained networks)
 holds the first episode's warm-up data, the earliest a batch can be drawn (see
-`mtrl.probe_checkpoints`).
+`mtrl.run.probe_checkpoints`).
 
 For each checkpoint the agent is rebuilt on the CPU from the checkpoint's config; the actor runs on
 the batch's observations (with one-hot) and samples actions (noise from the agent's generator,
 re-seeded with `seed`); the critic ensemble runs on [obs, one-hot, those policy actions], as the
 authors' `_get_intermediates` does. Forward hooks on each network's `hidden_layers()` collect the
-hidden features, from which `mtrl.plasticity` computes per layer the dormant-unit percentage (one
+hidden features, from which `mtrl.probe.plasticity` computes per layer the dormant-unit percentage (one
 value per tau), srank and feature norm, plus the pooled dormant percentage over all hidden layers.
 Parameter norms are per network (the actor, and each member of the E=2 critic ensemble); gradient
 norms are those of the SAC critic loss (on the batch's replay actions, as in training) w.r.t. each
@@ -48,12 +48,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mtrl import checkpoints as ckpt
+from mtrl.agents.buffers import Batch
 from mtrl.agents.sac import MultiTaskSAC
-from mtrl.buffers import Batch
-from mtrl.config import TrainConfig
+from mtrl.config.settings import TrainConfig
 from mtrl.envs.benchmarks import EPISODE_LENGTH
-from mtrl.plasticity import (
+from mtrl.files import checkpoints as ckpt
+from mtrl.files.result_files import write_atomic_h5
+from mtrl.probe.plasticity import (
     DEFAULT_TAUS,
     dormant_percent,
     dormant_percent_total,
@@ -62,12 +63,11 @@ from mtrl.plasticity import (
     param_norm_per_member,
     srank,
 )
-from mtrl.probe_checkpoints import probe_episodes, stored_batch
-from mtrl.results import write_atomic_h5
+from mtrl.run.probe_checkpoints import probe_episodes, stored_batch
 
 __all__ = ["NETWORKS", "METRICS", "probe_run", "stored_batch", "features", "probe_agent", "capture_hidden"]
 
-log = logging.getLogger("mtrl.probe")
+log = logging.getLogger("mtrl.probe.probing")
 CPU = torch.device("cpu")
 NETWORKS = ("actor", "critic0", "critic1")
 SRANK_DELTA = 0.01

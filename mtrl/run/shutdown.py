@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-log = logging.getLogger("mtrl.train")
+log = logging.getLogger("mtrl.run.train")
 
 
 class Closable(Protocol):

@@ -9,9 +9,9 @@ import random
 import numpy as np
 import torch
 
-from mtrl.config import ConfigError, TrainConfig
+from mtrl.config.settings import ConfigError, TrainConfig
+from mtrl.config.speed import resolve_speed
 from mtrl.envs.cores import CoreSplit, split_cores
-from mtrl.speed import resolve_speed
 
 
 def pick_device(name: str) -> torch.device:
@@ -49,7 +49,7 @@ def core_split(config: TrainConfig, cores: int | None = None) -> CoreSplit:
 def prepare_process(config: TrainConfig) -> torch.device:
     """Pick the device (ConfigError if a requested GPU is missing), set torch threads (`core_split`:
     never torch's default, the node's cores) and matmul precision (`auto` resolved for the device,
-    mtrl.speed) for this process; return the device."""
+    mtrl.config.speed) for this process; return the device."""
     device = pick_device(config.device)
     torch.set_num_threads(core_split(config).torch_threads)
     speed = resolve_speed(config.update_mode, config.matmul_precision, device.type)

@@ -16,11 +16,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from mtrl.config import TrainConfig
-from mtrl.provenance import source_hash
+from mtrl.config.settings import TrainConfig
+from mtrl.files.provenance import source_hash
 
 # the code a parameter count runs: the networks, the config's defaults, the env dimensions
-COUNTING_CODE = ("mtrl/config.py", "mtrl/nets/*.py", "mtrl/envs/benchmarks.py")
+COUNTING_CODE = ("mtrl/config/settings.py", "mtrl/nets/*.py", "mtrl/envs/benchmarks.py")
 
 
 def cache_file() -> Path:

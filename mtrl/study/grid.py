@@ -13,7 +13,7 @@ Every grid point is trained once per seed, and the run id is a readable path der
 Two series that reach the same grid point share the run. Settings that are not part of the id
 (steps, batch, ...) come from `run_defaults`, `task_set_defaults` and `arch_defaults`; a run id that
 would stand for two different configs is an error. Only settings that change a run's result are its
-identity (mtrl.provenance.identity): execution settings (device, vector strategy, threads) come from
+identity (mtrl.files.provenance.identity): execution settings (device, vector strategy, threads) come from
 the defaults sections at run time and may not be set per series.
 """
 
@@ -25,10 +25,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mtrl.config import ConfigError, TrainConfig
+from mtrl.config.settings import ConfigError, TrainConfig
 from mtrl.envs.benchmarks import TASK_SETS
 from mtrl.figures import FIGURES
-from mtrl.provenance import EXECUTION_KEYS, identity
+from mtrl.files.provenance import EXECUTION_KEYS, identity
 
 SERIES_KEYS = {"panel", "series", "label", "seeds"}
 ID_KEYS = {
@@ -121,7 +121,7 @@ def _merged(point: Mapping[str, Any], study: Mapping[str, Any]) -> dict[str, Any
 
 def _resolve_match(values: dict[str, Any], study: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Replace `{match: arch}` widths by the matched MLP width for the run's task set and depth."""
-    from mtrl.width_cache import matched_width  # mtrl.nets.matching's, remembered: no torch import
+    from mtrl.study.width_cache import matched_width  # mtrl.nets.matching's, remembered: no torch import
 
     for key in ("actor_width", "critic_width"):
         spec = values.get(key)
@@ -261,6 +261,12 @@ def validate_study(study: dict[str, Any], schema: Mapping[str, Any]) -> None:
         path = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in error.absolute_path)
         path = path.replace(".[", "[") or "config"
         message = error.message if len(error.message) < 200 else error.message[:200] + "..."
+        unknown_key = error.validator == "additionalProperties"
+        known = sorted(error.schema.get("properties", {})) if unknown_key else []
+        if known and isinstance(error.instance, dict) and not error.schema.get("patternProperties"):
+            unknown = next(str(key) for key in error.instance if key not in known)
+            where = f"{path}.{unknown}" if error.absolute_path else unknown
+            raise ConfigError(f"{where}: unknown key (known: {', '.join(known)})")
         raise ConfigError(f"{path}: {message}")
     for key, spec in schema.get("properties", {}).items():
         if "default" in spec and key not in study:

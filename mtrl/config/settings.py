@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from mtrl.config_values import coerce
+from mtrl.config.values import coerce
 from mtrl.envs.benchmarks import EPISODE_LENGTH, REWARD_VERSIONS, TASK_SETS, num_tasks_of
 
 ARCHS = ("mtmhsac", "sm", "paco", "moore")
@@ -26,7 +26,12 @@ DEVICES = ("auto", "cpu", "cuda")
 VECTOR_STRATEGIES = ("sync", "async", "shm")
 EVAL_MODES = ("auto", "blocking", "background")  # auto: background on CUDA, blocking on a CPU
 MAX_SEED = 2**32 - 4  # numpy's legacy seed is 32-bit; seed + 3 seeds the probe-batch generator
-UPDATE_MODES = ("auto", "eager", "graph", "compiled")  # auto: graph on CUDA, eager on a CPU (mtrl.speed)
+UPDATE_MODES = (
+    "auto",
+    "eager",
+    "graph",
+    "compiled",
+)  # auto: graph on CUDA, eager on a CPU (mtrl.config.speed)
 MATMUL_PRECISIONS = ("auto", "float32", "tf32", "bf16")  # auto: tf32 on CUDA, float32 on a CPU
 
 
@@ -205,7 +210,7 @@ class TrainConfig:
         """This config validated, with every architecture default filled in for its task set.
 
         The one place a run's settings are checked and completed: the edges (`from_dict`, the CLI,
-        `mtrl.train.train`) call it and the code inside a run takes its result (`require_resolved`).
+        `mtrl.run.train.train`) call it and the code inside a run takes its result (`require_resolved`).
         A resolved config returns itself; `dataclasses.replace` gives an unresolved copy.
         """
         if self.is_resolved:
@@ -254,7 +259,7 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-        from mtrl.config_files import load_yaml_mapping
+        from mtrl.config.files import load_yaml_mapping
 
         return cls.from_dict({**load_yaml_mapping(path), **(overrides or {})})
 

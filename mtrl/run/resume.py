@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mtrl import checkpoints as ckpt
-from mtrl import rng_state
-from mtrl.config import ConfigError
+from mtrl.config.settings import ConfigError
 from mtrl.envs.vector import env_state, load_env_state
-from mtrl.provenance import identity
-from mtrl.results import TrainLog
+from mtrl.files import checkpoints as ckpt
+from mtrl.files.provenance import identity
+from mtrl.files.result_files import TrainLog
+from mtrl.run import rng_state
 
 if TYPE_CHECKING:
-    from mtrl.train import Trainer
+    from mtrl.run.train import Trainer
 
-log = logging.getLogger("mtrl.resume")
+log = logging.getLogger("mtrl.run.resume")
 
 
 def load_resume(resume_file: Path, device: torch.device) -> tuple[dict[str, Any] | None, Path]:

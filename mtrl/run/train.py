@@ -4,13 +4,13 @@ Episodes of all tasks run in lockstep (500 steps each), and everything periodic 
 episode boundaries: evaluation, logging, probe checkpoints and the resume checkpoint. The resume
 checkpoint is written before the envs reset, holding their RNG state, so a resumed run replays
 exactly the episodes an uninterrupted one would have seen. An evaluation evaluates a copy of the
-actor (`mtrl.evaluator`), at once or in the background; its results are all recorded before a
+actor (`mtrl.run.evaluator`), at once or in the background; its results are all recorded before a
 checkpoint or train.h5 is written, so both ways give the same files.
 
 Around the loop, each in its own module: the run directory's lock and disk checks
-(`mtrl.run_directory`), process setup (`mtrl.run_setup`), stop signals (`mtrl.stop_signals`), the
-resume checkpoint (`mtrl.resume`), probe checkpoints (`mtrl.probe_checkpoints`), progress lines
-(`mtrl.progress`) and the evaluator (`mtrl.evaluator`).
+(`mtrl.run.directory`), process setup (`mtrl.run.setup`), stop signals (`mtrl.run.stop_signals`), the
+resume checkpoint (`mtrl.run.resume`), probe checkpoints (`mtrl.run.probe_checkpoints`), progress lines
+(`mtrl.run.progress`) and the evaluator (`mtrl.run.evaluator`).
 """
 
 from __future__ import annotations
@@ -25,32 +25,32 @@ import numpy as np
 import torch
 
 import mtrl
-from mtrl import checkpoints as ckpt
-from mtrl import probe_checkpoints
+from mtrl.agents.buffers import MultiTaskReplayBuffer
 from mtrl.agents.sac import METRICS, MultiTaskSAC
-from mtrl.buffers import MultiTaskReplayBuffer
-from mtrl.config import ConfigError, TrainConfig, require_resolved
-from mtrl.divergence import DivergenceWatch
+from mtrl.config.settings import ConfigError, TrainConfig, require_resolved
+from mtrl.config.speed import Speed, resolve_speed
 from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM, task_names
+from mtrl.envs.evaluation import Evaluation
 from mtrl.envs.shm import EnvWorkerError
 from mtrl.envs.vector import make_vector_env
-from mtrl.evaluation import Evaluation
-from mtrl.evaluator import Evaluator, EvaluatorError, evaluator_for_run
-from mtrl.progress import Progress
-from mtrl.provenance import provenance_record
-from mtrl.results import TrainLog, train_h5_problem, write_train_h5
-from mtrl.resume import resume_or_start, resume_state
-from mtrl.run_directory import check_space, run_lock
-from mtrl.run_setup import core_split, prepare_process, seed_everything
-from mtrl.shutdown import closed_at_exit, closed_on_error
-from mtrl.speed import Speed, resolve_speed
-from mtrl.stop_signals import StopSignals, TrainingInterrupted, signals_blocked
+from mtrl.files import checkpoints as ckpt
+from mtrl.files.provenance import provenance_record
+from mtrl.files.result_files import TrainLog, train_h5_problem, write_train_h5
+from mtrl.run import probe_checkpoints
+from mtrl.run.directory import check_space, run_lock
+from mtrl.run.divergence import DivergenceWatch
+from mtrl.run.evaluator import Evaluator, EvaluatorError, evaluator_for_run
+from mtrl.run.progress import Progress
+from mtrl.run.resume import resume_or_start, resume_state
+from mtrl.run.setup import core_split, prepare_process, seed_everything
+from mtrl.run.shutdown import closed_at_exit, closed_on_error
+from mtrl.run.stop_signals import StopSignals, TrainingInterrupted, signals_blocked
 
 __all__ = ["WORKER_ERRORS", "Trainer", "TrainingInterrupted", "train"]
 # A worker process of the run failed (one line naming it); the trainer has stopped every process.
 WORKER_ERRORS = (EnvWorkerError, EvaluatorError)
 
-log = logging.getLogger("mtrl.train")
+log = logging.getLogger("mtrl.run.train")
 
 
 class Trainer:
@@ -90,14 +90,14 @@ class Trainer:
         self.resume_file = ckpt.resume_path(run_dir)
         self.resume_saved_at = -1  # vector step of the last resume checkpoint this process wrote
         self.signals = StopSignals()
-        self.watch = DivergenceWatch(config)  # NaN stops the run (mtrl.divergence)
+        self.watch = DivergenceWatch(config)  # NaN stops the run (mtrl.run.divergence)
         with closed_on_error(self.envs, self.evaluator):  # a failed resume stops the workers first
             resume_or_start(self, restart_stale)
         self.metric_sum = torch.zeros(len(METRICS), device=device)
         self.metric_count = 0
 
     def _make_envs(self) -> tuple[gym.vector.VectorEnv, Evaluator]:
-        """The run's vector env (one env per task) and its evaluator (`mtrl.evaluator.evaluator_for_run`:
+        """The run's vector env (one env per task) and its evaluator (`mtrl.run.evaluator.evaluator_for_run`:
         blocking on these envs or in the background on its own), spawned with the stop signals blocked.
         """
         config = self.config
@@ -196,7 +196,7 @@ class Trainer:
         return host.pin_memory().to(self.device, non_blocking=True)
 
     def save_probe(self) -> None:
-        """The probe checkpoint of the current step (`mtrl.probe_checkpoints.save_probe`)."""
+        """The probe checkpoint of the current step (`mtrl.run.probe_checkpoints.save_probe`)."""
         probe_checkpoints.save_probe(self.run_dir, self.step * self.n, self.config, self.agent, self.buffer)
 
     def at_episode_end(self) -> None:

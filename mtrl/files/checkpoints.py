@@ -186,7 +186,7 @@ def remove_quietly(path: Path) -> None:
 def load(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint onto `device` (a GPU-written checkpoint loads on a CPU-only machine).
 
-    Byte tensors stay on the CPU: they are RNG states (`mtrl.rng_state`), which torch sets only
+    Byte tensors stay on the CPU: they are RNG states (`mtrl.run.rng_state`), which torch sets only
     from CPU tensors, whatever device the generator draws on. Raises CheckpointError naming the
     file if it is missing, empty, truncated, fails its checksum or is not a torch archive.
     """

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from mtrl.config import TrainConfig
-    from mtrl.train import Trainer
+    from mtrl.config.settings import TrainConfig
+    from mtrl.run.train import Trainer
 
-log = logging.getLogger("mtrl.divergence")
+log = logging.getLogger("mtrl.run.divergence")
 
 # The most reward one step can give. v2: every Meta-World v2 reward function is scaled to [0, 10].
 # v1: one term 1000 * (a starting distance, under 2 m in the robot's workspace) + 1000 * (two

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]  # the repository (or a copy of the workflow)
+ROOT = Path(__file__).resolve().parents[2]  # the repository (or a copy of the workflow)
 
 # What each rule's job executes, as paths relative to ROOT (globs allowed). `path::a,b` hashes only
 # the top-level definitions a, b of that module (plus its imports): results.py's writer is training
@@ -29,66 +29,70 @@ ROOT = Path(__file__).resolve().parents[1]  # the repository (or a copy of the w
 CODE_GROUPS: dict[str, tuple[str, ...]] = {
     "train": (
         "mtrl/__init__.py",
-        "mtrl/config.py",
-        "mtrl/config_values.py",
+        "mtrl/config/settings.py",
+        "mtrl/config/values.py",
         "mtrl/envs/*.py",
         "mtrl/nets/*.py",
         "mtrl/agents/*.py",
-        "mtrl/buffers.py",
-        "mtrl/run_setup.py",
-        "mtrl/train.py",
-        "mtrl/run_directory.py",
-        "mtrl/stop_signals.py",
-        "mtrl/resume.py",
-        "mtrl/progress.py",
-        "mtrl/probe_checkpoints.py::BATCH_KEYS,probe_episodes,probe_batch,save_probe,complete_initial_probe",
-        "mtrl/checkpoints.py",
-        "mtrl/speed.py",
-        "mtrl/rng_state.py",
-        "mtrl/shutdown.py",
-        "mtrl/evaluation.py",
-        "mtrl/evaluator.py",
-        "mtrl/provenance.py::identity,provenance_record,package_versions,git_commit,device_name,PACKAGES,"
+        "mtrl/run/setup.py",
+        "mtrl/run/train.py",
+        "mtrl/run/directory.py",
+        "mtrl/run/stop_signals.py",
+        "mtrl/run/resume.py",
+        "mtrl/run/progress.py",
+        "mtrl/run/probe_checkpoints.py::BATCH_KEYS,probe_episodes,probe_batch,save_probe,complete_initial_probe",
+        "mtrl/files/checkpoints.py",
+        "mtrl/config/speed.py",
+        "mtrl/run/rng_state.py",
+        "mtrl/run/shutdown.py",
+        "mtrl/run/evaluator.py",
+        "mtrl/files/provenance.py::identity,provenance_record,package_versions,git_commit,device_name,PACKAGES,"
         "EXECUTION_KEYS,ARCH_KEYS",
-        "mtrl/results.py::TRAIN_SCALARS,TrainLog,write_atomic_h5,write_train_h5,train_h5_problem,"
+        "mtrl/files/result_files.py::TRAIN_SCALARS,TrainLog,write_atomic_h5,write_train_h5,train_h5_problem,"
         "provenance_attrs",
-        "mtrl/completeness.py",
-        "mtrl/divergence.py",
+        "mtrl/files/completeness.py",
+        "mtrl/files/integrity.py",
+        "mtrl/run/divergence.py",
         "workflow/scripts/train.py",
         "workflow/scripts/_adapter.py",
     ),
     "probe": (
         "mtrl/__init__.py",
-        "mtrl/config.py",
-        "mtrl/config_values.py",
+        "mtrl/config/settings.py",
+        "mtrl/config/values.py",
         "mtrl/envs/benchmarks.py",
         "mtrl/nets/*.py",
         "mtrl/agents/*.py",
-        "mtrl/buffers.py",
-        "mtrl/checkpoints.py",
-        "mtrl/speed.py",
-        "mtrl/plasticity.py",
-        "mtrl/probe.py",
-        "mtrl/probe_checkpoints.py::BATCH_KEYS,probe_episodes,stored_batch",
-        "mtrl/results.py::write_atomic_h5,provenance_attrs",
+        "mtrl/files/checkpoints.py",
+        "mtrl/config/speed.py",
+        "mtrl/probe/plasticity.py",
+        "mtrl/probe/probing.py",
+        "mtrl/run/probe_checkpoints.py::BATCH_KEYS,probe_episodes,stored_batch",
+        "mtrl/files/result_files.py::write_atomic_h5,provenance_attrs",
+        "mtrl/files/integrity.py::seal,datasets_checksum",
         "workflow/scripts/probe.py",
         "workflow/scripts/_adapter.py",
     ),
     "aggregate": (
-        "mtrl/stats.py",
         "mtrl/tables/*.py",
-        "mtrl/config_values.py",
-        "mtrl/config.py",  # with nets/ and benchmarks.py: Fig. 7's parameter counts (x_actor_params)
+        "mtrl/config/values.py",
+        "mtrl/config/settings.py",  # with nets/ and benchmarks.py: Fig. 7's parameter counts (x_actor_params)
         "mtrl/nets/*.py",
         "mtrl/envs/benchmarks.py",
-        "mtrl/results.py::TRAIN_SCALARS,TrainResult,read_train_h5,read_provenance",
-        "mtrl/completeness.py",
-        "mtrl/status.py::TRAIN_FILE,RunStatus,_differs,_settings_diff,_progress,_resume_progress,run_status,"
+        "mtrl/files/result_files.py::TRAIN_SCALARS,TrainResult,read_train_h5,read_provenance",
+        "mtrl/files/completeness.py",
+        "mtrl/files/integrity.py",
+        "mtrl/study/status.py::TRAIN_FILE,RunStatus,_differs,_settings_diff,_progress,_resume_progress,run_status,"
         "stale_inputs",
         "workflow/scripts/aggregate.py",
         "workflow/scripts/_adapter.py",
     ),
-    "plot": ("mtrl/plots/*.py", "workflow/scripts/figure.py", "workflow/scripts/_adapter.py"),
+    "plot": (
+        "mtrl/plots/*.py",
+        "mtrl/files/integrity.py::file_sha256,table_problem",
+        "workflow/scripts/figure.py",
+        "workflow/scripts/_adapter.py",
+    ),
 }
 # A figure's own code, added to the aggregate group for its table and to the plot group for its
 # drawing: its declaration in the figure registry, `table=` or `plot=`, with what that names there.

@@ -48,7 +48,7 @@ class StopSignals:
         if self.received is None:
             self.received = name
             # os.write, not logging: a handler may run in the middle of another write to stderr
-            os.write(2, f"[mtrl.train] {name} received: stopping at the end of this episode\n".encode())
+            os.write(2, f"[mtrl.run.train] {name} received: stopping at the end of this episode\n".encode())
 
     @contextmanager
     def active(self) -> Iterator[StopSignals]:

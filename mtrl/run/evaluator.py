@@ -24,11 +24,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from mtrl.config import TrainConfig, require_resolved
+from mtrl.config.settings import TrainConfig, require_resolved
+from mtrl.config.speed import resolve_eval_mode
+from mtrl.envs.evaluation import Evaluation, Policy, evaluate_until_success, evaluation_env_state
 from mtrl.envs.shm import close_at_interpreter_exit, usable_cores
 from mtrl.envs.vector import env_state, load_env_state, make_vector_env
-from mtrl.evaluation import Evaluation, Policy, evaluate_until_success, evaluation_env_state
-from mtrl.speed import resolve_eval_mode
 
 ActorState = dict[str, torch.Tensor]
 JOIN_S = 10.0  # the background process is killed if it has not exited this long after being asked
@@ -318,11 +318,11 @@ def eval_workers(training_envs: gym.vector.VectorEnv, cores: int | None = None) 
 def evaluator_for_run(
     config: TrainConfig, tasks: Sequence[str], device: torch.device, training_envs: gym.vector.VectorEnv
 ) -> Evaluator:
-    """The run's evaluator, as `eval_mode` resolves on `device` (mtrl.speed): blocking on the training
+    """The run's evaluator, as `eval_mode` resolves on `device` (mtrl.config.speed): blocking on the training
     envs (borrowed between episodes: no second set of envs), or in the background with envs of its own;
     the actor on `eval_device` (auto: the run's device). Call it right after building `training_envs`."""
     from mtrl.envs.benchmarks import ACTION_DIM, OBS_DIM
-    from mtrl.run_setup import pick_device
+    from mtrl.run.setup import pick_device
 
     config = require_resolved(config)
     background = resolve_eval_mode(config.eval_mode, device.type) == "background"

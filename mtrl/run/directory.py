@@ -12,12 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mtrl import checkpoints as ckpt
-from mtrl.config import ConfigError, TrainConfig
+from mtrl.config.settings import ConfigError, TrainConfig
+from mtrl.files import checkpoints as ckpt
 
 if TYPE_CHECKING:
+    from mtrl.agents.buffers import MultiTaskReplayBuffer
     from mtrl.agents.sac import MultiTaskSAC
-    from mtrl.buffers import MultiTaskReplayBuffer
 
 LOCK_NAME = ".mtrl.lock"
 
