@@ -284,7 +284,7 @@ def loop_under_load(args: argparse.Namespace, record) -> None:
         record("loop", way.name + ", one core loaded", core, "transitions per core-second", task_set="mt10")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task-set", default="mt10")
     parser.add_argument("--steps", type=int, default=500, help="timed vector steps per Meta-World rate")
@@ -297,7 +297,11 @@ def main() -> None:
     parser.add_argument("--per-core-task-sets", nargs="+", default=["mt10", "mt50"])
     parser.add_argument("--loop-steps", type=int, default=6, help="loop: steps (env + update) per round")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     tasks = list(task_names(args.task_set))
     n = len(tasks)
     rows: list[dict] = []
