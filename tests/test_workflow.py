@@ -377,7 +377,10 @@ def test_full_grid_jobs_fit_a_partition_and_say_what_is_not_measured(tmp_path):
     text = proc.stdout + proc.stderr
     plan = [line for line in text.splitlines() if line.startswith("mtrl: ")]
     assert plan[0].startswith("mtrl: plan for the whole study: 400 runs, 0 complete; the 400 to train take ~")
-    assert "GPU-hours on NVIDIA H100 80GB HBM3 (graph/tf32/exact)" in plan[0]
+    assert (
+        "GPU-hours on NVIDIA H100 80GB HBM3 (CUDA-graph updates, tf32 matmuls, the authors' step order)"
+        in plan[0]
+    )
     assert plan[1].startswith("mtrl: NOT MEASURED on NVIDIA H100 80GB HBM3 for 240 of them")
     runtimes = [int(m) for m in re.findall(r"runtime=(\d+)", text)]
     assert len(runtimes) >= 400 + 170 and max(runtimes) <= 2880
