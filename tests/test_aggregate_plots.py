@@ -301,7 +301,10 @@ def test_registry_tables(study_tables: dict[str, pd.DataFrame]) -> None:
 
 @pytest.mark.parametrize(
     ("figure", "xlabel"),
-    [("fig1", "Actor parameters"), ("fig7", "Actor parameters (MT50 network of the width)")],
+    [
+        ("fig1", "Actor parameters"),
+        ("fig7", "MT50 actor parameters at that width"),
+    ],
 )
 def test_params_figures_plot_at_the_authors_x(
     figure: str, xlabel: str, study_tables: dict[str, pd.DataFrame]
