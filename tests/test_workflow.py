@@ -92,6 +92,17 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path):
     assert proc.returncode != 0 and "bootstrap_rep" in proc.stdout + proc.stderr
 
 
+def test_the_smoke_report_holds_every_figure_as_pdf_and_png_and_table1(smoke, tmp_path):
+    import zipfile
+
+    workdir, _ = smoke
+    report = tmp_path / "report-smoke.zip"
+    snakemake(workdir, "--configfile", "config/smoke.yaml", "--report", str(report))
+    held = {Path(name).name for name in zipfile.ZipFile(report).namelist()}
+    wanted = {f"{name}{suffix}" for name in FIGURES for suffix in (".pdf", ".png")}
+    assert wanted | {"table1.csv", "table1.md"} <= held, sorted(wanted - held)
+
+
 @pytest.mark.slow
 def test_smoke_pipeline_draws_every_figure(smoke):
     workdir, proc = smoke
@@ -100,6 +111,10 @@ def test_smoke_pipeline_draws_every_figure(smoke):
     logs = [*(workdir / "results" / "smoke" / "logs").rglob("*.log")]
     logs += (workdir / ".snakemake").rglob("*.log")  # SLURM's job logs
     assert not [str(log) for log in logs if "Traceback" in log.read_text()]
+    # no noise: a script rule's "Shell command: None", rliable's absl lines in the aggregate jobs
+    assert "Shell command: None" not in proc.stdout + proc.stderr
+    assert not [str(log) for log in logs if "Calculating estimates" in log.read_text()]
+    assert "Calculating estimates" not in proc.stdout + proc.stderr
     figures = workdir / "figures" / "smoke"
     for name in FIGURES:
         for suffix in (".pdf", ".png"):
