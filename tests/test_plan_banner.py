@@ -61,8 +61,15 @@ def test_a_short_cpu_plan_says_minutes_in_words_and_no_jobs_split():
         "the whole study", ["r0", "r1"], _grid(2), _plans([5.0, 7.4]), _shares(2), CPU_RESOURCES
     )
     assert lines == [
-        "mtrl: plan for the whole study: 2 runs, 0 complete; the 2 to train take ~12 min of jobs added up "
-        "(several run at once) on cpu (eager updates, float32 matmuls, the authors' step order)"
+        "mtrl: plan for the whole study: 2 runs, 0 complete; the 2 to train take ~12 min of job time in all "
+        "on cpu (eager updates, float32 matmuls, the authors' step order)"
+    ]
+    one = plan_lines("x", ["r0"], _grid(1), _plans([0.3]), _shares(1), {**GPU_RESOURCES, "share_gpu": True})
+    assert one == [
+        "mtrl: plan for x: 1 run, 0 complete; the 1 to train take ~1 GPU-min on NVIDIA H100 80GB HBM3 "
+        "(CUDA-graph updates, tf32 matmuls, the authors' step order)",
+        "mtrl: GPU sharing: none; the run gets a GPU of its own; no sharing measurement for this GPU: 1 run, "
+        "one GPU each",
     ]
 
 
@@ -87,8 +94,8 @@ def test_runs_longer_than_a_job_and_gpu_sharing_in_words():
         "jobs of at most 48 h each, each resuming the last"
     )
     assert sharing == (
-        "mtrl: GPU sharing: 1 of the 3 runs share a GPU (1 runs 3 per GPU), the rest get one each; runs per "
-        "GPU are limited by the node's cores (2 runs), how busy one run keeps the GPU (1 runs)"
+        "mtrl: GPU sharing: 1 of the 3 runs share a GPU (1 run 3 per GPU), the rest get one each; runs per "
+        "GPU are limited by the node's cores (2 runs), how busy one run keeps the GPU (1 run)"
     )
     alone = plan_lines("fig1", ["r0", "r1"], grid, plans, shares, GPU_RESOURCES)[-1]
     assert alone == (

@@ -99,9 +99,9 @@ def test_k_runs_share_a_gpu_only_where_the_node_holds_them_and_the_plan_names_th
     assert (unmeasured.k, unmeasured.binding) == (1, "not measured")
     line = _sharing_line_of([share(cores=16), share(cores=16), share(), unmeasured])
     assert line == (
-        "mtrl: GPU sharing: 1 of the 4 runs share a GPU (1 runs 4 per GPU), the rest get one each; 1 runs "
-        "have no sharing measurement for this GPU and get one each; runs per GPU are limited by the node's "
-        "cores (2 runs), how busy one run keeps the GPU (1 runs)"
+        "mtrl: GPU sharing: 1 of the 4 runs share a GPU (1 run 4 per GPU), the rest get one each; no "
+        "sharing measurement for this GPU: 1 run, one GPU each; runs per GPU are limited by the node's "
+        "cores (2 runs), how busy one run keeps the GPU (1 run)"
     )
 
 

@@ -84,6 +84,11 @@ def duration(minutes: float, unit: str = "") -> str:
     return f"~{hours:.1f} {prefix}hours" if hours < 9.95 else f"~{hours:,.0f} {prefix}hours"
 
 
+def count(runs: int) -> str:
+    """'1 run', '12 runs'."""
+    return f"{runs} run" if runs == 1 else f"{runs} runs"
+
+
 def setting_words(setting: Setting) -> str:
     """'CUDA-graph updates, tf32 matmuls, the authors' step order': a run's speed setting in words."""
     order = "env steps overlapping the update" if setting.overlap else "the authors' step order"
@@ -93,7 +98,7 @@ def setting_words(setting: Setting) -> str:
 
 def _time_left(minutes: float, gpu: bool, device: str, settings: str) -> str:
     """'~4,000 GPU-hours on <GPU> (<settings>)' or, on a CPU, the jobs' minutes added up."""
-    spent = duration(minutes, "GPU") if gpu else f"{duration(minutes)} of jobs added up (several run at once)"
+    spent = duration(minutes, "GPU") if gpu else f"{duration(minutes)} of job time in all"
     return f"{spent} on {device} ({settings})"
 
 
@@ -121,7 +126,7 @@ def plan_lines(
     gpu = device_type_of(device) == "cuda"
     settings = "; ".join(sorted({setting_words(run_setting(grid.runs[rid], device)) for rid in left}))
     minutes = sum(plans[rid].estimate.minutes / shares[rid].k for rid in left)
-    head = f"mtrl: plan for {label}: {len(run_ids)} runs"
+    head = f"mtrl: plan for {label}: {count(len(run_ids))}"
     if not left:
         return [f"{head}, all complete: nothing left to train"]
     lines = [
@@ -131,7 +136,7 @@ def plan_lines(
     ]
     gaps = Counter(plans[rid].estimate.gap for rid in left if not plans[rid].estimate.measured)
     if gaps:
-        parts = "; ".join(f"{n} runs: {gap}" for gap, n in gaps.most_common())
+        parts = "; ".join(f"{count(n)}: {gap}" for gap, n in gaps.most_common())
         lines.append(
             f"mtrl: NOT MEASURED on {device} for {sum(gaps.values())} of them, estimated from other "
             f"rows of {resources['runtime_table']} ({parts})"
@@ -153,18 +158,19 @@ def _sharing_line(shares: Sequence[Share]) -> str:
     by_k = Counter(share.k for share in shares)
     sharing = sum(n for k, n in by_k.items() if k > 1)
     if sharing:
-        groups = ", ".join(f"{n} runs {k} per GPU" for k, n in sorted(by_k.items()) if k > 1)
+        groups = ", ".join(f"{count(n)} {k} per GPU" for k, n in sorted(by_k.items()) if k > 1)
         line = f"mtrl: GPU sharing: {sharing} of the {len(shares)} runs share a GPU ({groups})"
         line += ", the rest get one each"
     else:
-        line = f"mtrl: GPU sharing: none; each of the {len(shares)} runs gets a GPU of its own"
+        each = "the run" if len(shares) == 1 else f"each of the {len(shares)} runs"
+        line = f"mtrl: GPU sharing: none; {each} gets a GPU of its own"
     unmeasured = sum(share.binding == NOT_MEASURED for share in shares)
     if unmeasured:
-        line += f"; {unmeasured} runs have no sharing measurement for this GPU and get one each"
+        line += f"; no sharing measurement for this GPU: {count(unmeasured)}, one GPU each"
     bindings = Counter(share.binding for share in shares if share.binding != NOT_MEASURED)
     if bindings:
         limits = ", ".join(
-            f"{SHARE_LIMIT_WORDS.get(name, name)} ({n} runs)" for name, n in bindings.most_common()
+            f"{SHARE_LIMIT_WORDS.get(name, name)} ({count(n)})" for name, n in bindings.most_common()
         )
         line += f"; runs per GPU are limited by {limits}"
     return line
