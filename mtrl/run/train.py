@@ -72,6 +72,7 @@ class Trainer:
     ) -> None:
         self.config = config = require_resolved(config)
         self.run_dir, self.quiet, self.provenance = run_dir, quiet, provenance
+        self.progress = Progress(config.total_steps, time.time(), 0, quiet=quiet)  # `run` starts it anew
         self.device = device = device if device is not None else prepare_process(config)
         self.tasks = task_names(config.task_set, config.mt1_task)
         self.n = n = len(self.tasks)
