@@ -24,12 +24,12 @@ SUCCESS_TABLES = frozenset({"success_final", "success_curve", "table1"})
 
 
 def aggregate(
-    figure: str, runs: Sequence[RunRef], reps: int = 2000, seed: int = 0, statistic: str = "runs"
+    figure: str, runs: Sequence[RunRef], reps: int = 2000, seed: int = 0, statistic: str = "authors"
 ) -> pd.DataFrame:
     """The table of `figure` (a key of FIGURES) from its runs, with the registry's arguments.
 
     `statistic` is the success IQM of the success figures and Table 1 (`mtrl.tables.stats.STATISTICS`:
-    "runs", the study's, or "pooled"); plasticity figures average over runs and ignore it.
+    "authors", the study's, "runs" or "pooled"); plasticity figures average over runs and ignore it.
     """
     if figure not in FIGURES:
         raise KeyError(f"unknown figure {figure!r}; one of {sorted(FIGURES)}")
