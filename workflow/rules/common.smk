@@ -7,7 +7,7 @@ from mtrl.config.settings import ConfigError
 from mtrl.config.files import load_yaml_mapping
 from mtrl.files.completeness import result_file_problem
 from mtrl.figures import FIGURES
-from mtrl.study.grid import build_grid
+from mtrl.study.grid import build_grid, figure_extensions
 from mtrl.files.provenance import CODE_GROUPS, code_hash, figure_code_hash, identity, table_code_hash
 from mtrl.study.plan import plan_lines, targets_runs
 from mtrl.study.gpu_share import NodeLimits, Share, load_share_table, runs_per_gpu, train_mem_mb, train_threads
@@ -17,6 +17,7 @@ try:
     for _file in workflow.configfiles:  # Snakemake keeps the last of a key given twice: refuse it
         load_yaml_mapping(_file)
     GRID = build_grid(config)
+    EXTENSIONS = figure_extensions(config)  # figure -> the extensions switched on that change its table
     _TABLE = load_table(Path(workflow.basedir) / config["train_resources"]["runtime_table"])
     PLANS = {rid: plan(cfg, _TABLE, config["train_resources"]) for rid, cfg in GRID.runs.items()}
     _RES = config["train_resources"]
@@ -207,9 +208,12 @@ def probe_rerun_marker(wildcards):
 
 
 def figure_runs(wildcards):
-    """RunRefs of a figure as plain dicts (panel, series, run_dir, label, order): the aggregate's params."""
+    """RunRefs of a figure as plain dicts (panel, series, run_dir, label, order, x_at): the aggregate's params."""
     return [
-        {"panel": r.panel, "series": r.series, "run_dir": str(run_dir(r.run_id)), "label": r.label, "order": r.order}
+        {
+            "panel": r.panel, "series": r.series, "run_dir": str(run_dir(r.run_id)), "label": r.label,
+            "order": r.order, "x_at": r.x_at,
+        }
         for r in GRID.figures[wildcards.figure]
     ]
 
