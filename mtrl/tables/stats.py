@@ -22,8 +22,11 @@ Conventions
     stratified bootstrap (runs resampled within each task). On MT10 it trims whole unsolved and
     solved tasks, so it is a different number.
 
-* Curves: every statistic is computed at each step on its own and resampled independently per
-  step, as the authors' per-step error bands (and rliable's sample-efficiency curves) are.
+* Curves: every success statistic is computed at each step on its own (``"authors"`` keeps each
+  step's own runs) and resampled independently per step, as the authors' per-step error bands
+  (and rliable's sample-efficiency curves) are. `mean_ci` resamples whole runs, the same indices
+  at every step: each step's interval is the same percentile bootstrap of that step's mean (only
+  the dependence between steps differs).
 * Plasticity scalars (dormant %, parameter norms, ...) are one number per run, and only 2-10 runs
   exist per configuration; the authors' figures plot their plain mean over runs, so `mean_ci`
   reports that mean with a percentile bootstrap CI over runs.
@@ -260,7 +263,7 @@ def mean_ci(
     Args:
         values: (runs,) or (runs, steps). For curves, each replicate resamples whole runs
             (the same run indices at every step), keeping each run's curve intact.
-        reps, seed, confidence: as in `iqm_ci`.
+        reps, seed, confidence: as in `iqm_ci`; `seed` may be a sequence (e.g. (seed, step)).
 
     Returns:
         (mean, ci_low, ci_high): floats for (runs,) input, (steps,) arrays for (runs, steps).
