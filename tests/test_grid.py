@@ -439,3 +439,23 @@ def test_a_grid_point_listed_twice_is_one_run_counted_once(series_list, tmp_path
 def test_one_run_in_two_panels_of_a_figure_is_in_both():
     grid = build_grid(study(fig4=[{**SWEEP, "width": 64}, {**SWEEP, "panel": "other", "width": 64}]))
     assert len(grid.runs) == 2 and [r.panel for r in grid.figures["fig4"]] == ["MT10"] * 2 + ["other"] * 2
+
+
+def test_a_study_with_its_extensions_file_is_one_study_for_mtrl_status(tmp_path, monkeypatch):
+    """`--configfile config/config.yaml config/extensions.yaml`: the workflow records both files;
+    `mtrl status` merges them as Snakemake does (the extended grid) and tells the pair from one."""
+    from mtrl.study.status import record_study, study_and_results
+
+    monkeypatch.chdir(ROOT)  # the workflow records the paths it was given, relative to where it runs
+    results = tmp_path / "results"
+    both = ["config/config.yaml", "config/extensions.yaml"]
+    record_study(results, both)
+    study, folder = study_and_results(str(results), None)
+    assert folder == results and study["extensions"] == ["width_8192", "actor_dormancy"]
+    assert len(build_grid(study).runs) == 400 and study["seeds"] == list(range(10))
+    assert study_and_results(str(results), both)[0] == study
+    with pytest.raises(
+        ConfigError,
+        match=r"written by the study config/config\.yaml \+ config/extensions\.yaml, not config/config\.yaml",
+    ):
+        study_and_results(str(results), ["config/config.yaml"])
