@@ -156,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="[%(name)s] %(message)s"
     )
     from mtrl.files.checkpoints import CheckpointError
+    from mtrl.files.integrity import DamagedResult
     from mtrl.run.divergence import TrainingDiverged
 
     try:
@@ -163,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as exc:
         print(f"mtrl: error: {exc}", file=sys.stderr)
         return 2
-    except (CheckpointError, TrainingDiverged) as exc:  # damaged files, a full or read-only disk, NaN
+    # damaged checkpoints or results, a full or read-only disk, NaN
+    except (CheckpointError, DamagedResult, TrainingDiverged) as exc:
         print(f"mtrl: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
