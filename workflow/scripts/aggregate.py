@@ -8,6 +8,7 @@ from _adapter import fail, logged
 with logged(snakemake.log[0]):
     from absl import logging as absl_logging
 
+    from mtrl.files.integrity import file_sha256
     from mtrl.files.provenance import provenance_record
     from mtrl.study.status import stale_inputs
     from mtrl.tables import RunRef, aggregate
@@ -27,7 +28,14 @@ with logged(snakemake.log[0]):
         )
     absl_logging.set_verbosity(absl_logging.WARNING)  # rliable's "Calculating estimates for x ..." per call
     runs = [RunRef(**ref) for ref in snakemake.params.runs]
-    table = aggregate(figure, runs, reps=snakemake.params.reps, statistic=snakemake.params.statistic)
+    table = aggregate(
+        figure,
+        runs,
+        reps=snakemake.params.reps,
+        statistic=snakemake.params.statistic,
+        extensions=snakemake.params.extensions,
+        x_placement=snakemake.params.x_placement,
+    )
     table.to_csv(snakemake.output.table, index=False)
     record = provenance_record(
         None,
@@ -43,4 +51,5 @@ with logged(snakemake.log[0]):
             key.removeprefix("provenance_"): json.loads(value) if value[:1] in ("[", "{") else value
             for key, value in record.items()
         }
+        as_data["table_sha256"] = file_sha256(snakemake.output.table)  # checked where it is read
         json.dump(as_data, handle, indent=1, sort_keys=True)
