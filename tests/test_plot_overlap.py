@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from mtrl.figures import FIGURES
-from mtrl.plots import _common
+from mtrl.plots import _common, plot_inputs
 from mtrl.plots.overlap import DODGE_PT, SERIES_MARKERS, dodge_points, slots
 
 WIDTHS = ["width 16", "width 32", "width 64", "width 128", "width 256"]
@@ -21,7 +21,8 @@ WIDTHS = ["width 16", "width 32", "width 64", "width 128", "width 256"]
 
 def _drawn(figure: str, table: pd.DataFrame):
     plot = FIGURES[figure].plot
-    fig = getattr(_common, plot.function)(table, figure=figure, **plot.args)
+    table, args = plot_inputs(table, plot.args)  # as `mtrl.plots.draw` does
+    fig = getattr(_common, plot.function)(table, figure=figure, **args)
     fig.canvas.draw()
     return fig
 

@@ -6,6 +6,7 @@ from CSV, where numeric-looking labels come back as numbers: labels are always t
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Sequence
 
 import matplotlib
@@ -30,6 +31,7 @@ PARAMS_LABEL = "Parameters (actor + critic)"
 # alike under any colour-vision deficiency, nor orange beside gold.
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#555555", "#56B4E9", "#E69F00", "#882255", "#117733")
 PANEL_WIDTH, PANEL_HEIGHT = 5.0, 3.6
+XLABEL_CHARS = 44  # what fits a panel's width at the axis label's size
 # Margins around the data, so that lines and markers at the ends of a range (0 %, 100 %, the smallest
 # and largest network) are drawn whole, clear of the axes' frame: a fraction of the y range, and of a
 # log x range in decades.
@@ -309,7 +311,9 @@ def params_figure(
         drawn.append({label: points[:2] for label, points in series.items()})
         log_x(ax)
         ax.set_title(panel_title((col_titles or {}).get(str(value), str(value)), j, len(columns)))
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel(
+            textwrap.fill(xlabel, XLABEL_CHARS)
+        )  # a long label on two lines, clear of its neighbour's
         ax.set_ylabel(ylabel if j == 0 else "")
     limit_y(axes[0], ylim)
     notes = legend_notes(labels, drawn, log_x=True)
