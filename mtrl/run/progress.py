@@ -53,6 +53,8 @@ class Progress:
 
     def tick(self, step: int) -> None:
         """A report if one is due by the clock (steps done, rate since the start, eta, last evaluation)."""
+        if step >= self.total:  # the last step's training-log row reports it
+            return
         now = self.clock()
         if now >= self._due:
             self._print(step, None, now)
