@@ -34,12 +34,14 @@ smoke: install
 	@echo "figures written:" && ls figures/smoke
 
 # A browsable report of every figure: of the study (config/config.yaml) after its runs, of the smoke
-# pipeline after `make smoke`.
+# pipeline after `make smoke`; before its figures exist, one line saying what to run first.
 report: install
-	$(BIN)/snakemake --report report.zip
+	@$(PY) -m mtrl.study.report_check report.zip "snakemake --profile slurm (the study)" \
+		$(BIN)/snakemake --report report.zip
 
 smoke-report: install
-	$(BIN)/snakemake --configfile config/smoke.yaml --report report-smoke.zip
+	@$(PY) -m mtrl.study.report_check report-smoke.zip "make smoke" \
+		$(BIN)/snakemake --configfile config/smoke.yaml --report report-smoke.zip
 
 # One GPU node end to end in at most 8 minutes (benchmarks/gpu_check.py); on a cluster:
 # srun --gres=gpu:1 make gpu-check
@@ -49,21 +51,31 @@ gpu-check: install
 # Our update over the authors' jitted JAX update on this GPU, like for like (a fixed batch) and end to
 # end, at widths 400, 1024 and 4096 (graph and compiled, tf32; ~5 minutes): needs AUTHORS_CODE etc.
 jax-ratio: install
+	@test -n "$(AUTHORS_CODE)" -a -n "$(JAX_BENCH)" || { echo "mtrl: error: make jax-ratio needs \
+	AUTHORS_CODE=<checkout of rainx0r/mtrl> JAX_BENCH=<its jax_update_bench.py> (and JAX_PYTHON=<a Python \
+	with their dependencies>, default python)" >&2; exit 2; }
 	$(PY) benchmarks/gpu.py --jax-only $(JAX_ARGS) --jax-rounds 1
 
-# Learning parity (benchmarks/parity.py): the authors' MTMHSAC and ours, 5 seeds each, the same settings,
+# Learning parity (benchmarks/parity.py): the authors' MTMHSAC and ours, the same settings and seeds,
 # success curves (their IQM) and the verdict into benchmarks/results/parity_$(PARITY_SIZE)*; a rerun
-# skips finished runs. cpu: MT10 width 128, 150k transitions, ~1.5-2 h on a shared 2-core CPU (4 at a
-# time); paper: MT10 width 400, batch 1280, on a GPU node (JAX_EXTRA=cuda13 for their GPU jax), e.g.
-# make parity PARITY_SIZE=paper AUTHORS_CODE=... PARITY_ARGS="--total-steps 2000000 --jobs 1"
+# skips finished runs. cpu: MT10 width 128, 150k transitions, 8 seeds a side (~2.5 h on a shared 2-core
+# CPU, 6 at a time); paper: MT10 width 400, batch 1280, on a GPU node (JAX_EXTRA=cuda13 for their JAX), e.g.
+# make parity PARITY_SIZE=paper AUTHORS_CODE=... PARITY_ARGS="--total-steps 2000000 --jobs 2"
 parity: install
-	@test -n "$(AUTHORS_CODE)" || { echo "make parity: give AUTHORS_CODE=<checkout of rainx0r/metaworld-algorithms>"; exit 2; }
+	@test -n "$(AUTHORS_CODE)" || { echo "mtrl: error: make parity needs \
+	AUTHORS_CODE=<checkout of rainx0r/metaworld-algorithms>" >&2; exit 2; }
 	$(PY) benchmarks/parity.py --size $(PARITY_SIZE) --authors-code $(AUTHORS_CODE) $(PARITY_ARGS)
 
-test: install
+test: install lint
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
+lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
+# what `make smoke` and `make smoke-report` wrote (results/smoke, figures/smoke, report-smoke.zip)
+clean-smoke:
+	rm -rf results/smoke figures/smoke report-smoke.zip
 
 # every installed distribution but pip itself (setuptools too: torch needs it), under the file's header
 lock:

@@ -12,8 +12,8 @@ min_version("9.0")
 # Snakemake puts this folder first on sys.path: the workflow reads and hashes the mtrl beside it.
 # Its jobs import the installed mtrl (`make install`: this checkout) and stop if it is another one
 # (workflow/scripts/_adapter.py), so the code hash a result records is that of the code that made it.
-from mtrl.config import ConfigError
-from mtrl.grid import validate_study
+from mtrl.config.settings import ConfigError
+from mtrl.study.grid import validate_study
 
 
 # The paper's grid only when no config file is given: a --configfile is the whole study, never

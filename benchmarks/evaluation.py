@@ -3,7 +3,7 @@
 cost     one MT10 evaluation at `--episodes` episodes per task, the way the trainer ran it before
          (`mtrl.envs.vector.evaluate`: full 500-step episodes, every env stepped in lockstep, on a
          sync vector env, the faster of sync and gymnasium async on a 2-core CPU) and as it runs now
-         (`mtrl.evaluation.evaluate_until_success`: episodes end at their first success, finished
+         (`mtrl.envs.evaluation.evaluate_until_success`: episodes end at their first success, finished
          envs rest, shm workers), for two policies: an untrained width-400 actor (never succeeds:
          every episode runs 500 steps, the worst case) and Meta-World's scripted experts (succeed
          early: the best case); seconds, env transitions stepped and mean success
@@ -29,7 +29,7 @@ import numpy as np
 from env_stepping import load, machine
 
 from mtrl.envs.benchmarks import ACTION_DIM, OBS_DIM, task_names
-from mtrl.evaluation import Policy
+from mtrl.envs.evaluation import Policy
 
 RESULTS = Path(__file__).parent / "results" / "evaluation.csv"
 FIELDS = ["part", "what", "policy", "task_set", "episodes", "value", "unit", "machine", "load", "date"]
@@ -51,7 +51,7 @@ class Experts:
 
 
 def untrained_actor(config) -> Policy:
-    """The evaluated policy of a freshly initialised actor (`mtrl.evaluator.ActorPolicy`)."""
+    """The evaluated policy of a freshly initialised actor (`mtrl.run.evaluator.ActorPolicy`)."""
     import torch
 
     from mtrl.nets import build_network
@@ -63,22 +63,22 @@ def untrained_actor(config) -> Policy:
 
 
 def eval_setup(config, workers: int | None = None):
-    from mtrl.evaluator import eval_setup_for_run
+    from mtrl.run.evaluator import eval_setup_for_run
 
     tasks = task_names(config.task_set)
     return eval_setup_for_run(config, tasks, OBS_DIM + len(tasks), ACTION_DIM, workers)
 
 
 def paper_config(task_set: str, episodes: int, **extra):
-    from mtrl.config import TrainConfig
+    from mtrl.config.settings import TrainConfig
 
     return TrainConfig.from_dict({"task_set": task_set, "eval_episodes": episodes, **extra})
 
 
 def measure_cost(args: argparse.Namespace, record) -> None:
     """Old (full episodes, lockstep, sync) and new (until success, shm) evaluation of two policies."""
+    from mtrl.envs.evaluation import evaluate_until_success
     from mtrl.envs.vector import evaluate, make_vector_env
-    from mtrl.evaluation import evaluate_until_success
 
     config = paper_config(args.task_set, args.episodes)
     tasks = list(task_names(args.task_set))
@@ -100,9 +100,9 @@ def measure_cost(args: argparse.Namespace, record) -> None:
 
 def measure_overlap(args: argparse.Namespace, record) -> None:
     """The loop's rate alone and beside a background evaluation; the evaluation's time beside it and alone."""
-    from mtrl.evaluator import Evaluator
-    from mtrl.stop_signals import signals_blocked
-    from mtrl.train import Trainer
+    from mtrl.run.evaluator import Evaluator
+    from mtrl.run.stop_signals import signals_blocked
+    from mtrl.run.train import Trainer
 
     n = len(task_names(args.task_set))
     episodes = args.overlap_episodes

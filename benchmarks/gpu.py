@@ -40,16 +40,16 @@ from gpu_update import (  # benchmarks/ is the script's folder
 )
 from throughput import random_action_rate
 
-import mtrl.train
-from mtrl.config import MATMUL_PRECISIONS, UPDATE_MODES, TrainConfig
+import mtrl.run.train
+from mtrl.config.settings import MATMUL_PRECISIONS, UPDATE_MODES, TrainConfig
+from mtrl.config.speed import AUTO
 from mtrl.envs.benchmarks import EPISODE_LENGTH
 from mtrl.envs.vector import make_vector_env
-from mtrl.gpu_share import SHARE_COLUMNS, gpu_mem_mb
-from mtrl.run_setup import pick_device
-from mtrl.runtime import COLUMNS as RUNTIME_COLUMNS
-from mtrl.runtime import KEY_COLUMNS, SETTING_COLUMNS, Setting
-from mtrl.speed import AUTO
-from mtrl.train import Trainer
+from mtrl.run.setup import pick_device
+from mtrl.run.train import Trainer
+from mtrl.study.gpu_share import SHARE_COLUMNS, gpu_mem_mb
+from mtrl.study.runtime import COLUMNS as RUNTIME_COLUMNS
+from mtrl.study.runtime import KEY_COLUMNS, SETTING_COLUMNS, Setting
 
 RESULTS = Path(__file__).parent / "results"
 # The loop settings measured by default: the study's GPU default (`auto` on CUDA) in the exact
@@ -212,7 +212,7 @@ def measure_loops(bench: Bench, env_sps: float, update_rate: dict[tuple, float])
 
 def record_gpu_memory(bench: Bench, config: TrainConfig, setting: Setting) -> None:
     """The loop's peak GPU memory held by torch (a process adds its CUDA context) beside the
-    estimate runs per GPU are planned with (mtrl.gpu_share.gpu_mem_mb, for this short run's buffer)."""
+    estimate runs per GPU are planned with (mtrl.study.gpu_share.gpu_mem_mb, for this short run's buffer)."""
     if bench.device.type != "cuda":
         return
     peak = torch.cuda.max_memory_reserved(bench.device) / 2**20
@@ -264,11 +264,11 @@ def measure_parts(bench: Bench) -> tuple[list, list]:
         "env", "-", "-", env_sps, "transitions/s", note=f"{TrainConfig.vector_strategy}, {workers} workers"
     )
     update_rate = measure_updates(bench)
-    make_envs, mtrl.train.make_vector_env = mtrl.train.make_vector_env, shared  # Trainers reuse them
+    make_envs, mtrl.run.train.make_vector_env = mtrl.run.train.make_vector_env, shared  # Trainers reuse them
     try:
         return measure_loops(bench, env_sps, update_rate)
     finally:
-        mtrl.train.make_vector_env = make_envs
+        mtrl.run.train.make_vector_env = make_envs
         shared.envs.close()
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from throughput import agent_with_random_buffer  # benchmarks/ is the script's folder
 
-from mtrl.config import TrainConfig
+from mtrl.config.settings import TrainConfig
 from mtrl.envs.benchmarks import task_names
 
 FIELDS = ["benchmark", "arch", "width", "mode", "precision", "overlap", "value", "unit", "note"]

@@ -23,10 +23,10 @@ import h5py
 import numpy as np
 import torch
 
-from mtrl import checkpoints as ckpt
-from mtrl.config import TrainConfig
+from mtrl.config.settings import TrainConfig
 from mtrl.envs.benchmarks import task_names
-from mtrl.train import train
+from mtrl.files import checkpoints as ckpt
+from mtrl.run.train import train
 
 RESULTS = Path(__file__).parent / "results"
 CHECKS = {
@@ -86,7 +86,7 @@ def curves_from_train_h5(path: Path) -> dict:
 
 def curves_from_resume(path: Path) -> dict:
     """The same curves from a resume checkpoint's log (a run that has not finished)."""
-    state = ckpt.load(path)  # checksummed format (mtrl.checkpoints)
+    state = ckpt.load(path)  # checksummed format (mtrl.files.checkpoints)
     log = state["log"]
     success = np.asarray(log["eval_success"], dtype=np.float64)
     config = TrainConfig.from_dict(state["config"])

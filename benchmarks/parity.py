@@ -76,7 +76,7 @@ class Size:
 
 
 SIZES = {
-    # fits a shared 2-core CPU in ~2 hours (10 runs, 2 at a time, one thread each): MT10, width 128,
+    # fits a shared 2-core CPU in ~2.5 hours (16 runs, 6 at a time, one thread each): MT10, width 128,
     # 32 transitions per task per update, 150k transitions, 5 episodes per task every 25k
     "cpu": Size(
         width=128,
@@ -84,7 +84,7 @@ SIZES = {
         total_steps=150_000,
         eval_every=25_000,
         eval_episodes=5,
-        seeds=5,
+        seeds=8,
         final_evals=3,
     ),
     # the paper's MT10 MTMHSAC (width 400, batch 1280, 2e7 transitions, evaluation every 200k with

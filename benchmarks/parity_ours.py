@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from parity_record import LOG_EVERY_UPDATES, Recorder, RunSpec  # noqa: E402
 
 from mtrl.agents.sac import METRICS, MultiTaskSAC  # noqa: E402
-from mtrl.config import TrainConfig  # noqa: E402
+from mtrl.config.settings import TrainConfig  # noqa: E402
 from mtrl.envs.benchmarks import EPISODE_LENGTH  # noqa: E402
-from mtrl.evaluation import Evaluation  # noqa: E402
-from mtrl.train import Trainer, train  # noqa: E402
+from mtrl.envs.evaluation import Evaluation  # noqa: E402
+from mtrl.run.train import Trainer, train  # noqa: E402
 
 
 def train_config(spec: RunSpec) -> TrainConfig:

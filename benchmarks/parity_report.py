@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 from parity_record import SIDES, TRAIN_STATS, RunSpec
-from parity_stats import Difference, bootstrap_ci, difference, mean, permutation_p, quartile_iqm
+from parity_stats import Difference, difference, mean, permutation_p, quartile_iqm
+
+from mtrl.tables.stats import authors_ci
 
 REPS = 10_000
 WINDOWS = 4
@@ -140,15 +142,16 @@ def window_bounds(updates: Sequence[int]) -> list[tuple[int, int]]:
 
 
 def success_curve(runs: Sequence[RunRecord]) -> dict[str, list[tuple[int, float, float, float]]]:
-    """Per side: (transitions, IQM over runs, 95 % bootstrap CI) at every evaluation all its runs have."""
+    """Per side: (transitions, IQM over runs, 95 % CI) at every evaluation all its runs have, as the
+    authors' figures draw it (`mtrl.tables.stats.authors_ci`: the mean of the runs between the
+    quartiles, bootstrapped over those runs)."""
     curves: dict[str, list[tuple[int, float, float, float]]] = {}
     for side in SIDES:
         mine = [r for r in runs if r.spec.side == side]
         points = []
         for step in common_keys(mine, "evals"):
             values = np.array([np.mean(list(r.evals[step].values())) for r in mine])
-            low, high = bootstrap_ci(values, quartile_iqm, REPS // 5, seed=step)
-            points.append((step, quartile_iqm(values), low, high))
+            points.append((step, *authors_ci(values, seed=step)))
         curves[side] = points
     return curves
 
@@ -202,7 +205,7 @@ PANELS = (("q_mean", "mean Q"), ("critic_loss", "critic loss"), ("alpha_sum", "s
 
 
 def draw(path: Path, runs: Sequence[RunRecord], title: str) -> None:
-    """Success (the authors' IQM over runs, 95 % bootstrap CI) against transitions, and the training
+    """Success (the authors' IQM over runs and its CI, as their figures) against transitions, and the training
     statistics (mean over runs, 95 % bootstrap CI) against updates, one colour per side."""
     import matplotlib
 

@@ -1,56 +1,34 @@
 """The statistics of the parity verdict, pure functions of arrays of per-run values.
 
 `quartile_iqm` is the authors' figure statistic (rainx0r/mtrl plots/fig*.py): keep the runs whose
-value lies between the first and third quartile, polars' default `nearest` quantiles, bounds
-included, and take their mean. Confidence intervals are percentile bootstraps over runs, each side
-resampled on its own (the two sides' runs are independent: seeds are not paired across RNGs).
+value lies between the first and third quartile (polars' default quantiles, bounds included) and
+take their mean. The verdict's CIs are percentile bootstraps over runs, each side resampled on its
+own (the two sides' runs are independent: seeds are not paired across RNGs).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from mtrl.tables.stats import quartile_kept
+
 Statistic = Callable[[np.ndarray], float]
 
 
-def nearest_quantile(sorted_values: np.ndarray, q: float) -> float:
-    """Polars' `quantile(q)` (interpolation `nearest`): the value at index round((n - 1) q), a half
-    rounded up (Rust's f64::round), of the values in ascending order."""
-    index = math.floor((len(sorted_values) - 1) * q + 0.5)
-    return float(sorted_values[index])
-
-
 def quartile_iqm(values: np.ndarray) -> float:
-    """Mean of the values between the first and third quartile, both included (the authors' IQM).
-
-    Equal to `scipy.stats.trim_mean(values, 0.25)` for 4, 5, 8, 9 ... distinct values; it keeps more
-    where values tie at a quartile (e.g. [0, 0, 0, 1, 1] keeps all five: mean 0.4, trim_mean 0.33).
-    """
-    values = np.sort(np.asarray(values, dtype=np.float64))
-    if values.size == 0:
-        raise ValueError("quartile_iqm: no values")
-    q1, q3 = nearest_quantile(values, 0.25), nearest_quantile(values, 0.75)
-    return float(values[(values >= q1) & (values <= q3)].mean())
+    """Mean of the values between the first and third quartile, both included (the authors' IQM,
+    `mtrl.tables.stats.quartile_kept`). Equal to `scipy.stats.trim_mean(values, 0.25)` for 4, 5, 8,
+    9 ... distinct values; it keeps more where values tie at a quartile ([0, 0, 0, 1, 1]: all five,
+    mean 0.4; trim_mean 0.33) and with 3, 7 or 11 values."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values[quartile_kept(values)].mean())
 
 
 def mean(values: np.ndarray) -> float:
     return float(np.mean(values))
-
-
-def bootstrap_ci(
-    values: np.ndarray, statistic: Statistic, reps: int, seed: int, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of `statistic` over the runs in `values` (resampled with replacement)."""
-    values = np.asarray(values, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(values), size=(reps, len(values)))
-    stats = np.array([statistic(values[row]) for row in draws])
-    tail = (1 - level) / 2 * 100
-    return float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail))
 
 
 @dataclass(frozen=True)
@@ -89,7 +67,7 @@ def difference(
 
 def permutation_p(ours: np.ndarray, authors: np.ndarray, statistic: Statistic) -> float:
     """Exact two-sided permutation p-value of statistic(ours) - statistic(authors) over every split
-    of the pooled runs into groups of the two sizes (5 + 5 runs: 252 splits)."""
+    of the pooled runs into groups of the two sizes (5 + 5 runs: 252 splits; 8 + 8: 12,870)."""
     from itertools import combinations
 
     pooled = np.concatenate([ours, authors]).astype(np.float64)

@@ -2,7 +2,7 @@
 
 env      MT10 random-action stepping alone (transitions/s), sync vector env in one process
 update   one SAC update (sample + critic/actor/alpha steps + Polyak) alone, batch 128 x N (updates/s)
-loop     the real training loop, `mtrl.train.train`, after warm-up (transitions/s), with the
+loop     the real training loop, `mtrl.run.train.train`, after warm-up (transitions/s), with the
          overhead it adds over the sum of its two parts: 1 - (t_env + t_update) / t_loop per step
 
 python benchmarks/throughput.py                      # CPU-sized defaults
@@ -22,14 +22,14 @@ import h5py
 import numpy as np
 import torch
 
+from mtrl.agents.buffers import MultiTaskReplayBuffer
 from mtrl.agents.sac import MultiTaskSAC
-from mtrl.buffers import MultiTaskReplayBuffer
-from mtrl.config import TrainConfig
+from mtrl.config.settings import TrainConfig
+from mtrl.config.speed import resolve_speed
 from mtrl.envs.benchmarks import ACTION_DIM, OBS_DIM, task_names
 from mtrl.envs.vector import make_vector_env
-from mtrl.run_setup import pick_device, set_matmul_precision
-from mtrl.speed import resolve_speed
-from mtrl.train import train
+from mtrl.run.setup import pick_device, set_matmul_precision
+from mtrl.run.train import train
 
 RESULTS = Path(__file__).parent / "results" / "throughput.csv"
 FIELDS = ["benchmark", "arch", "width", "task_set", "batch", "value", "unit", "device", "machine", "date"]

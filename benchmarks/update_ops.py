@@ -29,7 +29,7 @@ import torch._inductor.config
 from throughput import agent_with_random_buffer  # benchmarks/ is the script's folder
 from torch.autograd.profiler_util import FunctionEvent
 
-from mtrl.config import TrainConfig
+from mtrl.config.settings import TrainConfig
 
 RESULTS = Path(__file__).parent / "results" / "update_ops.csv"
 FIELDS = ["label", "mode", "arch", "width", "phase", "ops", "machine", "measured_on"]

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from mtrl.config import ConfigError, TrainConfig
+from mtrl.config.settings import ConfigError, TrainConfig
 
 
 def _flag(name: str) -> str:
@@ -73,7 +74,7 @@ def _check_out_dir(out: Path) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     _check_out_dir(args.out)
-    from mtrl.train import WORKER_ERRORS, TrainingInterrupted, train  # heavy imports: the config is good
+    from mtrl.run.train import WORKER_ERRORS, TrainingInterrupted, train  # heavy imports: the config is good
 
     try:
         path = train(config, args.out, quiet=args.quiet)
@@ -103,7 +104,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         raise ConfigError(f"{run_dir}: not a run directory" + (" (it is a file)" if run_dir.exists() else ""))
     if out is not None and out.is_dir():
         raise ConfigError(f"{out}: --out must be a file path, but it is a directory")
-    from mtrl.probe import probe_run
+    from mtrl.probe.probing import probe_run
 
     try:
         print(probe_run(run_dir, out))
@@ -140,10 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("results_dir", nargs="?", help="results folder (default: the config's results_dir)")
     status.add_argument(
         "--configfile",
-        help="workflow config of the study (default: the one recorded in RESULTS_DIR, else "
-        "config/config.yaml)",
+        nargs="+",
+        help="workflow config file(s) of the study, several merged as Snakemake does (default: the "
+        "one(s) recorded in RESULTS_DIR, else config/config.yaml)",
     )
-    status.set_defaults(func=lambda args: __import__("mtrl.status").status.cli_status(args))
+    status.set_defaults(func=lambda args: importlib.import_module("mtrl.study.status").cli_status(args))
     return parser
 
 
@@ -153,15 +155,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="[%(name)s] %(message)s"
     )
-    from mtrl.checkpoints import CheckpointError
-    from mtrl.divergence import TrainingDiverged
+    from mtrl.files.checkpoints import CheckpointError
+    from mtrl.files.integrity import DamagedResult
+    from mtrl.run.divergence import TrainingDiverged
 
     try:
         return args.func(args)
     except (ConfigError, FileNotFoundError) as exc:
         print(f"mtrl: error: {exc}", file=sys.stderr)
         return 2
-    except (CheckpointError, TrainingDiverged) as exc:  # damaged files, a full or read-only disk, NaN
+    # damaged checkpoints or results, a full or read-only disk, NaN
+    except (CheckpointError, DamagedResult, TrainingDiverged) as exc:
         print(f"mtrl: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,6 +1,6 @@
 """Synthetic result files for tests: fake `train.h5` and `plasticity.h5` with controlled numbers.
 
-`train.h5` is written with the real writer (`mtrl.results.write_train_h5`); `plasticity.h5`
+`train.h5` is written with the real writer (`mtrl.files.result_files.write_train_h5`); `plasticity.h5`
 follows the probe's file spec:
 
   attrs:  taus (list of float), config (JSON), definitions (JSON dict metric -> text)
@@ -20,7 +20,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from mtrl.results import TrainLog, write_train_h5
+from mtrl.files.integrity import seal
+from mtrl.files.result_files import TrainLog, write_train_h5
 
 NETWORKS = ("actor", "critic0", "critic1")
 OBS_DIM, ACTION_DIM = 39, 4
@@ -155,6 +156,7 @@ def write_fake_plasticity(
                 if arr.shape != shape:
                     raise ValueError(f"{net}/{metric}: expected shape {shape}, got {arr.shape}")
                 group[metric] = arr
+        seal(handle)  # as the probe's writer does: the checksum of its datasets
     return path
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from mtrl.config import TrainConfig
+from mtrl.config.settings import TrainConfig
 from mtrl.nets import build_network
 from mtrl.nets.layers import count_parameters
 from mtrl.nets.matching import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mtrl.buffers import MultiTaskReplayBuffer
+from mtrl.agents.buffers import MultiTaskReplayBuffer
 
 
 def fill(buffer: MultiTaskReplayBuffer, steps: int, num_tasks: int) -> None:

@@ -159,7 +159,7 @@ def test_an_unknown_reward_version_is_refused_naming_the_key():
     # Meta-World reads anything but "v2" as v1: a typo must not silently train on v1 rewards
     with pytest.raises(ValueError, match="reward_version"):
         make_vector_env(["reach-v3"], seed=0, reward_version="V2")
-    from mtrl.config import ConfigError, TrainConfig
+    from mtrl.config.settings import ConfigError, TrainConfig
 
     assert TrainConfig().reward_version == "v2"
     assert TrainConfig.from_dict({"reward_version": "v1"}).reward_version == "v1"
@@ -170,7 +170,7 @@ def test_an_unknown_reward_version_is_refused_naming_the_key():
 def test_training_builds_its_envs_with_the_configs_reward_version(tiny_config, tmp_path, monkeypatch):
     import dataclasses
 
-    import mtrl.train
+    import mtrl.run.train
 
     built = {}
 
@@ -181,9 +181,9 @@ def test_training_builds_its_envs_with_the_configs_reward_version(tiny_config, t
         built.update(kwargs)
         raise Built
 
-    monkeypatch.setattr(mtrl.train, "make_vector_env", record)
+    monkeypatch.setattr(mtrl.run.train, "make_vector_env", record)
     with pytest.raises(Built):
-        mtrl.train.Trainer(
+        mtrl.run.train.Trainer(
             dataclasses.replace(tiny_config, reward_version="v1").resolved(), tmp_path, True, "", False
         )
     assert built["reward_version"] == "v1"

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mtrl import checkpoints as ckpt
 from mtrl.cli import main
-from mtrl.config import ConfigError, TrainConfig
+from mtrl.config.settings import ConfigError, TrainConfig
+from mtrl.files import checkpoints as ckpt
 from tests.conftest import TINY
 
 HINTS = typing.get_type_hints(TrainConfig)
@@ -41,7 +41,7 @@ def nothing_built(monkeypatch):
     """Fail the test if an env or a network is built."""
     import mtrl.agents.sac as sac
     import mtrl.envs.vector as vector
-    import mtrl.train as train_module  # imported first, so it keeps the real make_vector_env afterwards
+    import mtrl.run.train as train_module  # imported first, so it keeps the real make_vector_env afterwards
 
     def explode(*_a, **_k):
         raise AssertionError("an env or network was built before the input was checked")
@@ -163,7 +163,7 @@ def test_an_output_path_that_is_a_file_is_refused(tmp_path, capsys, nothing_buil
 
 
 def test_an_unwritable_run_directory_fails_before_training(tmp_path, capsys, monkeypatch):
-    import mtrl.train as train_module
+    import mtrl.run.train as train_module
 
     monkeypatch.setattr(train_module, "make_vector_env", lambda *a, **k: pytest.fail("env built"))
     run = tmp_path / "run"
@@ -178,8 +178,8 @@ def test_an_unwritable_run_directory_fails_before_training(tmp_path, capsys, mon
 def test_too_little_disk_space_fails_before_training(free, said, tmp_path, capsys, monkeypatch):
     import shutil
 
-    import mtrl.run_directory as run_directory
-    import mtrl.train as train_module
+    import mtrl.run.directory as run_directory
+    import mtrl.run.train as train_module
 
     monkeypatch.setattr(train_module, "make_vector_env", lambda *a, **k: pytest.fail("env built"))
     monkeypatch.setattr(
@@ -304,7 +304,7 @@ def test_a_damaged_resume_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
     import os
     import signal
 
-    from mtrl.train import Trainer, TrainingInterrupted, train
+    from mtrl.run.train import Trainer, TrainingInterrupted, train
     from tests.test_train import h5_contents
 
     config = TrainConfig.from_dict({**TINY, "total_steps": 1500, "probe_checkpoints": 1})
@@ -347,7 +347,7 @@ def test_a_damaged_resume_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
 def fake_run(tmp_path) -> Path:
     """A run directory with every probe checkpoint of TINY (untrained networks, a random probe batch)."""
     from mtrl.agents.sac import MultiTaskSAC
-    from mtrl.probe_checkpoints import probe_episodes
+    from mtrl.run.probe_checkpoints import probe_episodes
 
     config = TrainConfig.from_dict(TINY).resolved()
     agent = MultiTaskSAC(config, 40, 4, torch.device("cpu"))
@@ -406,7 +406,7 @@ def test_a_probe_checkpoint_without_a_batch_is_one_line(fake_run, capsys):
 
 # ------------------------------------------------------------------------------ run directories
 def test_a_second_trainer_on_one_run_directory_fails_at_once(tmp_path, capsys, nothing_built):
-    from mtrl.run_directory import run_lock
+    from mtrl.run.directory import run_lock
 
     run = tmp_path / "run"
     with run_lock(run):  # the first trainer (an orphaned SLURM job, say)
@@ -418,7 +418,7 @@ def test_a_second_trainer_on_one_run_directory_fails_at_once(tmp_path, capsys, n
 
 
 def _write_result(run: Path, config: TrainConfig) -> Path:
-    from mtrl.results import TrainLog, write_train_h5
+    from mtrl.files.result_files import TrainLog, write_train_h5
 
     log = TrainLog(eval_step=[0], eval_success=[[0.0]], eval_return=[[0.0]])
     attrs = {
@@ -441,8 +441,8 @@ def test_train_h5_of_another_config_is_not_returned_as_complete(tmp_path, capsys
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
 def test_an_unreadable_train_h5_is_not_complete(damage, tmp_path, monkeypatch):
-    import mtrl.train as train_module
-    from mtrl.results import train_h5_problem
+    import mtrl.run.train as train_module
+    from mtrl.files.result_files import train_h5_problem
 
     config = TrainConfig.from_dict(TINY)
     run = tmp_path / "run"
@@ -463,7 +463,7 @@ def test_an_unreadable_train_h5_is_not_complete(damage, tmp_path, monkeypatch):
 
 
 def test_a_failed_result_write_names_the_file_and_leaves_no_temporary(tmp_path):
-    from mtrl.results import write_atomic_h5
+    from mtrl.files.result_files import write_atomic_h5
 
     def full_disk(handle):
         handle["x"] = list(range(100))
@@ -476,7 +476,7 @@ def test_a_failed_result_write_names_the_file_and_leaves_no_temporary(tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncated", "bit-flip"])
 def test_with_no_readable_resume_checkpoint_the_run_starts_over_and_says_so(damage, tmp_path, caplog):
-    from mtrl.train import Trainer
+    from mtrl.run.train import Trainer
 
     config = TrainConfig.from_dict(TINY)
     run = tmp_path / "run"
@@ -579,8 +579,8 @@ def test_a_bad_study_is_one_line_naming_where(case, tmp_path, capsys):
 
 def _grid_run(study_path: Path) -> tuple[str, TrainConfig, Path]:
     """The first run of a study: its id, resolved config and run directory."""
-    from mtrl.grid import build_grid
-    from mtrl.status import load_study
+    from mtrl.study.grid import build_grid
+    from mtrl.study.status import load_study
 
     study = load_study(study_path)
     run_id, config = next(iter(build_grid(study).runs.items()))
@@ -590,7 +590,7 @@ def _grid_run(study_path: Path) -> tuple[str, TrainConfig, Path]:
 def test_status_shows_runs_in_progress_with_the_step_they_reached(tmp_path, capsys):
     """A checksummed resume checkpoint of gigabytes is read without its tensors; one of other
     settings says the run will start over."""
-    from mtrl.provenance import code_hash
+    from mtrl.files.provenance import code_hash
 
     path = smoke_study(tmp_path)
     run_id, config, run_dir = _grid_run(path)
@@ -607,8 +607,16 @@ def test_status_shows_runs_in_progress_with_the_step_they_reached(tmp_path, caps
     assert out.endswith("0 complete, 1 in progress, 0 stale, 1 missing of 2 runs\n")
     ckpt.save_atomic({**state, "config": {**config.to_dict(), "lr": 1.0}}, ckpt.resume_path(run_dir))
     assert main(["status", "--configfile", str(path)]) == 0
-    assert "step 3,000 of 5,000 (resume checkpoint of other settings or code: the run will start over)" in (
-        capsys.readouterr().out
+    assert (
+        "step 3,000 of 5,000 (resume checkpoint of other settings lr 1.0 -> 0.0003: the run will start over)"
+        in (capsys.readouterr().out)
+    )
+    ckpt.save_atomic({**state, "provenance": "0123abcd"}, ckpt.resume_path(run_dir))
+    assert main(["status", "--configfile", str(path)]) == 0
+    code = code_hash("train")
+    assert (
+        f"step 3,000 of 5,000 (resume checkpoint of other training code 0123abcd != current {code}: the run "
+        "will start over)" in capsys.readouterr().out
     )
     _truncated(ckpt.resume_path(run_dir))
     assert main(["status", "--configfile", str(path)]) == 0
@@ -617,7 +625,7 @@ def test_status_shows_runs_in_progress_with_the_step_they_reached(tmp_path, caps
 
 def test_status_of_a_results_folder_uses_the_study_that_wrote_it(tmp_path, capsys, monkeypatch):
     """`mtrl status results/smoke` after the smoke pipeline: the smoke study's runs, not the paper's."""
-    from mtrl.status import record_study
+    from mtrl.study.status import record_study
 
     monkeypatch.chdir(tmp_path)
     smoke_study(tmp_path, lambda s: s.update(results_dir="results/smoke"), "config/smoke.yaml")
@@ -657,8 +665,8 @@ def _complete_run(study_path: Path) -> tuple[str, Path]:
     settings and code the workflow would use now."""
     import json
 
-    from mtrl.provenance import code_hash, identity
-    from mtrl.results import provenance_attrs
+    from mtrl.files.provenance import code_hash, identity
+    from mtrl.files.result_files import provenance_attrs
     from tests.fixtures_results import write_fake_plasticity, write_fake_train
 
     run_id, config, run_dir = _grid_run(study_path)
@@ -701,7 +709,7 @@ RESULT_DAMAGE = {
 @pytest.mark.parametrize("name", ["train.h5", "plasticity.h5"])
 @pytest.mark.parametrize("damage", RESULT_DAMAGE)
 def test_a_result_file_that_is_not_whole_is_stale_and_never_aggregated(name, damage, tmp_path, capsys):
-    from mtrl.results import train_h5_problem
+    from mtrl.files.result_files import train_h5_problem
 
     study = smoke_study(tmp_path)
     run_id, run_dir = _complete_run(study)
@@ -725,7 +733,7 @@ def run_aggregate(tmp_path: Path, run_dir: Path, allow_stale: bool) -> tuple[int
     import subprocess
     import sys
 
-    from mtrl.provenance import code_hash, identity
+    from mtrl.files.provenance import code_hash, identity
 
     config = _grid_run(tmp_path / "study.yaml")[1]
     spec = {
@@ -737,6 +745,8 @@ def run_aggregate(tmp_path: Path, run_dir: Path, allow_stale: bool) -> tuple[int
             "runs": [{"panel": "MT10", "series": "s", "run_dir": str(run_dir)}],
             "reps": 10,
             "statistic": "runs",
+            "extensions": [],
+            "x_placement": "published",
             "code": "table",
             "expected": {
                 "runs": {str(run_dir): json.dumps(identity(config.to_dict()), sort_keys=True)},
@@ -868,15 +878,15 @@ H5_STAGES = {
 
 
 def h5py_file_module():
-    import mtrl.results
+    import mtrl.files.result_files
 
-    return mtrl.results.h5py
+    return mtrl.files.result_files.h5py
 
 
 @pytest.mark.parametrize("stage", H5_STAGES)
 @pytest.mark.parametrize("error", ERRNOS)
 def test_a_refused_result_write_is_one_line_and_leaves_no_temporary(stage, error, tmp_path, monkeypatch):
-    from mtrl.results import write_atomic_h5
+    from mtrl.files.result_files import write_atomic_h5
 
     number, said = ERRNOS[error]
     said = said.replace("needs about 4.0 MB, ", "")
@@ -920,8 +930,8 @@ def test_a_diverging_run_stops_at_the_first_nan_in_one_line(tmp_path, capsys):
 def test_a_diverged_run_keeps_its_last_good_resume_checkpoint(tmp_path, monkeypatch):
     """A critic parameter turns NaN after the step-500 resume checkpoint: the run stops within a step
     or two, the checkpoint stays the step-500 one, all finite, and no train.h5 is written."""
-    from mtrl.divergence import TrainingDiverged
-    from mtrl.train import Trainer, train
+    from mtrl.run.divergence import TrainingDiverged
+    from mtrl.run.train import Trainer, train
 
     real = Trainer._update
 
@@ -966,7 +976,7 @@ def _watched_trainer(q_mean: float, reward_version: str = "v2", metric: str | No
 @pytest.mark.parametrize(("reward_version", "limit"), [("v2", 2_000.0), ("v1", 800_000.0)])
 def test_a_mean_q_beyond_what_rewards_allow_is_warned_of_once(reward_version, limit, caplog):
     """Meta-World's per-step reward is at most 10 (v2) or under 4,000 (v1); gamma 0.99."""
-    from mtrl.divergence import DivergenceWatch
+    from mtrl.run.divergence import DivergenceWatch
 
     watch = DivergenceWatch(_watched_trainer(0.0, reward_version).config)
     assert watch.q_limit == pytest.approx(limit)
@@ -982,7 +992,7 @@ def test_a_mean_q_beyond_what_rewards_allow_is_warned_of_once(reward_version, li
 
 @pytest.mark.parametrize("metric", ["critic_loss", "actor_loss", "alpha_loss", "q_mean", "entropy"])
 def test_a_non_finite_loss_is_named_with_its_step(metric):
-    from mtrl.divergence import DivergenceWatch, TrainingDiverged
+    from mtrl.run.divergence import DivergenceWatch, TrainingDiverged
 
     trainer = _watched_trainer(0.0, metric=metric)
     with pytest.raises(TrainingDiverged) as info:

@@ -17,12 +17,12 @@ import pytest
 import torch
 from metaworld.policies import SawyerPushV3Policy, SawyerReachV3Policy
 
-from mtrl.config import TrainConfig
+from mtrl.config.settings import TrainConfig
 from mtrl.envs.benchmarks import ACTION_DIM, OBS_DIM
+from mtrl.envs.evaluation import evaluate_until_success
 from mtrl.envs.vector import evaluate, make_vector_env
-from mtrl.evaluation import evaluate_until_success
-from mtrl.evaluator import EvalSetup, Evaluator, EvaluatorError, eval_setup_for_run
-from mtrl.stop_signals import signals_blocked
+from mtrl.run.evaluator import EvalSetup, Evaluator, EvaluatorError, eval_setup_for_run
+from mtrl.run.stop_signals import signals_blocked
 
 TASKS = ["reach-v3", "push-v3", "window-close-v3"]
 EXPERTS = [SawyerReachV3Policy(), SawyerPushV3Policy()]
@@ -166,8 +166,8 @@ def test_a_failing_evaluation_is_one_line_and_the_process_is_reaped(config):
 UNCLOSED = """
 import sys
 from tests.test_evaluation import _setup
-from mtrl.config import TrainConfig
-from mtrl.evaluator import Evaluator
+from mtrl.config.settings import TrainConfig
+from mtrl.run.evaluator import Evaluator
 if __name__ == "__main__":
     config = TrainConfig.from_dict({"task_set": "mt1", "actor_width": 16, "critic_width": 16, "seed": 4,
                                     "eval_episodes": 2})

@@ -19,7 +19,7 @@ import pytest
 import torch
 import yaml
 
-from mtrl.config import ARCHS, TrainConfig
+from mtrl.config.settings import ARCHS, TrainConfig
 from mtrl.envs.benchmarks import TASK_SETS, task_names
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mtrl.config import TrainConfig
+from mtrl.config.settings import TrainConfig
 from mtrl.nets import build_network
 from mtrl.nets.layers import EnsembleLinear, count_parameters
 from mtrl.nets.mlp import MultiHeadMLP

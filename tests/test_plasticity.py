@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from mtrl.plasticity import (
+from mtrl.probe.plasticity import (
     DEFAULT_TAUS,
     dormant_mask,
     dormant_percent,

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from mtrl import checkpoints as ckpt
-from mtrl.config import TrainConfig
-from mtrl.plasticity import feature_norm
-from mtrl.probe import (
+from mtrl.config.settings import TrainConfig
+from mtrl.files import checkpoints as ckpt
+from mtrl.probe.plasticity import feature_norm
+from mtrl.probe.probing import (
     METRICS,
     NETWORKS,
     _build_agent,
@@ -26,8 +26,8 @@ from mtrl.probe import (
     probe_run,
     stored_batch,
 )
+from mtrl.run.train import train
 from mtrl.tables import read_plasticity_h5
-from mtrl.train import train
 from tests.conftest import TINY
 
 TAUS = (0.0, 0.025, 0.1)

@@ -8,9 +8,9 @@ import math
 import torch
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
+from mtrl.agents.buffers import Batch
 from mtrl.agents.sac import MultiTaskSAC, squashed_gaussian
-from mtrl.buffers import Batch
-from mtrl.config import TrainConfig
+from mtrl.config.settings import TrainConfig
 
 
 def make_agent(**overrides) -> MultiTaskSAC:

@@ -16,9 +16,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from mtrl.grid import build_grid
-from mtrl.provenance import identity
-from mtrl.train import train
+from mtrl.files.provenance import identity
+from mtrl.run.train import train
+from mtrl.study.grid import build_grid
 from tests.test_train import assert_same_contents, h5_contents
 from tests.workflow_helpers import ROOT, copy_workflow, edited_config, snakemake
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from mtrl.agents.buffers import MultiTaskReplayBuffer
 from mtrl.agents.sac import MultiTaskSAC
-from mtrl.buffers import MultiTaskReplayBuffer
-from mtrl.config import ARCHS, ConfigError, TrainConfig
-from mtrl.train import Trainer
+from mtrl.config.settings import ARCHS, ConfigError, TrainConfig
+from mtrl.run.train import Trainer
 
 SMALL = {"sm_module_width": 16, "sm_embedding": 16, "actor_width": 16, "critic_width": 16}
 UPDATES = 4

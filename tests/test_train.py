@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from mtrl import checkpoints as ckpt
-from mtrl.config import ConfigError, TrainConfig
-from mtrl.train import Trainer, train
+from mtrl.config.settings import ConfigError, TrainConfig
+from mtrl.files import checkpoints as ckpt
+from mtrl.run.train import Trainer, train
 from tests.conftest import TINY
 
 TIMING_KEYS = {"sps"}  # wall-clock measurements legitimately differ between runs
@@ -167,7 +167,7 @@ def test_warmup_counts_steps_per_task_not_transitions(tmp_path):
     """The authors act randomly while the *vector* step is below 4,000: on MT10 that is 40,000
     transitions. One MT10 episode (500 vector steps) with warmup_steps_per_task=400 makes exactly
     500 - 400 + 1 = 101 updates (today's transition-count reading would make 461)."""
-    from mtrl.train import Trainer
+    from mtrl.run.train import Trainer
 
     config = TrainConfig.from_dict(
         {
@@ -247,7 +247,7 @@ def test_signal_stops_at_the_episode_boundary_with_its_exit_code(
     """The signal arrives mid-episode (here: during the step-500 evaluation hook); training stops at
     that episode's end with the resume checkpoint of that step, and the CLI exits with the code."""
     from mtrl.cli import main
-    from mtrl.train import Trainer, TrainingInterrupted
+    from mtrl.run.train import Trainer, TrainingInterrupted
 
     real = Trainer.at_episode_end
 
@@ -276,7 +276,7 @@ def test_signal_stops_at_the_episode_boundary_with_its_exit_code(
 
 
 def test_a_second_ctrl_c_stops_at_once():
-    from mtrl.stop_signals import StopSignals
+    from mtrl.run.stop_signals import StopSignals
 
     stop = StopSignals()
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -307,9 +307,9 @@ def test_the_workflow_rule_script_turns_an_interruption_or_a_worker_failure_into
     import runpy
     import types
 
-    import mtrl.train as train_module
+    import mtrl.run.train as train_module
     from mtrl.envs.shm import EnvWorkerError
-    from mtrl.evaluator import EvaluatorError
+    from mtrl.run.evaluator import EvaluatorError
 
     def interrupted(*_a, **_k):
         raise {
@@ -368,7 +368,7 @@ def test_rng_states_survive_any_map_location(tmp_path, tiny_config):
     and torch.set_rng_state refused them ("RNG state must be a torch.ByteTensor"). The meta device
     does to the tensors on a CPU what cuda does on a GPU: the map location applies to the networks,
     and every RNG state still comes back a CPU ByteTensor and continues the same numbers."""
-    from mtrl import rng_state
+    from mtrl.run import rng_state
 
     path, trainer = _resume_checkpoint(tmp_path / "run", tiny_config)
     want = _draws(trainer)
@@ -389,7 +389,7 @@ def test_rng_states_survive_any_map_location(tmp_path, tiny_config):
 
 
 def test_a_checkpoint_of_another_device_type_says_so(tmp_path, tiny_config):
-    from mtrl import rng_state
+    from mtrl.run import rng_state
 
     path, trainer = _resume_checkpoint(tmp_path / "run", tiny_config)
     state = ckpt.load(path)
@@ -405,7 +405,7 @@ def test_a_checkpoint_of_another_device_type_says_so(tmp_path, tiny_config):
 def test_a_cuda_run_resumes_its_rng_states_on_gpu(tmp_path, tiny_config):
     """On a GPU: the checkpoint holds the GPU's CUDA RNG state, loads with map_location=cuda and
     every generator (CPU, CUDA default, sampler, agent) continues the same numbers."""
-    from mtrl import rng_state
+    from mtrl.run import rng_state
 
     config = dataclasses.replace(tiny_config, device="cuda")
     path, trainer = _resume_checkpoint(tmp_path / "run", config)
@@ -460,13 +460,16 @@ def test_every_way_out_of_training_closes_the_env_workers(tmp_path, tiny_config,
 def test_auto_speed_settings_stay_auto_in_the_identity_and_are_recorded_resolved(tmp_path, tiny_config):
     """The workflow computes a run's identity on a host without a GPU: `auto` stays in it, so the
     trainer records the same identity on any device; what `auto` became is recorded beside it."""
-    from mtrl.provenance import identity
+    from mtrl.files.provenance import identity
 
     short = dataclasses.replace(tiny_config, total_steps=1000, eval_every=500, probe_checkpoints=1)
     assert (short.update_mode, short.matmul_precision) == ("auto", "auto")  # the defaults
     with h5py.File(train(short, tmp_path / "run", quiet=True)) as handle:
         recorded = json.loads(handle.attrs["provenance_identity"])
         resolved = handle.attrs["provenance_update_mode"], handle.attrs["provenance_matmul_precision"]
+        resources = json.loads(handle.attrs["provenance_resources"])
     assert recorded == json.loads(json.dumps(identity(short.resolved().to_dict())))
     assert (recorded["update_mode"], recorded["matmul_precision"]) == ("auto", "auto")
     assert resolved == ("eager", "float32")  # on a CPU
+    assert resources["torch_threads"] == resources["torch_threads_set"] == 1  # TINY sets 1
+    assert resources["env_workers"] == 0 and resources["cores"] >= 1  # sync: in the trainer

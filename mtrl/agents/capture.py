@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from mtrl.buffers import Batch, MultiTaskReplayBuffer
+from mtrl.agents.buffers import Batch, MultiTaskReplayBuffer
 
 if TYPE_CHECKING:
     from mtrl.agents.sac import MultiTaskSAC

@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mtrl.agents.buffers import Batch, MultiTaskReplayBuffer
 from mtrl.agents.capture import FixedBatchUpdate, StaticUpdate, adam_options, update_phase
 from mtrl.agents.compiled import update_functions
-from mtrl.buffers import Batch, MultiTaskReplayBuffer
-from mtrl.config import TrainConfig, require_resolved
+from mtrl.config.settings import TrainConfig, require_resolved
+from mtrl.config.speed import resolve_speed
 from mtrl.nets import build_network
 from mtrl.nets.layers import count_parameters
-from mtrl.speed import resolve_speed
 
 METRICS = ("critic_loss", "actor_loss", "alpha_loss", "q_mean", "entropy")
 
@@ -58,7 +58,7 @@ class MultiTaskSAC(nn.Module):
     """Actor, critic ensemble (E=2), target critics, per-task log-alpha and their optimisers.
 
     `config` is resolved (`TrainConfig.resolved()`). Process-wide settings (matmul precision, torch
-    threads, seeds) are the caller's (`mtrl.run_setup`); network initialisation draws from torch's
+    threads, seeds) are the caller's (`mtrl.run.setup`); network initialisation draws from torch's
     global generator, policy noise from the agent's own (seeded with `config.seed`).
     """
 
@@ -77,7 +77,7 @@ class MultiTaskSAC(nn.Module):
         self._actor_params = list(self.actor.parameters())
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.target_critic.parameters())
-        # `auto` is graph + tf32 on CUDA, eager + float32 on a CPU (mtrl.speed)
+        # `auto` is graph + tf32 on CUDA, eager + float32 on a CPU (mtrl.config.speed)
         self.update_mode, self.precision = resolve_speed(
             config.update_mode, config.matmul_precision, device.type
         )

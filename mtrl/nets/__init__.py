@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from mtrl.config import TrainConfig, require_resolved
+from mtrl.config.settings import TrainConfig, require_resolved
 from mtrl.nets.mlp import MultiHeadMLP
 
 Role = Literal["actor", "critic"]

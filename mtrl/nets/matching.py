@@ -38,7 +38,7 @@ from functools import cache
 
 import torch
 
-from mtrl.config import TrainConfig
+from mtrl.config.settings import TrainConfig
 from mtrl.envs.benchmarks import ACTION_DIM, OBS_DIM
 
 ARCHS_MATCHED = ("sm", "paco", "moore")

@@ -44,7 +44,7 @@ from mtrl.nets.layers import EnsembleLinear, expand_ensemble, he_uniform_
 from mtrl.nets.paco import GroupedLinear, drop_task_one_hot
 
 if TYPE_CHECKING:
-    from mtrl.config import TrainConfig
+    from mtrl.config.settings import TrainConfig
 
 
 class SoftModularization(nn.Module):

@@ -19,7 +19,7 @@ Common columns of the tables (every table function documents its own):
 Success values are percentages (0-100): the IQM of success rates in [0, 1] times 100.
 Rows come in the order of the runs given (panels and series by first appearance).
 
-Statistics (see `mtrl.stats`): success -> by default the IQM over runs of each run's mean success
+Statistics (see `mtrl.tables.stats`): success -> by default the IQM over runs of each run's mean success
 over tasks (the authors' figure code), a bootstrap CI over runs; `statistic="pooled"` gives the IQM
 over runs x tasks with rliable's stratified bootstrap instead. Plasticity -> mean over runs with a
 bootstrap CI over runs.

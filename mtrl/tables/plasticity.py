@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mtrl.results import TrainResult
-from mtrl.stats import mean_ci
+from mtrl.files.result_files import TrainResult
 from mtrl.tables.grouping import common_prefix, config_columns, group_by, ref_columns, require_runs
 from mtrl.tables.runs import PlasticityResult, RunRef, read_plasticity, read_train
+from mtrl.tables.stats import mean_ci
 
 __all__ = ["NETWORK_CHOICES", "PLASTICITY_METRICS", "ALL_LAYERS", "plasticity_curve", "plasticity_final"]
 
@@ -153,7 +153,7 @@ def x_actor_params(config: dict[str, Any], actor_params: int, x_task_set: str | 
     """
     if x_task_set is None or config.get("task_set") == x_task_set:
         return int(actor_params)
-    from mtrl.config import TrainConfig
+    from mtrl.config.settings import TrainConfig
     from mtrl.nets.matching import count_actor_critic  # torch: imported only when needed
 
     shape = {k: config[k] for k in SHAPE_KEYS if k in config}

@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from _adapter import drop_rerun_markers, logged
+from _adapter import logged
 
 with logged(snakemake.log[0]):
-    from mtrl.checkpoints import remove_quietly, write_failure
-    from mtrl.probe import probe_run
-    from mtrl.provenance import provenance_record
-    from mtrl.results import provenance_attrs, read_provenance
+    from mtrl.files.checkpoints import remove_quietly, write_failure
+    from mtrl.files.provenance import provenance_record
+    from mtrl.files.result_files import provenance_attrs, read_provenance
+    from mtrl.probe.probing import probe_run
 
     run_dir = Path(snakemake.input.train).parent
     out = Path(snakemake.output[0])
@@ -29,4 +29,3 @@ with logged(snakemake.log[0]):
     except OSError as exc:  # a full or read-only disk: named in one line, no partial file left
         remove_quietly(tmp)
         raise write_failure(out, exc) from None
-    drop_rerun_markers(snakemake.input)

@@ -3,12 +3,12 @@
 import sys
 from pathlib import Path
 
-from _adapter import drop_rerun_markers, logged, stop_before_time_limit
+from _adapter import logged, stop_before_time_limit
 
 with logged(snakemake.log[0]):
-    from mtrl.config import TrainConfig
-    from mtrl.grid import execution_settings
-    from mtrl.train import TrainingInterrupted, train
+    from mtrl.config.settings import TrainConfig
+    from mtrl.run.train import TrainingInterrupted, train
+    from mtrl.study.grid import execution_settings
 
     run = snakemake.params.run  # the run's identity: its resolved settings less execution settings
     task_set, arch = run.get("task_set", TrainConfig.task_set), run.get("arch", TrainConfig.arch)
@@ -23,7 +23,6 @@ with logged(snakemake.log[0]):
             provenance=snakemake.params.code,
             restart_stale=True,  # a checkpoint of an older config or code version cannot be resumed
         )
-        drop_rerun_markers(snakemake.input)
     except TrainingInterrupted as exc:
         # stopped by a signal (SLURM's warning before its time limit): the resume checkpoint is
         # written; a non-zero exit makes Snakemake resubmit the job, which resumes from it

@@ -1,0 +1,1 @@
+"""Result and checkpoint files: formats, checksums, completeness, provenance records."""

@@ -1,0 +1,1 @@
+"""Plasticity probes: metrics as pure functions and the probe of a run's checkpoints."""

@@ -1,0 +1,1 @@
+"""The training job: loop, resume, stop signals, run directory, evaluator, probe checkpoints."""

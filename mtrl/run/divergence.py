@@ -1,0 +1,115 @@
+"""A diverging optimiser stops its run instead of finishing it with curves of NaN.
+
+The first non-finite action, loss or parameter ends training with one line naming the step and the
+quantities, before anything diverged is written: no train.h5, and the last resume checkpoint stays
+the last good one. A mean Q above what Meta-World's rewards allow is warned of once.
+
+Where it looks, adding no host-device sync to an update:
+  every vector step     the policy's actions, which cross to the host anyway to step the envs;
+                        parameters that went NaN in an update give NaN actions at the next step
+  every episode's end   parameters and log-alpha, and the losses, mean Q and entropy summed on the
+                        device since the last log row (one sync per 500 steps), before evaluation,
+                        the log row, probe and resume checkpoints and train.h5 are written
+So a run stops within a step or two of its first NaN, and never later than the episode's end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from mtrl.config.settings import TrainConfig
+    from mtrl.run.train import Trainer
+
+log = logging.getLogger("mtrl.run.divergence")
+
+# The most reward one step can give. v2: every Meta-World v2 reward function is scaled to [0, 10].
+# v1: one term 1000 * (a starting distance, under 2 m in the robot's workspace) + 1000 * (two
+# exponentials, each at most 1), plus a lift bonus of 100 * a height under 1 m and a reach term of
+# centimetres: under 4,000 (Meta-World's own `target_reward = 1000 * maxDist + 1000 * 2`).
+R_MAX = {"v2": 10.0, "v1": 4_000.0}
+# Q may exceed r_max / (1 - gamma) through SAC's entropy bonus (alpha * at most 4 log 2 per step for
+# four actions); twice the bound leaves room for that and is far below a diverging critic's values.
+Q_MARGIN = 2.0
+
+
+class TrainingDiverged(Exception):  # light to import: the CLI catches it without loading torch
+    """Training produced non-finite numbers; the message names the run, the step and the quantities."""
+
+
+def q_limit(config: TrainConfig) -> float:
+    """The mean Q above which the critic is diverging: Q_MARGIN x r_max / (1 - gamma)."""
+    if config.gamma >= 1:
+        return math.inf
+    return Q_MARGIN * R_MAX[config.reward_version] / (1 - config.gamma)
+
+
+class DivergenceWatch:
+    """The checks of one run (see the module docstring); `trainer` is the run's Trainer."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.q_limit = q_limit(config)
+        self.warned = False
+
+    def check_actions(self, trainer: Trainer, action: np.ndarray) -> None:
+        """Every vector step: the policy's actions (host values) are finite."""
+        if not np.isfinite(action).all():
+            raise diverged(trainer, ["the policy's actions", *non_finite(trainer)])
+
+    def check_state(self, trainer: Trainer) -> None:
+        """At an episode's end, before anything is evaluated or written: parameters and the metrics
+        since the last log row are finite; a mean Q over the bound is warned of once."""
+        problems = non_finite(trainer)
+        if problems:
+            raise diverged(trainer, problems)
+        if trainer.metric_count and not self.warned:
+            from mtrl.agents.sac import METRICS
+
+            q_mean = trainer.metric_sum[METRICS.index("q_mean")].item() / trainer.metric_count
+            if q_mean > self.q_limit:
+                self.warned = True
+                log.warning(
+                    "%s: mean Q %.3g at step %d exceeds %.0f = %g x r_max / (1 - gamma), r_max = %g per "
+                    "step for Meta-World's %s rewards: the critic is diverging (lr %g?)",
+                    trainer.run_dir,
+                    q_mean,
+                    trainer.step * trainer.n,
+                    self.q_limit,
+                    Q_MARGIN,
+                    R_MAX[trainer.config.reward_version],
+                    trainer.config.reward_version,
+                    trainer.config.lr,
+                )
+
+
+def non_finite(trainer: Trainer) -> list[str]:
+    """The quantities of a run that hold NaN or infinity: metrics summed since the last log row
+    (losses, mean Q, entropy), the actor's and the critic's parameters, log-alpha."""
+    import torch
+
+    from mtrl.agents.sac import METRICS
+
+    agent = trainer.agent
+    sums = trainer.metric_sum.isfinite().tolist()
+    since = f" (since step {trainer.segment_step * trainer.n:,})"
+    names = [name + since for name, ok in zip(METRICS, sums, strict=True) if not ok]
+    for name, module in (("actor", agent.actor), ("critic", agent.critic)):
+        if not torch.stack([p.isfinite().all() for p in module.parameters()]).all().item():
+            names.append(f"{name} parameters")
+    if not agent.log_alpha.isfinite().all().item():
+        names.append("log_alpha")
+    return names
+
+
+def diverged(trainer: Trainer, quantities: list[str]) -> TrainingDiverged:
+    """The one-line error of a diverged run: where, what, and what was kept."""
+    kept = "the last resume checkpoint is kept" if trainer.resume_file.exists() else "none written yet"
+    return TrainingDiverged(
+        f"{trainer.run_dir}: training diverged at step {trainer.step * trainer.n:,}: "
+        f"{', '.join(quantities)} not finite; stopped before writing them ({kept}; try a lower lr "
+        f"than {trainer.config.lr:g})"
+    )

@@ -1,0 +1,64 @@
+"""Process-wide settings of a run, made once where a run starts: device, torch threads, matmul
+precision and the global seeds. Nothing inside a run (agent, networks, buffer) sets them."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+from mtrl.config.settings import ConfigError, TrainConfig
+from mtrl.config.speed import resolve_speed
+from mtrl.envs.cores import CoreSplit, split_cores
+
+
+def pick_device(name: str) -> torch.device:
+    """The torch device of the `device` setting: `auto` is the GPU if torch sees one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "device: cuda requested but torch sees no GPU on this machine "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
+            "use device: auto or cpu to train on the CPU"
+        )
+    return torch.device(name)
+
+
+def set_matmul_precision(precision: str, device: torch.device) -> None:
+    """float32 matmuls at full precision, or TF32 (the JAX default on Ampere/Hopper); process-wide.
+
+    TF32 exists only on CUDA; on a CPU `tf32` leaves float32 as it is. `bf16` is autocast, applied
+    per forward pass (`MultiTaskSAC.autocast`), with float32 matmuls outside it.
+    """
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = precision == "tf32"
+
+
+def core_split(config: TrainConfig, cores: int | None = None) -> CoreSplit:
+    """How the run splits the job's cores (`cores`, default: this process's, mtrl.envs.cores):
+    `torch_threads` and `env_workers` as set, 0 resolved from the cores."""
+    return split_cores(
+        config.num_tasks, config.vector_strategy, config.env_workers, config.torch_threads, cores
+    )
+
+
+def prepare_process(config: TrainConfig) -> torch.device:
+    """Pick the device (ConfigError if a requested GPU is missing), set torch threads (`core_split`:
+    never torch's default, the node's cores) and matmul precision (`auto` resolved for the device,
+    mtrl.config.speed) for this process; return the device."""
+    device = pick_device(config.device)
+    torch.set_num_threads(core_split(config).torch_threads)
+    speed = resolve_speed(config.update_mode, config.matmul_precision, device.type)
+    set_matmul_precision(speed.matmul_precision, device)
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators (network initialisation draws from torch's)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

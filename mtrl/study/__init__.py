@@ -1,0 +1,1 @@
+"""The study: grid expansion, runtime plan, runs per GPU, status, matched-width cache."""
