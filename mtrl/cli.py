@@ -8,14 +8,20 @@ env or network is built.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from mtrl.config.settings import ConfigError, TrainConfig
+# Light: `mtrl train` records a SIGTERM or SIGHUP from its first moment (mtrl.run.stop_signals);
+# everything slower is imported after that, in the functions that need it.
+from mtrl.run.stop_signals import early_stops
+
+if TYPE_CHECKING:
+    from mtrl.config.settings import TrainConfig
 
 
 def _flag(name: str) -> str:
@@ -29,6 +35,8 @@ def _metavar(field_type: object) -> str:
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    from mtrl.config.settings import TrainConfig
+
     group = parser.add_argument_group(
         "run settings (override the config file; TYPE|none: a value, or none for the default the help names)"
     )
@@ -50,6 +58,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         for key, value in vars(args).items()
         if key.startswith("cfg_") and value is not None
     }
+    from mtrl.config.settings import TrainConfig
+
     if args.config is None:
         return TrainConfig.from_dict(overrides)
     return TrainConfig.from_yaml(args.config, overrides)
@@ -66,6 +76,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _check_out_dir(out: Path) -> None:
+    from mtrl.config.settings import ConfigError
+
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: --out must be a run directory, but it is a file")
 
@@ -88,6 +100,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_params(args: argparse.Namespace) -> int:
+    from mtrl.config.settings import ConfigError
+
     for depth in args.depths:
         if not 1 <= depth <= MAX_PARAMS_DEPTH:
             raise ConfigError(f"--depths: each depth must be in 1..{MAX_PARAMS_DEPTH}, got {depth}")
@@ -98,6 +112,8 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    from mtrl.config.settings import ConfigError
+
     run_dir, out = Path(args.run_dir), Path(args.out) if args.out else None
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: not a run directory" + (" (it is a file)" if run_dir.exists() else ""))
@@ -147,12 +163,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand of a command line (its first word that is no option)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    training = _command(argv) == "train"
+    with early_stops() if training else contextlib.nullcontext():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="[%(name)s] %(message)s"
     )
+    from mtrl.config.settings import ConfigError
     from mtrl.files.checkpoints import CheckpointError
     from mtrl.run.divergence import TrainingDiverged
 
@@ -163,6 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (CheckpointError, TrainingDiverged) as exc:  # damaged files, a full or read-only disk, NaN
         print(f"mtrl: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # any other file the system refuses (EIO, a stale NFS handle), named
+        if exc.filename is None:
+            raise
+        print(f"mtrl: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("mtrl: interrupted (a resumable checkpoint is kept if one was written)", file=sys.stderr)

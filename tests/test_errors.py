@@ -913,7 +913,7 @@ def test_a_diverging_run_stops_at_the_first_nan_in_one_line(tmp_path, capsys):
     assert main([*tiny_args(run, lr=1e10), "--quiet"]) == 1
     line = one_error_line(capsys)
     assert line.startswith(f"mtrl: error: {run}: training diverged at step 500: ") and "not finite" in line
-    assert "actor parameters" in line and "try a lower lr than 1e+10" in line
+    assert "actor parameters" in line and "settings outside their usual range: lr=1e+10 (usual" in line
     assert not (run / "train.h5").exists()
 
 

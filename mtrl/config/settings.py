@@ -259,7 +259,9 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key (of the values as given, before resolving)."""
-        for check in (_check_finite, _check_choices, _check_ranges, _check_schedule):
+        from mtrl.config.limits import check_counts
+
+        for check in (_check_finite, _check_choices, _check_ranges, _check_schedule, check_counts):
             check(self)
 
 

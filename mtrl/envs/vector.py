@@ -20,6 +20,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from mtrl.config.settings import ConfigError
 from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM, REWARD_VERSIONS
 from mtrl.envs.evaluation import Evaluation
 
@@ -40,6 +41,26 @@ def task_cache_dir() -> Path:
     """Where sampled goal variations are cached ($MTRL_CACHE_DIR, default ~/.cache/mtrl/metaworld)."""
     root = os.environ.get("MTRL_CACHE_DIR") or Path.home() / ".cache" / "mtrl"
     return Path(root) / f"metaworld-{_METAWORLD_VERSION}"
+
+
+def check_task_cache() -> None:
+    """ConfigError now, in one line naming $MTRL_CACHE_DIR and the folder, if the task cache cannot
+    take files (the variable names a file, a read-only or immutable folder), not a traceback from an
+    env worker."""
+    folder = task_cache_dir()
+    probe = folder / f".mtrl-write-test-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        given = os.environ.get("MTRL_CACHE_DIR")
+        where = f"MTRL_CACHE_DIR={given}" if given else "the task cache (set MTRL_CACHE_DIR to move it)"
+        problem = "a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError) else None
+        raise ConfigError(
+            f"{where}: cannot write the task cache folder {folder} "
+            f"({problem or exc.strerror or exc}); point MTRL_CACHE_DIR at a writable folder"
+        ) from None
 
 
 def goal_variations(name: str, seed: int) -> list[Any]:
@@ -100,6 +121,7 @@ def make_vector_env(
     """
     if reward_version not in REWARD_VERSIONS:
         raise ValueError(f"reward_version: {reward_version!r} is not one of {list(REWARD_VERSIONS)}")
+    check_task_cache()
     seeds = env_seeds(seed, stream, tasks)
     makers = [
         partial(_make_one, name, i, len(tasks), seeds[i], reward_version) for i, name in enumerate(tasks)

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mtrl.config.usual import divergence_hint
+
 if TYPE_CHECKING:
     from mtrl.config.settings import TrainConfig
     from mtrl.run.train import Trainer
@@ -74,7 +76,7 @@ class DivergenceWatch:
                 self.warned = True
                 log.warning(
                     "%s: mean Q %.3g at step %d exceeds %.0f = %g x r_max / (1 - gamma), r_max = %g per "
-                    "step for Meta-World's %s rewards: the critic is diverging (lr %g?)",
+                    "step for Meta-World's %s rewards: the critic is diverging (%s)",
                     trainer.run_dir,
                     q_mean,
                     trainer.step * trainer.n,
@@ -82,7 +84,7 @@ class DivergenceWatch:
                     Q_MARGIN,
                     R_MAX[trainer.config.reward_version],
                     trainer.config.reward_version,
-                    trainer.config.lr,
+                    divergence_hint(trainer.config),
                 )
 
 
@@ -110,6 +112,6 @@ def diverged(trainer: Trainer, quantities: list[str]) -> TrainingDiverged:
     kept = "the last resume checkpoint is kept" if trainer.resume_file.exists() else "none written yet"
     return TrainingDiverged(
         f"{trainer.run_dir}: training diverged at step {trainer.step * trainer.n:,}: "
-        f"{', '.join(quantities)} not finite; stopped before writing them ({kept}; try a lower lr "
-        f"than {trainer.config.lr:g})"
+        f"{', '.join(quantities)} not finite; stopped before writing them ({kept}; "
+        f"{divergence_hint(trainer.config)})"
     )

@@ -164,7 +164,7 @@ def _serve(setup: EvalSetup, conn: Any) -> None:
     """The background process: evaluate each (step, snapshot) received, reply in order, until None
     or until the trainer is gone (killed: this process then stops within 100 env steps, quietly).
     Stop signals are ignored: the trainer ends this process."""
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     torch.set_num_threads(setup.threads)
     setup = dataclasses.replace(setup, policy_factory=_orphan_aware(setup.policy_factory, os.getppid()))
@@ -326,7 +326,7 @@ def evaluator_for_run(
 
     config = require_resolved(config)
     background = resolve_eval_mode(config.eval_mode, device.type) == "background"
-    on = device.type if config.eval_device == "auto" else pick_device(config.eval_device).type
+    on = device.type if config.eval_device == "auto" else pick_device(config.eval_device, "eval_device").type
     workers = eval_workers(training_envs) if background else None
     setup = eval_setup_for_run(config, tasks, OBS_DIM + len(tasks), ACTION_DIM, workers, on)
     return Evaluator(setup, background, borrowed=None if background else training_envs)

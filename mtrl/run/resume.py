@@ -8,7 +8,6 @@ kept with its predecessor (`resume.prev.pt`), the fallback when the newest one i
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,15 +36,15 @@ def load_resume(resume_file: Path, device: torch.device) -> tuple[dict[str, Any]
             continue
         try:
             state = ckpt.load(path, device)
+        except ckpt.UnreadableCheckpoint:  # not damaged (permissions, EIO, NFS): stop, delete nothing
+            raise
         except ckpt.CheckpointError as exc:
             log.warning("%s", exc)
             damaged.append(path)
             continue
-        if damaged:  # drop the damaged file; the good one becomes resume.pt, the next save keeps it
+        if damaged:  # the good one replaces the damaged resume.pt (one rename), the next save keeps it
             log.warning("%s: falling back to the previous resume checkpoint %s", damaged[0], path)
-            for bad in damaged:
-                bad.unlink(missing_ok=True)
-            os.replace(path, resume_file)
+            ckpt.rename_file(path, resume_file, "in place of the damaged one")
         return state, resume_file
     if damaged:
         log.warning("no readable resume checkpoint in %s: starting over", resume_file.parent)

@@ -13,15 +13,16 @@ from mtrl.config.settings import ConfigError, TrainConfig
 from mtrl.config.speed import resolve_speed
 
 
-def pick_device(name: str) -> torch.device:
-    """The torch device of the `device` setting: `auto` is the GPU if torch sees one, else the CPU."""
+def pick_device(name: str, key: str = "device") -> torch.device:
+    """The torch device of the `key` setting (device, eval_device): `auto` is the GPU if torch sees
+    one, else the CPU; ConfigError naming `key` if it asks for a GPU that is not there."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
-            "device: cuda requested but torch sees no GPU on this machine "
+            f"{key}: cuda requested but torch sees no GPU on this machine "
             f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
-            "use device: auto or cpu to train on the CPU"
+            f"use {key}: auto or cpu"
         )
     return torch.device(name)
 
@@ -41,6 +42,7 @@ def prepare_process(config: TrainConfig) -> torch.device:
     """Pick the device (ConfigError if a requested GPU is missing), set torch threads and matmul
     precision (`auto` resolved for the device, mtrl.config.speed) for this process; return the device."""
     device = pick_device(config.device)
+    pick_device(config.eval_device, "eval_device")  # before any env starts, not at the first evaluation
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     speed = resolve_speed(config.update_mode, config.matmul_precision, device.type)

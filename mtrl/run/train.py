@@ -40,11 +40,12 @@ from mtrl.run import probe_checkpoints
 from mtrl.run.directory import check_space, run_lock
 from mtrl.run.divergence import DivergenceWatch
 from mtrl.run.evaluator import Evaluator, EvaluatorError, evaluator_for_run
+from mtrl.run.memory import check_fits
 from mtrl.run.progress import Progress
 from mtrl.run.resume import resume_or_start, resume_state
 from mtrl.run.setup import prepare_process, seed_everything
 from mtrl.run.shutdown import closed_at_exit, closed_on_error
-from mtrl.run.stop_signals import StopSignals, TrainingInterrupted, signals_blocked
+from mtrl.run.stop_signals import StopSignals, TrainingInterrupted, signals_blocked, stop_if_signalled
 
 __all__ = ["WORKER_ERRORS", "Trainer", "TrainingInterrupted", "train"]
 # A worker process of the run failed (one line naming it); the trainer has stopped every process.
@@ -292,8 +293,7 @@ class Trainer:
         }
         result_path = self.run_dir / "train.h5"
         write_train_h5(result_path, self.train_log, attrs, self.n)
-        self.resume_file.unlink(missing_ok=True)
-        ckpt.previous_path(self.resume_file).unlink(missing_ok=True)
+        ckpt.remove_finished(self.resume_file)
         return result_path
 
 
@@ -312,9 +312,11 @@ def train(
     checkpoint; a checkpoint written by another config or provenance is an error, or, with
     `restart_stale`, discarded.
     """
+    stop_if_signalled(0)  # a SIGTERM or SIGHUP during the imports: nothing started yet
     run_dir = Path(run_dir)
     config = config.resolved()
     device = prepare_process(config)
+    check_fits(config, device)  # networks, replay buffer and a batch fit this job's memory
     with run_lock(run_dir):
         result_path = run_dir / "train.h5"
         if result_path.exists():
@@ -325,5 +327,8 @@ def train(
             if problem.startswith("written by") and not restart_stale:
                 raise ConfigError(f"{result_path}: {problem}; delete {run_dir} or use another run directory")
             log.warning("%s: %s: training again", result_path, problem)
-            result_path.unlink()
-        return Trainer(config, run_dir, quiet, provenance, restart_stale, device=device).run()
+            ckpt.remove_file(result_path, "to train the run again")
+        trainer = Trainer(config, run_dir, quiet, provenance, restart_stale, device=device)
+        with closed_on_error(trainer.envs, trainer.evaluator):  # stopped during env start-up or resume
+            stop_if_signalled(trainer.step * trainer.n)
+        return trainer.run()

@@ -7,6 +7,7 @@ from mtrl.config.settings import ConfigError
 from mtrl.config.files import load_yaml_mapping
 from mtrl.files.completeness import result_file_problem
 from mtrl.figures import FIGURES
+from mtrl.study.fits import check_runs_fit
 from mtrl.study.grid import build_grid
 from mtrl.files.provenance import CODE_GROUPS, code_hash, figure_code_hash, identity, table_code_hash
 from mtrl.study.plan import plan_lines, targets_runs
@@ -17,6 +18,7 @@ try:
     for _file in workflow.configfiles:  # Snakemake keeps the last of a key given twice: refuse it
         load_yaml_mapping(_file)
     GRID = build_grid(config)
+    check_runs_fit(GRID.runs, config["train_resources"])  # before any plan: sizes no job can hold
     _TABLE = load_table(Path(workflow.basedir) / config["train_resources"]["runtime_table"])
     PLANS = {rid: plan(cfg, _TABLE, config["train_resources"]) for rid, cfg in GRID.runs.items()}
     _RES = config["train_resources"]
