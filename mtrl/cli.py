@@ -8,7 +8,6 @@ env or network is built.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import logging
 import sys
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 # Light: `mtrl train` records a SIGTERM or SIGHUP from its first moment (mtrl.run.stop_signals);
 # everything slower is imported after that, in the functions that need it.
-from mtrl.run.stop_signals import early_stops
+from mtrl.run.stop_signals import TrainingInterrupted, early_stops
 
 if TYPE_CHECKING:
     from mtrl.config.settings import TrainConfig
@@ -85,7 +84,7 @@ def _check_out_dir(out: Path) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     _check_out_dir(args.out)
-    from mtrl.run.train import WORKER_ERRORS, TrainingInterrupted, train  # heavy imports: the config is good
+    from mtrl.run.train import WORKER_ERRORS, train  # heavy imports: the config is good
 
     try:
         path = train(config, args.out, quiet=args.quiet)
@@ -170,9 +169,14 @@ def _command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    training = _command(argv) == "train"
-    with early_stops() if training else contextlib.nullcontext():
+    if _command(argv) != "train":
         return _main(argv)
+    with early_stops(at_once=True):
+        try:
+            return _main(argv)
+        except TrainingInterrupted as exc:  # SIGTERM or SIGHUP before training: nothing to save
+            print(f"mtrl: {exc}", file=sys.stderr, flush=True)
+            return exc.exit_code
 
 
 def _main(argv: Sequence[str]) -> int:

@@ -110,8 +110,8 @@ def _short(value: float) -> str:
 def human_size(size: int) -> str:
     """24 GiB, 512 MiB: memory as `free -h` and SLURM say it."""
     if size >= 2**30:
-        return f"{size / 2**30:,.3g} GiB"
-    return f"{size / 2**20:,.3g} MiB"
+        return f"{size / 2**30:,.1f}".removesuffix(".0") + " GiB"
+    return f"{size / 2**20:,.0f} MiB"
 
 
 def _network_keys(config: TrainConfig) -> str:

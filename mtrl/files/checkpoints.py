@@ -43,8 +43,8 @@ class CheckpointError(Exception):
     """A checkpoint file that is missing, truncated, damaged or cannot be written; the message names it."""
 
 
-class UnreadableCheckpoint(CheckpointError):
-    """A checkpoint the file system refuses to read (permission denied, EIO, a stale NFS handle, a
+class UnreadableFile(CheckpointError):
+    """A checkpoint or result the file system refuses to read (permission denied, EIO, stale NFS, a
     directory in its place): not damaged, so never deleted or replaced by an older one."""
 
 
@@ -129,6 +129,25 @@ def problem_of(exc: OSError) -> str:
         return "a directory is in its place"
     code = exc.errno or _errno_in_text(str(exc))
     return WRITE_PROBLEMS.get(code) or " ".join(str(exc.strerror or exc).split())
+
+
+def unreadable(path: Path, exc: OSError) -> UnreadableFile:
+    """The one-line error of a file the file system refuses to read: kept, never taken for damaged."""
+    return UnreadableFile(
+        f"{path}: cannot read ({problem_of(exc)}); nothing was deleted: fix it and run again"
+    )
+
+
+def require_readable(path: Path) -> None:
+    """UnreadableFile if the file system refuses to read `path` (permissions, EIO, a stale NFS
+    handle, a directory in its place): before a file that fails to load is taken for damaged."""
+    try:
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise unreadable(path, exc) from None
 
 
 def remove_file(path: Path, why: str) -> None:
@@ -232,9 +251,7 @@ def load(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing") from None
     except OSError as exc:
-        raise UnreadableCheckpoint(
-            f"{path}: cannot read ({problem_of(exc)}); nothing was deleted: make it readable and run again"
-        ) from None
+        raise unreadable(path, exc) from None
     if not data:
         raise CheckpointError(f"{path}: empty file")
     payload: bytes | memoryview = data

@@ -36,7 +36,7 @@ def load_resume(resume_file: Path, device: torch.device) -> tuple[dict[str, Any]
             continue
         try:
             state = ckpt.load(path, device)
-        except ckpt.UnreadableCheckpoint:  # not damaged (permissions, EIO, NFS): stop, delete nothing
+        except ckpt.UnreadableFile:  # not damaged (permissions, EIO, NFS): stop, delete nothing
             raise
         except ckpt.CheckpointError as exc:
             log.warning("%s", exc)

@@ -22,6 +22,8 @@ STOP_SIGNALS = {"SIGTERM": 75, "SIGHUP": 75, "SIGUSR1": 75, "SIGINT": 130}
 # handler) nor SIGINT (Python's KeyboardInterrupt already ends the process in one line).
 EARLY_SIGNALS = ("SIGTERM", "SIGHUP")
 _early: list[str] = []  # the first early stop signal received and not yet honoured
+# While True (a command's imports and parsing: nothing started), an early stop ends it at once.
+_stop_at_once = [False]
 
 
 class TrainingInterrupted(Exception):
@@ -105,8 +107,12 @@ def _say(text: str) -> None:
 
 
 def _record_early(signum: int, _frame: Any) -> None:
+    name = signal.Signals(signum).name
+    if _stop_at_once[0]:  # nothing started: stop now (raised where the main thread is, e.g. an import)
+        _stop_at_once[0] = False
+        raise TrainingInterrupted(name, 0, written=False)
     if not _early:
-        _early.append(signal.Signals(signum).name)
+        _early.append(name)
 
 
 def take_early_stop() -> str | None:
@@ -115,17 +121,21 @@ def take_early_stop() -> str | None:
 
 
 @contextmanager
-def early_stops() -> Iterator[None]:
-    """While the block runs (a command's whole life), SIGTERM and SIGHUP are recorded rather than
-    killing the process; training honours them (`stop_if_signalled`, `StopSignals`)."""
+def early_stops(at_once: bool = False) -> Iterator[None]:
+    """While the block runs (a command's whole life), SIGTERM and SIGHUP do not kill the process:
+    training honours them (`stop_if_signalled`, `StopSignals`). With `at_once`, one that comes before
+    training starts (`stop_if_signalled(0)`) raises TrainingInterrupted where the process is (the
+    CLI's imports): nothing was started, there is nothing to save or close."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _early.clear()
+    _stop_at_once[0] = at_once
     previous = {name: signal.signal(getattr(signal, name), _record_early) for name in EARLY_SIGNALS}
     try:
         yield
     finally:
+        _stop_at_once[0] = False
         for name, handler in previous.items():
             signal.signal(getattr(signal, name), handler)
         _early.clear()
@@ -133,7 +143,9 @@ def early_stops() -> Iterator[None]:
 
 def stop_if_signalled(step: int) -> None:
     """TrainingInterrupted now if a stop signal came before training (nothing new written): at
-    `step` 0 nothing was started, else the run's resume checkpoint of that step is as it was."""
+    `step` 0 nothing was started, else the run's resume checkpoint of that step is as it was. From
+    here on a stop signal is recorded, never raised at once."""
+    _stop_at_once[0] = False
     name = take_early_stop()
     if name is not None:
         raise TrainingInterrupted(name, step, written=False)

@@ -236,10 +236,12 @@ class Trainer:
     def run(self) -> Path:
         """Train to the end (from step 0 or the resumed step) and write train.h5.
 
-        SIGTERM, SIGINT and SIGUSR1 stop it at the next episode boundary: the resume checkpoint is
+        SIGTERM, SIGHUP, SIGINT and SIGUSR1 stop it at the next episode boundary: the resume checkpoint is
         written and TrainingInterrupted raised.
         """
         with self.signals.active(), closed_at_exit(self.envs, self.evaluator):  # stop on every way out
+            if self.signals.received:  # during env start-up or the resume load: nothing new to save
+                raise TrainingInterrupted(self.signals.received, self.step * self.n, written=False)
             return self._run()
 
     def _run(self) -> Path:
@@ -320,6 +322,7 @@ def train(
     with run_lock(run_dir):
         result_path = run_dir / "train.h5"
         if result_path.exists():
+            ckpt.require_readable(result_path)  # EIO, permissions, a directory: stop, delete nothing
             problem = train_h5_problem(result_path, config.to_dict(), provenance)
             if problem is None:
                 log.info("%s already complete", result_path)
@@ -328,7 +331,4 @@ def train(
                 raise ConfigError(f"{result_path}: {problem}; delete {run_dir} or use another run directory")
             log.warning("%s: %s: training again", result_path, problem)
             ckpt.remove_file(result_path, "to train the run again")
-        trainer = Trainer(config, run_dir, quiet, provenance, restart_stale, device=device)
-        with closed_on_error(trainer.envs, trainer.evaluator):  # stopped during env start-up or resume
-            stop_if_signalled(trainer.step * trainer.n)
-        return trainer.run()
+        return Trainer(config, run_dir, quiet, provenance, restart_stale, device=device).run()

@@ -19,15 +19,12 @@ def job_memory(config: TrainConfig, resources: Mapping[str, Any]) -> tuple[int, 
     where the study gives no size (a task set without `mem_mb`)."""
     if device_type_of(str(resources["runtime_device"])) == "cuda" and int(resources["gpu"]) > 0:
         usable = int(resources["gpu_mem_mb"]) - PROCESS_GPU_MB
-        return (
-            usable * 2** 20,
-            f"a GPU (train_resources.gpu_mem_mb {resources['gpu_mem_mb']} MB less CUDA's own)",
-        )
+        return usable * 2**20, f"a GPU (train_resources.gpu_mem_mb less CUDA's own {PROCESS_GPU_MB} MB)"
     base = resources["mem_mb"]
     if config.task_set not in base:
         return None
-    mem = train_mem_mb(config, base)
-    return mem * 2**20, f"its job (train_resources.mem_mb.{config.task_set}: {mem} MB at this width)"
+    where = f"its job (train_resources.mem_mb.{config.task_set} at this width)"
+    return train_mem_mb(config, base) * 2**20, where
 
 
 def check_runs_fit(runs: Mapping[str, TrainConfig], resources: Mapping[str, Any]) -> None:
