@@ -1588,3 +1588,58 @@ def test_a_recorded_divergence_fails_the_same_run_at_once_and_only_that_run(tmp_
     )
     assert earlier_divergence(tmp_path, {**identity, "lr": 1e-4}, "code1") is None  # other settings: train
     assert earlier_divergence(tmp_path, identity, "code2") is None  # other code: train
+
+
+def _run_train_script(tmp_path: Path, monkeypatch, train) -> tuple[int, str]:
+    """The workflow's train rule script as Snakemake runs it (one attempt), `train` standing in for
+    the trainer: (exit code, the job's log)."""
+    import runpy
+    import types
+
+    import mtrl.run.train as train_module
+
+    monkeypatch.setattr(train_module, "train", train)
+    scripts = ROOT / "workflow" / "scripts"
+    monkeypatch.syspath_prepend(str(scripts))
+    log = tmp_path / "train.log"
+    log.unlink(missing_ok=True)
+    job = types.SimpleNamespace(
+        log=[str(log)],
+        params=types.SimpleNamespace(run=TINY, code="abc"),
+        config={},
+        input=[],
+        output=[str(tmp_path / "run" / "train.h5")],
+        resources=types.SimpleNamespace(runtime=None),
+    )
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with pytest.raises(SystemExit) as info:
+            runpy.run_path(str(scripts / "train.py"), init_globals={"snakemake": job})
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return info.value.code, log.read_text()
+
+
+def test_a_diverged_run_is_not_trained_again_by_the_next_attempt(tmp_path, monkeypatch):
+    """Snakemake retries a failed job whatever failed it; a divergence is deterministic, so the
+    train job records it and the retry fails at once with the same line, never training."""
+    from mtrl.run.divergence import TrainingDiverged
+
+    said = f"{tmp_path / 'run'}: training diverged at step 500: actor parameters not finite"
+
+    def diverging(*_a, **_k):
+        (tmp_path / "run").mkdir(exist_ok=True)
+        raise TrainingDiverged(said)
+
+    def never(*_a, **_k):
+        raise AssertionError("a diverged run was trained again")
+
+    code, log = _run_train_script(tmp_path, monkeypatch, diverging)
+    assert code == 1 and f"mtrl: error: {said}\n" in log and "Traceback" not in log
+    monkeypatch.undo()
+    code, log = _run_train_script(tmp_path, monkeypatch, never)
+    record = tmp_path / "run" / "diverged.json"
+    assert code == 1 and "Traceback" not in log
+    assert f"mtrl: error: {said}; not retried (delete {record} to train it again)\n" in log
