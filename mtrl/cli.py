@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -158,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="workflow config of the study (default: the one recorded in RESULTS_DIR, else "
         "config/config.yaml)",
     )
-    status.set_defaults(func=lambda args: __import__("mtrl.study.status").status.cli_status(args))
+    status.set_defaults(func=lambda args: importlib.import_module("mtrl.study.status").cli_status(args))
     return parser
 
 
