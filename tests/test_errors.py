@@ -1493,8 +1493,8 @@ def test_a_stop_in_the_first_moments_of_mtrl_train_is_one_line(name, tmp_path):
 def test_sighup_mid_run_and_sigterm_during_the_resume_load_lose_nothing(tmp_path, monkeypatch, caplog):
     """SIGHUP (a closed terminal) at step 500 writes the resume checkpoint and stops (exit code 75);
     a SIGTERM while that checkpoint is loaded stops before training, the checkpoint untouched; the
-    third run continues from step 500 to the end, and keeps its train.h5 though resume.pt is
-    immutable by then."""
+    third run continues from step 500 to the end, through a SIGTERM while it writes train.h5, and
+    keeps its train.h5 though resume.pt is immutable by then."""
     from mtrl.files.result_files import train_h5_problem
     from mtrl.run import resume
     from mtrl.run.stop_signals import early_stops
@@ -1535,6 +1535,7 @@ def test_sighup_mid_run_and_sigterm_during_the_resume_load_lose_nothing(tmp_path
     real_finish = Trainer.finish
 
     def finish(self):  # resume.pt cannot be deleted when the run is done: train.h5 is kept, whole
+        os.kill(os.getpid(), signal.SIGTERM)  # and a SIGTERM during the final write lets it finish
         with immutable(self.resume_file):
             return real_finish(self)
 
@@ -1643,3 +1644,34 @@ def test_a_diverged_run_is_not_trained_again_by_the_next_attempt(tmp_path, monke
     record = tmp_path / "run" / "diverged.json"
     assert code == 1 and "Traceback" not in log
     assert f"mtrl: error: {said}; not retried (delete {record} to train it again)\n" in log
+
+
+def test_a_damaged_task_cache_entry_is_sampled_again(tmp_path, monkeypatch, caplog):
+    import pickle
+
+    from mtrl.envs.vector import goal_variations, task_cache_dir
+
+    monkeypatch.setenv("MTRL_CACHE_DIR", str(tmp_path))
+    fresh = pickle.dumps(goal_variations("reach-v3", 7))
+    entry = task_cache_dir() / "reach-v3-seed7.pkl"
+    entry.write_bytes(fresh[: len(fresh) // 2])
+    with caplog.at_level(logging.WARNING, logger="mtrl"):
+        assert pickle.dumps(goal_variations("reach-v3", 7)) == fresh
+    assert caplog.messages == [f"{entry}: unreadable task cache entry (UnpicklingError): sampling it again"]
+    assert entry.read_bytes() == fresh
+
+
+def test_on_cuda_a_run_must_fit_the_gpus_free_memory(monkeypatch):
+    """The CUDA branch without a GPU: torch's answers stand in (free memory 1 GiB)."""
+    from mtrl.run.memory import check_fits
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (2**30, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H100 80GB HBM3")
+    config = TrainConfig.from_dict({**TINY, "buffer_per_task": 10_000_000})
+    with pytest.raises(ConfigError) as info:
+        check_fits(config, torch.device("cuda"))
+    assert str(info.value) == (
+        "buffer_per_task=1e7 needs ~3.4e9 bytes of replay buffer; the GPU (NVIDIA H100 80GB HBM3, "
+        "free) has 1 GiB"
+    )
+    check_fits(TrainConfig.from_dict(TINY), torch.device("cuda"))  # a tiny run fits

@@ -7,6 +7,8 @@ episode intact and lets a checkpoint taken between episodes restore the envs' RN
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import pickle
 import warnings
@@ -72,13 +74,23 @@ def goal_variations(name: str, seed: int) -> list[Any]:
     import metaworld
 
     path = task_cache_dir() / f"{name}-seed{seed}.pkl"
-    if path.exists():
+    try:
         return pickle.loads(path.read_bytes())
+    except FileNotFoundError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - a damaged or unreadable cache entry is sampled again
+        logging.getLogger("mtrl.envs").warning(
+            "%s: unreadable task cache entry (%s): sampling it again", path, type(exc).__name__
+        )
     tasks = list(metaworld.MT1(name, seed=seed).train_tasks)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(pickle.dumps(tasks))
-    os.replace(tmp, path)
+    try:  # a cache: a disk that fills up later costs the next run its speed-up, not this run
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(pickle.dumps(tasks))
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return tasks
 
 
