@@ -8,6 +8,7 @@ env or network is built.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import logging
@@ -82,6 +83,12 @@ def _check_out_dir(out: Path) -> None:
         raise ConfigError(f"{out}: --out must be a run directory, but it is a file")
 
 
+def _report_stop(message: str) -> None:
+    """The one line of a stop; a terminal that hung up (SIGHUP: writes fail with EIO) changes no exit code."""
+    with contextlib.suppress(OSError):
+        print(f"mtrl: {message}", file=sys.stderr, flush=True)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     _check_out_dir(args.out)
@@ -90,7 +97,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         path = train(config, args.out, quiet=args.quiet)
     except TrainingInterrupted as exc:  # SIGTERM/SIGUSR1 -> 75 (retry), SIGINT -> 130
-        print(f"mtrl: {exc}", file=sys.stderr, flush=True)
+        _report_stop(str(exc))
         return exc.exit_code
     except WORKER_ERRORS as exc:  # an env worker or the evaluation died or raised: every process reaped
         print(f"mtrl: error: {exc}", file=sys.stderr, flush=True)
@@ -176,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return _main(argv)
         except TrainingInterrupted as exc:  # SIGTERM or SIGHUP before training: nothing to save
-            print(f"mtrl: {exc}", file=sys.stderr, flush=True)
+            _report_stop(str(exc))
             return exc.exit_code
 
 

@@ -1675,3 +1675,18 @@ def test_on_cuda_a_run_must_fit_the_gpus_free_memory(monkeypatch):
         "free) has 1 GiB"
     )
     check_fits(TrainConfig.from_dict(TINY), torch.device("cuda"))  # a tiny run fits
+
+
+def test_the_resource_tracker_survives_a_hang_up_of_the_process_group():
+    """multiprocessing's resource tracker ignores SIGINT and SIGTERM only: a SIGHUP to the process
+    group killed it, and it printed tracebacks and leak warnings after the trainer's line."""
+    script = (
+        "from pathlib import Path\n"
+        "from multiprocessing import resource_tracker\n"
+        "from mtrl.envs.shm import start_resource_tracker\n"
+        "start_resource_tracker()\n"
+        "status = Path(f'/proc/{resource_tracker._resource_tracker._pid}/status').read_text()\n"
+        "print(next(line for line in status.splitlines() if line.startswith('SigBlk:')).split()[1])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert int(out, 16) >> (signal.SIGHUP - 1) & 1
