@@ -1500,7 +1500,8 @@ def test_sighup_mid_run_and_sigterm_during_the_resume_load_lose_nothing(tmp_path
     from mtrl.run.stop_signals import early_stops
     from mtrl.run.train import Trainer, TrainingInterrupted, train
 
-    config = TrainConfig.from_dict({**TINY, "total_steps": 1000, "probe_checkpoints": 1})
+    small = {"actor_width": 16, "critic_width": 16, "batch_per_task": 16, "buffer_per_task": 1000}
+    config = TrainConfig.from_dict({**TINY, **small, "total_steps": 1000, "probe_checkpoints": 1})
     run = tmp_path / "run"
     real_end = Trainer.at_episode_end
 
