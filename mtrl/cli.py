@@ -195,6 +195,7 @@ def _main(argv: Sequence[str]) -> int:
     )
     from mtrl.config.settings import ConfigError
     from mtrl.files.checkpoints import CheckpointError
+    from mtrl.files.integrity import DamagedResult
     from mtrl.run.divergence import TrainingDiverged
 
     try:
@@ -202,7 +203,8 @@ def _main(argv: Sequence[str]) -> int:
     except (ConfigError, FileNotFoundError) as exc:
         print(f"mtrl: error: {exc}", file=sys.stderr)
         return 2
-    except (CheckpointError, TrainingDiverged) as exc:  # damaged files, a full or read-only disk, NaN
+    # damaged checkpoints or results, a full or read-only disk, NaN
+    except (CheckpointError, DamagedResult, TrainingDiverged) as exc:
         print(f"mtrl: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # any other file the system refuses (EIO, a stale NFS handle), named

@@ -159,8 +159,8 @@ def plasticity_runs(root: Path) -> list[RunRef]:
     for seed in range(2):
         values = {}
         for k, net in enumerate(("actor", "critic0", "critic1")):
-            # value = 10*net + seed + tau_index/10 + step_index*100
-            total = np.array([[100 * i + 10 * k + seed + t / 10 for t in range(3)] for i in range(3)])
+            # value = 10*net + seed + tau_index/10 + step_index*30 (percentages: within [0, 100])
+            total = np.array([[30 * i + 10 * k + seed + t / 10 for t in range(3)] for i in range(3)])
             per_layer = np.repeat(total[:, :, None], 2, axis=2) + np.array([0.0, 1.0])
             values[net] = {
                 "dormant_pct_total": total,
@@ -181,17 +181,17 @@ def test_plasticity_curve(tmp_path: Path) -> None:
     actor = df[df["network"] == "actor"]
     critic = df[df["network"] == "critic"]
     assert list(actor["step"]) == [1000, 2000, 3000] and set(df["layer"]) == {"all"}
-    # actor: mean over seeds 0, 1 of 100*i + 0 + seed + 0.2 -> 100*i + 0.7
-    np.testing.assert_allclose(actor["mean"], [0.7, 100.7, 200.7])
-    # critic: the FIRST critic, as the authors' figures (critic0, k=1) -> 100*i + 10 + 0.5 + 0.2
-    np.testing.assert_allclose(critic["mean"], [10.7, 110.7, 210.7])
+    # actor: mean over seeds 0, 1 of 30*i + 0 + seed + 0.2 -> 30*i + 0.7
+    np.testing.assert_allclose(actor["mean"], [0.7, 30.7, 60.7])
+    # critic: the FIRST critic, as the authors' figures (critic0, k=1) -> 30*i + 10 + 0.5 + 0.2
+    np.testing.assert_allclose(critic["mean"], [10.7, 40.7, 70.7])
     assert (df["ci_low"] <= df["mean"]).all() and (df["mean"] <= df["ci_high"]).all()
     assert set(df["tau"]) == {0.1} and set(df["n_runs"]) == {2} and set(df["metric"]) == {"dormant_pct_total"}
     low_tau = plasticity_curve(runs, tau=0.025, network="actor", reps=REPS)
-    np.testing.assert_allclose(low_tau["mean"], [0.6, 100.6, 200.6])
+    np.testing.assert_allclose(low_tau["mean"], [0.6, 30.6, 60.6])
     layers = plasticity_curve(runs, metric="dormant_pct", tau=0.1, network="critic0", reps=REPS)
     assert set(layers["layer"]) == {"l0", "l1"}
-    np.testing.assert_allclose(layers[layers["layer"] == "l1"]["mean"], [11.7, 111.7, 211.7])
+    np.testing.assert_allclose(layers[layers["layer"] == "l1"]["mean"], [11.7, 41.7, 71.7])
     norms = plasticity_curve(runs, metric="param_norm", tau=None, network="critic", reps=REPS)
     # Both critics as one parameter vector: per run sqrt(critic0^2 + critic1^2), then the mean over
     # runs; critic0 (k=1): [1,2,3]*2 + seed, critic1 (k=2): [1,2,3]*3 + seed.
@@ -217,7 +217,7 @@ def test_plasticity_curve(tmp_path: Path) -> None:
 def test_plasticity_final(tmp_path: Path) -> None:
     df = plasticity_final(plasticity_runs(tmp_path), reps=REPS)
     assert list(df["network"]) == ["actor", "critic"]
-    np.testing.assert_allclose(df["mean"], [200.7, 210.7])  # the critic is the first critic
+    np.testing.assert_allclose(df["mean"], [60.7, 70.7])  # the critic is the first critic
     assert set(df["params"]) == {15} and set(df["step"]) == {3000} and set(df["n_runs"]) == {2}
 
 

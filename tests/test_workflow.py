@@ -36,6 +36,7 @@ from tests.workflow_helpers import (
     copy_workflow,
     dry_run,
     edited_config,
+    edited_in_place,
     scheduled_train_runs,
     snakemake,
 )
@@ -127,29 +128,22 @@ def test_smoke_rerun_changes_only_what_an_edit_invalidates(smoke, tmp_path):
     def narrower_critic(config):
         config["figures"]["fig5"][2]["critic_width"] = 24
 
-    one_width = edited_config(smoke_config, tmp_path / "one_width.yaml", narrower_critic)
-    assert dry_run(workdir, "--configfile", str(one_width)) == {
-        "train": 1,
-        "aggregate": 1,
-        "figure": 1,
-        "all": 1,
-    }
+    with edited_in_place(smoke_config, narrower_critic):  # the same study (its results folder's)
+        assert dry_run(workdir, *SMOKE) == {"train": 1, "aggregate": 1, "figure": 1, "all": 1}
 
     # a longer MT25 schedule: its 2 runs are retrained and re-probed; only fig7 depends on them
     def longer_mt25(config):
         config["task_set_defaults"]["mt25"].update(total_steps=25000, checkpoint_every=12500, log_every=12500)
 
-    steps = edited_config(smoke_config, tmp_path / "steps.yaml", longer_mt25)
-    expected = {"train": 2, "probe": 2, "aggregate": 1, "figure": 1, "all": 1}
-    assert dry_run(workdir, "--configfile", str(steps)) == expected
+    with edited_in_place(smoke_config, longer_mt25):
+        assert dry_run(workdir, *SMOKE) == {"train": 2, "probe": 2, "aggregate": 1, "figure": 1, "all": 1}
 
     # two more seeds for the MT25 series: 2 widths x 2 new seeds
     def more_seeds(config):
         config["figures"]["fig7"][1]["seeds"] = [0, 1, 2]
 
-    seeds = edited_config(smoke_config, tmp_path / "seeds.yaml", more_seeds)
-    expected = {"train": 4, "probe": 4, "aggregate": 1, "figure": 1, "all": 1}
-    assert dry_run(workdir, "--configfile", str(seeds)) == expected
+    with edited_in_place(smoke_config, more_seeds):
+        assert dry_run(workdir, *SMOKE) == {"train": 4, "probe": 4, "aggregate": 1, "figure": 1, "all": 1}
 
 
 @pytest.mark.slow
@@ -539,8 +533,8 @@ def test_smoke_touching_or_execution_settings_rerun_nothing(smoke, tmp_path):
     def execution_settings(config):
         config["run_defaults"].update(vector_strategy="async", torch_threads=2)
 
-    edited = edited_config(workdir / "config" / "smoke.yaml", tmp_path / "exec.yaml", execution_settings)
-    assert dry_run(workdir, "--configfile", str(edited)) == {}
+    with edited_in_place(workdir / "config" / "smoke.yaml", execution_settings):
+        assert dry_run(workdir, *SMOKE) == {}
 
 
 @pytest.mark.slow
@@ -552,34 +546,28 @@ def test_smoke_an_architecture_setting_reruns_that_architecture_only(smoke, tmp_
     def paco_k(config):
         config["run_defaults"]["paco_k"] = 3
 
-    edited = edited_config(workdir / "config" / "smoke.yaml", tmp_path / "paco.yaml", paco_k)
-    assert scheduled_train_runs(workdir, "--configfile", str(edited)) == {
-        "mt10/paco/a32-c32-d3/s0",
-        "mt50/paco/a32-c32-d3/s0",
-        "mt10/mtmhsac/a47-c47-d3/s0",  # matched to PaCo (fig1)
-        "mt10/mtmhsac/a42-c42-d4/s0",  # matched to PaCo at depth 4 (fig9, fig10)
-        "mt10/mtmhsac/a42-c42-d4-skip/s0",
-    }
+    with edited_in_place(workdir / "config" / "smoke.yaml", paco_k):
+        assert scheduled_train_runs(workdir, *SMOKE) == {
+            "mt10/paco/a32-c32-d3/s0",
+            "mt50/paco/a32-c32-d3/s0",
+            "mt10/mtmhsac/a47-c47-d3/s0",  # matched to PaCo (fig1)
+            "mt10/mtmhsac/a42-c42-d4/s0",  # matched to PaCo at depth 4 (fig9, fig10)
+            "mt10/mtmhsac/a42-c42-d4-skip/s0",
+        }
 
     # an SM-only size: the SM runs (fig1's on v2 rewards on MT10 and MT50, table 1's on v1) and the
     # MTMHSAC run matched to SM's size; only fig1 and table 1 are redone
     def sm_size(config):
         config["run_defaults"]["sm_module_width"] = 8
 
-    edited = edited_config(workdir / "config" / "smoke.yaml", tmp_path / "sm.yaml", sm_size)
-    assert scheduled_train_runs(workdir, "--configfile", str(edited)) == {
-        "mt10/sm/a32-c32-d3/s0",
-        "mt10/sm/a32-c32-d3-rewv1-use_task_weightsTrue/s0",
-        "mt10/mtmhsac/a21-c21-d3/s0",
-        "mt50/sm/a32-c32-d3/s0",  # Fig. 1's MT50 SM point (4 x 4 modules)
-    }
-    assert dry_run(workdir, "--configfile", str(edited)) == {
-        "train": 4,
-        "aggregate": 2,
-        "figure": 1,
-        "table1": 1,
-        "all": 1,
-    }
+    with edited_in_place(workdir / "config" / "smoke.yaml", sm_size):
+        assert scheduled_train_runs(workdir, *SMOKE) == {
+            "mt10/sm/a32-c32-d3/s0",
+            "mt10/sm/a32-c32-d3-rewv1-use_task_weightsTrue/s0",
+            "mt10/mtmhsac/a21-c21-d3/s0",
+            "mt50/sm/a32-c32-d3/s0",  # Fig. 1's MT50 SM point (4 x 4 modules)
+        }
+        assert dry_run(workdir, *SMOKE) == {"train": 4, "aggregate": 2, "figure": 1, "table1": 1, "all": 1}
 
 
 @pytest.mark.slow

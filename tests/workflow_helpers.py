@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -85,3 +86,14 @@ def edited_config(source: Path, dest: Path, edit) -> Path:
     edit(data)
     dest.write_text(yaml.safe_dump(data, sort_keys=False))
     return dest
+
+
+@contextmanager
+def edited_in_place(path: Path, edit):
+    """`path` after `edit(dict)` changed it, for the block, then as it was: the same study (the one
+    its results folder records, mtrl.study.status.check_results_owner) with its settings edited."""
+    original = path.read_text()
+    try:
+        yield edited_config(path, path, edit)
+    finally:
+        path.write_text(original)

@@ -261,6 +261,12 @@ def validate_study(study: dict[str, Any], schema: Mapping[str, Any]) -> None:
         path = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in error.absolute_path)
         path = path.replace(".[", "[") or "config"
         message = error.message if len(error.message) < 200 else error.message[:200] + "..."
+        unknown_key = error.validator == "additionalProperties"
+        known = sorted(error.schema.get("properties", {})) if unknown_key else []
+        if known and isinstance(error.instance, dict) and not error.schema.get("patternProperties"):
+            unknown = next(str(key) for key in error.instance if key not in known)
+            where = f"{path}.{unknown}" if error.absolute_path else unknown
+            raise ConfigError(f"{where}: unknown key (known: {', '.join(known)})")
         raise ConfigError(f"{path}: {message}")
     for key, spec in schema.get("properties", {}).items():
         if "default" in spec and key not in study:

@@ -1,9 +1,10 @@
 """The plan a Snakemake command prints once: the runs behind the targets asked for, their GPU-hours
 on `runtime_device`, what is not measured there, and how many runs share a GPU.
 
-`targets_runs` maps command-line targets (figure files, tables, a run's train.h5 or plasticity.h5,
-`all`) to run ids; `plan_lines` says the plan in a few lines. Both are pure: the workflow passes in
-the grid, the runtime plans and GPU shares it computed, and which runs are complete.
+`targets_scope` maps command-line targets (figure files, tables, a run's train.h5 or plasticity.h5,
+`all`) to the runs and figures behind them; `plan_lines` says the plan in a few lines. Both are
+pure: the workflow passes in the grid, the runtime plans and GPU shares it computed, and which runs
+are complete.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,28 +38,53 @@ def _figure_of(target: Path, figures_dir: Path, tables_dir: Path) -> str | None:
     return None
 
 
-def targets_runs(
-    targets: Sequence[str], grid: StudyGrid, results_dir: Path, figures_dir: Path
-) -> tuple[str, list[str]]:
-    """(what the targets are, in words; the run ids behind them). No targets, `all` or a target
+@dataclass(frozen=True)
+class Scope:
+    """What a command's targets reach: `runs` (their train.h5), `probed` (runs whose plasticity.h5 is
+    needed), `figures` (whose tables are made), and `label`, the targets in words."""
+
+    label: str
+    runs: list[str]
+    probed: set[str]
+    figures: list[str]
+
+
+def targets_scope(targets: Sequence[str], grid: StudyGrid, results_dir: Path, figures_dir: Path) -> Scope:
+    """The runs, probed runs and figures behind command-line targets. No targets, `all` or a target
     that is none of a figure, a table or a run's file: the whole study."""
+    from mtrl.figures import FIGURES
+
     results = _absolute(results_dir)
     figures, tables, runs = _absolute(figures_dir), results / "tables", results / "runs"
     wanted: dict[str, None] = {}
+    probed: set[str] = set()
+    made: list[str] = []
+    whole = not targets
     for target in targets:
         path = _absolute(target)
-        figure = _figure_of(path, figures, tables)
+        figure = target if target in grid.figures else _figure_of(path, figures, tables)  # rule table1
+        run = path.parent.relative_to(runs).as_posix() if path.is_relative_to(runs) else None
         if figure in grid.figures:
             wanted.update(dict.fromkeys(grid.runs_of(figure)))
-            continue
-        run = path.parent.relative_to(runs).as_posix() if path.is_relative_to(runs) else None
-        if run in grid.runs and path.name in ("train.h5", "plasticity.h5"):
+            made.append(figure)
+        elif run in grid.runs and path.name in ("train.h5", "plasticity.h5"):
             wanted[run] = None
-            continue
-        return WHOLE_STUDY, list(grid.runs)
-    if not targets:
-        return WHOLE_STUDY, list(grid.runs)
-    return ", ".join(targets), list(wanted)
+            probed |= {run} if path.name == "plasticity.h5" else set()
+        else:
+            whole = True
+    if whole:
+        made, wanted = list(grid.figures), dict.fromkeys(grid.runs)
+    probed |= {run for figure in made if FIGURES[figure].needs_plasticity for run in grid.runs_of(figure)}
+    label = WHOLE_STUDY if whole else ", ".join(targets)
+    return Scope(label, list(wanted), probed, list(dict.fromkeys(made)))
+
+
+def targets_runs(
+    targets: Sequence[str], grid: StudyGrid, results_dir: Path, figures_dir: Path
+) -> tuple[str, list[str]]:
+    """(what the targets are, in words; the run ids behind them): `targets_scope` in short."""
+    scope = targets_scope(targets, grid, results_dir, figures_dir)
+    return scope.label, scope.runs
 
 
 def _hours(minutes: float) -> str:

@@ -1,14 +1,17 @@
 """Where every run of a study stands, judged by the provenance its outputs record.
 
-complete     train.h5 is whole (`mtrl.files.completeness`) and records the run settings and training code
-             the workflow would use now (and so does plasticity.h5, if there is one)
-stale        train.h5 (or plasticity.h5) records other settings or code, or is not whole (its
-             figures would mix versions, or could not be drawn): the workflow makes it again
-in progress  a resume checkpoint or probe checkpoints exist (the step reached is shown)
-missing      nothing yet
+complete     train.h5 is whole and plausible (`mtrl.files.completeness`: values in range, checksum as
+             written) and records the run settings and training code the workflow would use now
+             (and so does plasticity.h5, if there is one)
+stale        train.h5 (or plasticity.h5) records other settings or code, or is not whole or not
+             plausible (its figures would mix versions, or be wrong): the workflow makes it again
+in progress  a resume checkpoint, or probe checkpoints short of the run's total, exist (the step
+             reached is shown)
+missing      no train.h5 and nothing to resume from (nothing yet, or train.h5 deleted)
 Aggregation uses `stale_inputs` to refuse out-of-date inputs, naming them. A results folder knows
-the study that wrote it (`study.json`, written when the workflow starts jobs), so `mtrl status
-RESULTS_DIR` checks it against that study's config and refuses another one.
+the study that wrote it (`study.json`, written when the workflow starts jobs) and holds that study
+only: `mtrl status RESULTS_DIR` checks it against that study's config, and the workflow refuses
+another study's config (`check_results_owner`).
 """
 
 from __future__ import annotations
@@ -77,7 +80,13 @@ def _progress(run_dir: Path, identity_json: str, train_code: str) -> str:
             return f"{exc} (the run falls back to resume.prev.pt or starts over)"
         return _resume_progress(state, identity_json, train_code)
     probes = ckpt.probe_checkpoints(run_dir)
-    return f"step {probes[-1][0]:,} (last probe checkpoint)" if probes else ""
+    if not probes:
+        return ""
+    total = json.loads(identity_json).get("total_steps")
+    if isinstance(total, int) and probes[-1][0] >= total:  # it had finished: its train.h5 is gone
+        return ""
+    step = probes[-1][0]
+    return f"step {step:,} (last probe checkpoint; without a resume checkpoint a stopped run starts over)"
 
 
 def _resume_progress(state: Mapping[str, Any], identity_json: str, train_code: str) -> str:
@@ -109,7 +118,20 @@ def run_status(
                 return RunStatus(run_id, "stale", problem)
         return RunStatus(run_id, "complete")
     progress = _progress(run_dir, identity_json, train_code) if run_dir.is_dir() else ""
-    return RunStatus(run_id, "in progress", progress) if progress else RunStatus(run_id, "missing")
+    if progress:
+        return RunStatus(run_id, "in progress", progress)
+    gone = [name for name in (PLASTICITY_FILE,) if (run_dir / name).exists()]
+    detail = f"(no {TRAIN_FILE}, though {', '.join(gone)} is there: it trains again)" if gone else ""
+    return RunStatus(run_id, "missing", detail)
+
+
+def result_problem(path: Path, identity_json: str, code: str) -> str:
+    """'' when the result file `path` is whole, plausible and records this run identity and code;
+    else why not ('missing', damage, or what differs): the workflow makes such a file again."""
+    if not path.exists():
+        return "missing"
+    damage = result_file_problem(path)
+    return f"{path.name} {damage}" if damage else _differs(path, identity_json, code)
 
 
 def stale_inputs(expected: Mapping[str, Any], plasticity: bool) -> list[RunStatus]:
@@ -153,8 +175,9 @@ def record_study(results_dir: Path, configfiles: Sequence[str | Path]) -> None:
     (results_dir / STUDY_RECORD).write_text(json.dumps({"configfiles": files}, indent=1) + "\n")
 
 
-def recorded_study(results_dir: Path) -> Path | None:
-    """The config file of the study that wrote `results_dir`, if it recorded one."""
+def _recorded_files(results_dir: Path) -> list[list[Path]] | None:
+    """Per config file recorded in `results_dir`, where it may be (as given, then resolved); None if
+    the folder records no study."""
     path = results_dir / STUDY_RECORD
     if not path.is_file():
         return None
@@ -162,15 +185,44 @@ def recorded_study(results_dir: Path) -> Path | None:
 
     try:
         files = json.loads(path.read_text())["configfiles"]
-        candidates = [Path(entry["path"]) for entry in files] + [Path(entry["resolved"]) for entry in files]
+        return [[Path(entry["path"]), Path(entry["resolved"])] for entry in files]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
             f"{path}: unreadable record of the study ({type(exc).__name__}); delete it"
         ) from None
+
+
+def recorded_study(results_dir: Path) -> Path | None:
+    """The config file of the study that wrote `results_dir`, if it recorded one."""
+    from mtrl.config.settings import ConfigError
+
+    files = _recorded_files(results_dir)
+    if files is None:
+        return None
     if len(files) != 1:
-        names = ", ".join(entry["path"] for entry in files)
+        names = ", ".join(str(candidates[0]) for candidates in files)
         raise ConfigError(f"{results_dir}: written by a study of several config files ({names}); pass one")
-    return next((c for c in candidates if c.is_file()), candidates[-1])
+    return next((c for c in files[0] if c.is_file()), files[0][-1])
+
+
+def check_results_owner(results_dir: Path, configfiles: Sequence[str | Path]) -> None:
+    """ConfigError when `results_dir` records another study than the one of `configfiles`: one results
+    folder, one study (its runs and study.json are never overwritten by another)."""
+    from mtrl.config.settings import ConfigError
+
+    recorded = _recorded_files(results_dir)
+    current = [Path(path) for path in configfiles]
+    if recorded is None:
+        return
+    pairs = zip(recorded, current, strict=False)
+    same = all(any(_same_file(c, path) for c in cands) for cands, path in pairs)
+    if same and len(recorded) == len(current):
+        return
+    names = ", ".join(str(cands[0]) for cands in recorded) or "none"
+    raise ConfigError(
+        f"{results_dir}: holds the runs of the study {names}, not of {', '.join(map(str, current))}; "
+        f"give this study its own results_dir (or delete {results_dir / STUDY_RECORD} to hand it over)"
+    )
 
 
 def _same_file(a: Path, b: Path) -> bool:

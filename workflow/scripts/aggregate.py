@@ -6,6 +6,7 @@ import json
 from _adapter import fail, logged
 
 with logged(snakemake.log[0]):
+    from mtrl.files.integrity import file_sha256
     from mtrl.files.provenance import provenance_record
     from mtrl.study.status import stale_inputs
     from mtrl.tables import RunRef, aggregate
@@ -40,4 +41,5 @@ with logged(snakemake.log[0]):
             key.removeprefix("provenance_"): json.loads(value) if value[:1] in ("[", "{") else value
             for key, value in record.items()
         }
+        as_data["table_sha256"] = file_sha256(snakemake.output.table)  # checked where it is read
         json.dump(as_data, handle, indent=1, sort_keys=True)

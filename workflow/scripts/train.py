@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from _adapter import drop_rerun_markers, fail, logged, stop_before_time_limit
+from _adapter import fail, logged, stop_before_time_limit
 
 with logged(snakemake.log[0]):
     from mtrl.run.stop_signals import early_stops
@@ -34,7 +34,6 @@ with logged(snakemake.log[0]):
                 provenance=snakemake.params.code,
                 restart_stale=True,  # a checkpoint of an older config or code version cannot be resumed
             )
-            drop_rerun_markers(snakemake.input)
         except TrainingDiverged as exc:
             record_divergence(run_dir, run, snakemake.params.code, str(exc))
             raise
