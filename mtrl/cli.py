@@ -163,8 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("results_dir", nargs="?", help="results folder (default: the config's results_dir)")
     status.add_argument(
         "--configfile",
-        help="workflow config of the study (default: the one recorded in RESULTS_DIR, else "
-        "config/config.yaml)",
+        nargs="+",
+        help="workflow config file(s) of the study, several merged as Snakemake does (default: the "
+        "one(s) recorded in RESULTS_DIR, else config/config.yaml)",
     )
     status.set_defaults(func=lambda args: importlib.import_module("mtrl.study.status").cli_status(args))
     return parser

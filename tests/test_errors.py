@@ -737,6 +737,8 @@ def run_aggregate(tmp_path: Path, run_dir: Path, allow_stale: bool) -> tuple[int
             "runs": [{"panel": "MT10", "series": "s", "run_dir": str(run_dir)}],
             "reps": 10,
             "statistic": "runs",
+            "extensions": [],
+            "x_placement": "published",
             "code": "table",
             "expected": {
                 "runs": {str(run_dir): json.dumps(identity(config.to_dict()), sort_keys=True)},

@@ -46,13 +46,17 @@ FIG5_TITLE = "Where does scale matter most? Actor / critic widths"  # in fig5's 
 
 
 def test_full_grid_dry_run_schedules_exactly_the_study(tmp_path):
-    # Grid points, 10 seeds each: MT10 6 widths + the default width 400 + 3 archs + 3 matched + 4
-    # new actor/critic pairs (1024/1024 is in the sweep) + 2 depth-4 points each for MOORE and PaCo
-    # = 21; MT50 6 widths + 400 + SM, PaCo, MOORE + 3 matched = 13; MT25 5 widths; Table 1's SM on
-    # v1 rewards with task weights, its own run = 1.
-    # Probing only where a figure needs plasticity: the three width sweeps (6 + 6 + 5).
-    counts = dry_run(ROOT, "--config", f"results_dir={tmp_path}/results", f"figures_dir={tmp_path}/figures")
-    assert counts == {"train": 400, "probe": 170, "aggregate": 10, "figure": 9, "table1": 1, "all": 1}
+    # Grid points, 10 seeds each: MT10 5 widths (256-4096, the published figures) + the default width
+    # 400 + 3 archs + 3 matched + 4 new actor/critic pairs (1024/1024 is in the sweep) + 2 depth-4
+    # points each for MOORE and PaCo = 20; MT50 5 widths + 400 + SM, PaCo, MOORE + 3 matched = 12;
+    # MT25 5 widths; Table 1's SM on v1 rewards with task weights, its own run = 1.
+    # Probing only where a figure needs plasticity: the three width sweeps (5 + 5 + 5).
+    where = ("--config", f"results_dir={tmp_path}/results", f"figures_dir={tmp_path}/figures")
+    counts = dry_run(ROOT, *where)
+    assert counts == {"train": 380, "probe": 150, "aggregate": 10, "figure": 9, "table1": 1, "all": 1}
+    # the extensions (config/extensions.yaml) add width 8192 on MT10 and MT50: 20 runs, each probed
+    extended = dry_run(ROOT, "--configfile", "config/config.yaml", "config/extensions.yaml", *where)
+    assert extended == {"train": 400, "probe": 170, "aggregate": 10, "figure": 9, "table1": 1, "all": 1}
 
 
 def test_one_figure_target_schedules_only_its_runs(tmp_path):
@@ -370,11 +374,11 @@ def test_full_grid_jobs_fit_a_partition_and_say_what_is_not_measured(tmp_path):
     )
     text = proc.stdout + proc.stderr
     plan = [line for line in text.splitlines() if line.startswith("mtrl: ")]
-    assert plan[0].startswith("mtrl: plan for the whole study: 400 runs, 0 complete; the 400 to train take ~")
+    assert plan[0].startswith("mtrl: plan for the whole study: 380 runs, 0 complete; the 380 to train take ~")
     assert "GPU-hours on NVIDIA H100 80GB HBM3 (graph/tf32/exact)" in plan[0]
-    assert plan[1].startswith("mtrl: NOT MEASURED on NVIDIA H100 80GB HBM3 for 240 of them")
+    assert plan[1].startswith("mtrl: NOT MEASURED on NVIDIA H100 80GB HBM3 for 220 of them")
     runtimes = [int(m) for m in re.findall(r"runtime=(\d+)", text)]
-    assert len(runtimes) >= 400 + 170 and max(runtimes) <= 2880
+    assert len(runtimes) >= 380 + 150 and max(runtimes) <= 2880
     by_run = {}
     for block in re.split(r"\n(?=rule \w+:)", text):
         if block.startswith("rule probe:"):
@@ -384,8 +388,8 @@ def test_full_grid_jobs_fit_a_partition_and_say_what_is_not_measured(tmp_path):
                 int(threads.group(1)) if threads else 1,
                 int(re.search(r"mem_mb=(\d+)", block).group(1)),
             )
-    small, large = by_run["mt50/mtmhsac/a256-c256-d3/s0"], by_run["mt50/mtmhsac/a8192-c8192-d3/s0"]
-    assert large[0] > small[0] and large[1] > 4 * small[1]  # an SVD of width 8192 is a big job
+    small, large = by_run["mt50/mtmhsac/a256-c256-d3/s0"], by_run["mt50/mtmhsac/a4096-c4096-d3/s0"]
+    assert large[0] > small[0] and large[1] > 4 * small[1]  # an SVD of width 4096 is a big job
 
 
 # ---------------------------------------------------------------- provenance checks

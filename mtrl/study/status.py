@@ -192,17 +192,19 @@ def _recorded_files(results_dir: Path) -> list[list[Path]] | None:
         ) from None
 
 
-def recorded_study(results_dir: Path) -> Path | None:
-    """The config file of the study that wrote `results_dir`, if it recorded one."""
+def recorded_study(results_dir: Path) -> tuple[Path, ...] | None:
+    """The config file(s) of the study that wrote `results_dir`, if it recorded them (several: the
+    study's config and, e.g., config/extensions.yaml, merged in that order as Snakemake does)."""
     from mtrl.config.settings import ConfigError
 
     files = _recorded_files(results_dir)
     if files is None:
         return None
-    if len(files) != 1:
-        names = ", ".join(str(candidates[0]) for candidates in files)
-        raise ConfigError(f"{results_dir}: written by a study of several config files ({names}); pass one")
-    return next((c for c in files[0] if c.is_file()), files[0][-1])
+    if not files:
+        raise ConfigError(
+            f"{results_dir / STUDY_RECORD}: the record of the study names no config file; delete it"
+        )
+    return tuple(next((c for c in candidates if c.is_file()), candidates[-1]) for candidates in files)
 
 
 def check_results_owner(results_dir: Path, configfiles: Sequence[str | Path]) -> None:
@@ -232,10 +234,13 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def study_and_results(results_dir: str | None, configfile: str | None) -> tuple[dict[str, Any], Path]:
+def study_and_results(
+    results_dir: str | None, configfile: str | Sequence[str] | None
+) -> tuple[dict[str, Any], Path]:
     """The study and results folder `mtrl status` checks: the folder given (else the config's
-    results_dir) against the study recorded there (else --configfile, else config/config.yaml).
-    ConfigError for a folder that does not exist, or that another study wrote."""
+    results_dir) against the study recorded there (else --configfile, one file or several merged,
+    else config/config.yaml). ConfigError for a folder that does not exist, or that another study
+    wrote."""
     from mtrl.config.settings import ConfigError
 
     folder = Path(results_dir) if results_dir else None
@@ -244,19 +249,21 @@ def study_and_results(results_dir: str | None, configfile: str | None) -> tuple[
             f"{folder}: no such results folder" + (" (it is a file)" if folder.exists() else "")
         )
     recorded = recorded_study(folder) if folder is not None else None
-    path = Path(configfile) if configfile else recorded or DEFAULT_CONFIG
-    study = load_study(path)
+    given = [configfile] if isinstance(configfile, str) else list(configfile or [])
+    paths = tuple(Path(p) for p in given) or recorded or (DEFAULT_CONFIG,)
+    study = load_study(*paths)
     folder = folder or Path(study["results_dir"])
     if recorded is None and folder.is_dir():
         recorded = recorded_study(folder)
-    if recorded is not None and not _same_file(path, recorded):
+    same = recorded is not None and len(recorded) == len(paths)
+    if recorded is not None and not (same and all(map(_same_file, paths, recorded))):
         raise ConfigError(
-            f"{folder}: written by the study {recorded}, not {path}; "
+            f"{folder}: written by the study {_names(recorded)}, not {_names(paths)}; "
             f"`mtrl status {folder}` checks it against its own study"
         )
-    if recorded is None and configfile is None and not _same_file(folder, Path(study["results_dir"])):
+    if recorded is None and not given and not _same_file(folder, Path(study["results_dir"])):
         raise ConfigError(
-            f"{folder}: no study recorded here, and {path} writes to {study['results_dir']}; "
+            f"{folder}: no study recorded here, and {_names(paths)} writes to {study['results_dir']}; "
             "pass the study's config file with --configfile"
         )
     return study, folder
@@ -273,9 +280,24 @@ def cli_status(args: Any) -> int:
     return 0
 
 
-def load_study(path: Path) -> dict[str, Any]:
-    """A workflow config file, read, checked against the workflow's schema and completed with its
-    defaults; ConfigError naming the file or key."""
+def _names(paths: Sequence[Path]) -> str:
+    return " + ".join(str(p) for p in paths)
+
+
+def _merged(base: dict[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
+    """`more` merged into `base` as Snakemake merges config files: mappings key by key, the rest replaced."""
+    for key, value in more.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merged(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def load_study(path: Path, *more: Path) -> dict[str, Any]:
+    """A workflow config file (with `more` merged into it, as Snakemake merges several), read,
+    checked against the workflow's schema and completed with its defaults; ConfigError naming the
+    file or key."""
     import yaml
 
     from mtrl.config.files import load_yaml_mapping
@@ -284,6 +306,8 @@ def load_study(path: Path) -> dict[str, Any]:
     from mtrl.study.grid import validate_study
 
     study = load_yaml_mapping(path)
+    for extra in more:
+        study = _merged(study, load_yaml_mapping(extra))
     if "figures" not in study:
         raise ConfigError(f"{path}: figures: the config file has no `figures` section")
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())

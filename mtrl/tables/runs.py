@@ -37,6 +37,7 @@ class RunRef:
     run_dir: Path
     label: str | None = None  # legend text; None -> series
     order: float | None = None  # sort key of the series in legends; None -> first appearance
+    x_at: str | int | None = None  # Fig. 1's published x: an architecture (its actor count) or a number
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run_dir", Path(self.run_dir))

@@ -7,7 +7,7 @@ from mtrl.config.settings import ConfigError
 from mtrl.config.files import load_yaml_mapping
 from mtrl.figures import FIGURES
 from mtrl.study.fits import check_runs_fit
-from mtrl.study.grid import build_grid
+from mtrl.study.grid import build_grid, figure_extensions
 from mtrl.files.provenance import CODE_GROUPS, code_hash, figure_code_hash, identity, table_code_hash
 from mtrl.study.plan import plan_lines, targets_scope
 from mtrl.study.remake import files_to_remake, made_by, remake_line
@@ -21,6 +21,7 @@ try:
     GRID = build_grid(config)
     check_mem_mb({cfg.task_set for cfg in GRID.runs.values()}, config["train_resources"]["mem_mb"])
     check_runs_fit(GRID.runs, config["train_resources"])  # before any plan: sizes no job can hold
+    EXTENSIONS = figure_extensions(config)  # figure -> the extensions switched on that change its table
     _TABLE = load_table(Path(workflow.basedir) / config["train_resources"]["runtime_table"])
     PLANS = {rid: plan(cfg, _TABLE, config["train_resources"]) for rid, cfg in GRID.runs.items()}
     _RES = config["train_resources"]
@@ -210,9 +211,12 @@ onstart:
 
 
 def figure_runs(wildcards):
-    """RunRefs of a figure as plain dicts (panel, series, run_dir, label, order): the aggregate's params."""
+    """RunRefs of a figure as plain dicts (panel, series, run_dir, label, order, x_at): the aggregate's params."""
     return [
-        {"panel": r.panel, "series": r.series, "run_dir": str(run_dir(r.run_id)), "label": r.label, "order": r.order}
+        {
+            "panel": r.panel, "series": r.series, "run_dir": str(run_dir(r.run_id)), "label": r.label,
+            "order": r.order, "x_at": r.x_at,
+        }
         for r in GRID.figures[wildcards.figure]
     ]
 

@@ -25,7 +25,14 @@ with logged(snakemake.log[0]):
             "workflow runs now (rerun them, or set allow_stale: true):\n  " + "\n  ".join(stale)
         )
     runs = [RunRef(**ref) for ref in snakemake.params.runs]
-    table = aggregate(figure, runs, reps=snakemake.params.reps, statistic=snakemake.params.statistic)
+    table = aggregate(
+        figure,
+        runs,
+        reps=snakemake.params.reps,
+        statistic=snakemake.params.statistic,
+        extensions=snakemake.params.extensions,
+        x_placement=snakemake.params.x_placement,
+    )
     table.to_csv(snakemake.output.table, index=False)
     record = provenance_record(
         None,
