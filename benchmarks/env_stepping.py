@@ -8,9 +8,16 @@ null       the pure per-step cost of the machinery: each vector env over envs th
            (Meta-World's spaces and info dict), so the time is all signalling, copying and merging
 rate       transitions/s of Meta-World stepping with random actions: one env alone, sync, gymnasium
            async, shm (default workers, and the other worker counts asked for), with and without spin
+per-core   transitions per core-second (CPU time of this process and its env workers), MT10 and MT50,
+           interleaved rounds (benchmarks/per_core.py): mj_step alone on the envs' states (the physics
+           limit), metaworld's envs one by one in this process, gymnasium async, shm with metaworld's
+           classes (the default before issue 27), shm with the fast classes (the new default)
+loop       MT10 width 400: a vector step of the new default + a SAC update, torch threads as the run
+           resolves them (mtrl.envs.cores) vs torch's default, while a busy process loads one core
 
 python benchmarks/env_stepping.py                       # a CPU box: MT10, short
 python benchmarks/env_stepping.py --task-set mt50 --shm-workers 15 8   # a GPU node's 16 cores
+python benchmarks/env_stepping.py --parts per-core loop                 # issue 27's comparison
 """
 
 from __future__ import annotations
@@ -58,8 +65,19 @@ def _null(num_tasks: int) -> NullEnv:
     return NullEnv(num_tasks)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {usable_cores()} usable cores of {os.cpu_count()}"
+    return f"{cpu_model()}, {usable_cores()} usable cores of {os.cpu_count()}"
 
 
 def load() -> str:
@@ -184,7 +202,89 @@ def configurations(args: argparse.Namespace, n: int) -> list[tuple[str, int, flo
     return out
 
 
-def main() -> None:
+def per_core_parts(args: argparse.Namespace, record) -> None:
+    """The per-core comparison (each task set, interleaved) and the loop under load (see the docstring)."""
+    import per_core
+
+    for task_set in args.per_core_task_sets if "per-core" in args.parts else []:
+        tasks = list(task_names(task_set))
+        ways = [
+            per_core.physics_way(tasks, 200, forward=False),
+            per_core.physics_way(tasks, 200, forward=True),
+            per_core.single_way("metaworld envs one by one, in process", tasks, fast=False),
+            per_core.single_way("fast envs one by one, in process", tasks, fast=True),
+            per_core.vector_way("gymnasium async, metaworld envs", tasks, strategy="async", fast=False),
+            per_core.vector_way(
+                "shm default workers, metaworld envs (old default)", tasks, strategy="shm", fast=False
+            ),  # fmt: skip
+            per_core.vector_way("shm default workers, fast envs (new default)", tasks, strategy="shm"),
+        ]
+        interleave(ways, args.rounds, args.round_steps)
+        for way in ways:
+            core, wall = per_core.summary(way)
+            record("per-core", way.name, core, "transitions per core-second", task_set=task_set)
+            record("per-core", way.name, wall, "transitions/s (wall)", task_set=task_set)
+        old, new = per_core.summary(ways[5])[0], per_core.summary(ways[6])[0]
+        limit = per_core.summary(ways[0])[0]
+        record(
+            "per-core", "new default / old default (per core-second)", new / old, "ratio", task_set=task_set
+        )
+        record(
+            "per-core",
+            "new default / mj_step limit (per core-second)",
+            new / limit,
+            "ratio",
+            task_set=task_set,
+        )
+    if "loop" in args.parts:
+        loop_under_load(args, record)
+
+
+def interleave(ways: list, rounds: int, steps: int) -> None:
+    """Measure every way once per round, the order rotating, then close them all."""
+    for way in ways:
+        way.measure(max(1, steps // 10))  # warm-up, not kept
+        way.per_core.clear()
+        way.per_second.clear()
+    for r in range(rounds):
+        for way in ways[r % len(ways) :] + ways[: r % len(ways)]:
+            way.measure(steps)
+        print(f"round {r + 1}/{rounds} done", flush=True)
+    for way in ways:
+        way.close()
+
+
+def loop_under_load(args: argparse.Namespace, record) -> None:
+    """MT10 width 400, env step + update, the run's resolved torch threads vs torch's default, with one
+    busy-looping process beside it (started and stopped here)."""
+    import subprocess
+    import sys
+
+    import per_core
+    import torch
+
+    from mtrl.envs.cores import split_cores
+
+    tasks = list(task_names("mt10"))
+    resolved = split_cores(len(tasks), "shm").torch_threads
+    default = torch.get_num_threads()
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        ways = [
+            per_core.loop_way(f"loop w400, {resolved} torch thread(s) (resolved)", tasks, 400, resolved),
+            per_core.loop_way(f"loop w400, {default} torch thread(s) (torch's default)", tasks, 400, default),
+        ]
+        interleave(ways, args.rounds, args.loop_steps)
+    finally:
+        busy.kill()
+        busy.wait()
+    for way in ways:
+        core, wall = per_core.summary(way)
+        record("loop", way.name + ", one core loaded", wall, "transitions/s (wall)", task_set="mt10")
+        record("loop", way.name + ", one core loaded", core, "transitions per core-second", task_set="mt10")
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task-set", default="mt10")
     parser.add_argument("--steps", type=int, default=500, help="timed vector steps per Meta-World rate")
@@ -192,21 +292,40 @@ def main() -> None:
     parser.add_argument("--shm-workers", type=int, nargs="*", default=[1], help="besides the default")
     parser.add_argument("--spin-us", type=float, nargs="+", default=[0.0, 200.0])
     parser.add_argument("--parts", nargs="+", default=["breakdown", "null", "rate"])
+    parser.add_argument("--rounds", type=int, default=5, help="per-core and loop: interleaved rounds")
+    parser.add_argument("--round-steps", type=int, default=100, help="per-core: vector steps per round")
+    parser.add_argument("--per-core-task-sets", nargs="+", default=["mt10", "mt50"])
+    parser.add_argument("--loop-steps", type=int, default=6, help="loop: steps (env + update) per round")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     tasks = list(task_names(args.task_set))
     n = len(tasks)
     rows: list[dict] = []
 
-    def record(part: str, what: str, value: float, unit: str, strategy="", workers="", spin="") -> None:
-        rows.append(dict(part=part, what=what, strategy=strategy, task_set=args.task_set, workers=workers,
+    def record(
+        part: str, what: str, value: float, unit: str, strategy="", workers="", spin="", task_set=None
+    ):
+        task_set = task_set or args.task_set
+        rows.append(dict(part=part, what=what, strategy=strategy, task_set=task_set, workers=workers,
                          spin_us=spin, value=round(value, 2), unit=unit, machine=machine(), load=load(),
                          date=time.strftime("%Y-%m-%d")))  # fmt: skip
         print(
-            f"{part:9s} {strategy:5s} {workers!s:>3s} {spin!s:>5s}  {what:48s} {value:10.2f} {unit}",
+            f"{part:9s} {task_set:5s} {strategy:5s} {workers!s:>3s} {spin!s:>5s}  {what:48s} "
+            f"{value:10.2f} {unit}",
             flush=True,
         )
 
+    if "per-core" in args.parts or "loop" in args.parts:
+        per_core_parts(args, record)
+    if not {"breakdown", "null", "rate"} & set(args.parts):
+        from throughput import append_rows
+
+        append_rows(args.out, FIELDS, rows)
+        return
     single = single_env_seconds(tasks, args.steps)
     for name, seconds in zip(tasks, single, strict=True):
         record("single", name, seconds * 1e6, "us per env step")

@@ -140,7 +140,7 @@ FIGURES: dict[str, Figure] = {
             col="network",
             col_titles=NETWORK_TITLES,
             x="x_params",
-            xlabel="Actor parameters (MT50 network of the width)",
+            xlabel="MT50 actor parameters at that width",
         ),
         extensions=WITH_ACTOR,
     ),

@@ -467,6 +467,9 @@ def test_auto_speed_settings_stay_auto_in_the_identity_and_are_recorded_resolved
     with h5py.File(train(short, tmp_path / "run", quiet=True)) as handle:
         recorded = json.loads(handle.attrs["provenance_identity"])
         resolved = handle.attrs["provenance_update_mode"], handle.attrs["provenance_matmul_precision"]
+        resources = json.loads(handle.attrs["provenance_resources"])
     assert recorded == json.loads(json.dumps(identity(short.resolved().to_dict())))
     assert (recorded["update_mode"], recorded["matmul_precision"]) == ("auto", "auto")
     assert resolved == ("eager", "float32")  # on a CPU
+    assert resources["torch_threads"] == resources["torch_threads_set"] == 1  # TINY sets 1
+    assert resources["env_workers"] == 0 and resources["cores"] >= 1  # sync: in the trainer

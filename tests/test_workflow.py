@@ -97,6 +97,17 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path):
     assert proc.returncode != 0 and "bootstrap_rep" in proc.stdout + proc.stderr
 
 
+def test_the_smoke_report_holds_every_figure_as_pdf_and_png_and_table1(smoke, tmp_path):
+    import zipfile
+
+    workdir, _ = smoke
+    report = tmp_path / "report-smoke.zip"
+    snakemake(workdir, "--configfile", "config/smoke.yaml", "--report", str(report))
+    held = {Path(name).name for name in zipfile.ZipFile(report).namelist()}
+    wanted = {f"{name}{suffix}" for name in FIGURES for suffix in (".pdf", ".png")}
+    assert wanted | {"table1.csv", "table1.md"} <= held, sorted(wanted - held)
+
+
 @pytest.mark.slow
 def test_smoke_pipeline_draws_every_figure(smoke):
     workdir, proc = smoke
@@ -105,6 +116,10 @@ def test_smoke_pipeline_draws_every_figure(smoke):
     logs = [*(workdir / "results" / "smoke" / "logs").rglob("*.log")]
     logs += (workdir / ".snakemake").rglob("*.log")  # SLURM's job logs
     assert not [str(log) for log in logs if "Traceback" in log.read_text()]
+    # no noise: a script rule's "Shell command: None", rliable's absl lines in the aggregate jobs
+    assert "Shell command: None" not in proc.stdout + proc.stderr
+    assert not [str(log) for log in logs if "Calculating estimates" in log.read_text()]
+    assert "Calculating estimates" not in proc.stdout + proc.stderr
     figures = workdir / "figures" / "smoke"
     for name in FIGURES:
         for suffix in (".pdf", ".png"):
@@ -375,7 +390,10 @@ def test_full_grid_jobs_fit_a_partition_and_say_what_is_not_measured(tmp_path):
     text = proc.stdout + proc.stderr
     plan = [line for line in text.splitlines() if line.startswith("mtrl: ")]
     assert plan[0].startswith("mtrl: plan for the whole study: 380 runs, 0 complete; the 380 to train take ~")
-    assert "GPU-hours on NVIDIA H100 80GB HBM3 (graph/tf32/exact)" in plan[0]
+    assert (
+        "GPU-hours on NVIDIA H100 80GB HBM3 (CUDA-graph updates, tf32 matmuls, the authors' step order)"
+        in plan[0]
+    )
     assert plan[1].startswith("mtrl: NOT MEASURED on NVIDIA H100 80GB HBM3 for 220 of them")
     runtimes = [int(m) for m in re.findall(r"runtime=(\d+)", text)]
     assert len(runtimes) >= 380 + 150 and max(runtimes) <= 2880

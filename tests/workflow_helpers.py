@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.time_limits import Limit, run_limited
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 COPIED = ("Snakefile", "workflow", "config", "mtrl", "envs", "profiles", "benchmarks/results/runtime.csv")
@@ -31,14 +33,20 @@ def copy_workflow(dest: Path) -> Path:
 
 
 def snakemake(
-    workdir: Path, *args: str, check: bool = True, timeout: int = 1200, env: dict | None = None
+    workdir: Path,
+    *args: str,
+    check: bool = True,
+    timeout: int = 1200,
+    env: dict | None = None,
+    per_job_s: float | None = None,
 ) -> subprocess.CompletedProcess:
     """Snakemake in `workdir`, with the `mtrl` there as the installed one (as `pip install -e` of that
-    folder would make it): a test's edits to a copy's code are what the copy's jobs run and hash."""
+    folder would make it): a test's edits to a copy's code are what the copy's jobs run and hash.
+    Its time limit is `timeout` seconds, or with `per_job_s` that much per job of its DAG, stretched
+    by the load (tests/time_limits.py); one that is hit fails the test in one line."""
     env = {**(os.environ if env is None else env), "PYTHONPATH": str(workdir)}
-    proc = subprocess.run(
-        [SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env
-    )
+    limit = Limit(fixed_s=timeout, per_job_s=per_job_s)
+    proc = run_limited([SNAKEMAKE, *args], workdir, env, limit, f"snakemake {' '.join(args)}")
     if check and proc.returncode != 0:
         raise AssertionError(
             f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"

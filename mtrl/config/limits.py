@@ -22,7 +22,7 @@ def check_counts(config: TrainConfig) -> None:
     if config.torch_threads > MAX_TORCH_THREADS:
         raise ConfigError(
             f"torch_threads: {config.torch_threads} is more than any machine's cores (at most "
-            f"{MAX_TORCH_THREADS}; 0: torch's default; set it to the cores the job has)"
+            f"{MAX_TORCH_THREADS}; 0: the job's cores less its env workers)"
         )
     for name, limit in MAX_COUNTS.items():
         value = getattr(config, name)

@@ -27,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import batch_space
 
+from mtrl.envs.cores import default_env_workers, job_cores
 from mtrl.envs.shm_worker import (
     ACTION_DTYPES,
     CALL,
@@ -97,13 +98,13 @@ def start_resource_tracker() -> None:
 
 
 def usable_cores() -> int:
-    """CPU cores this process may run on (SLURM's allocation, taskset), not the node's count."""
-    return len(os.sched_getaffinity(0))
+    """CPU cores this process may run on (its affinity, capped by SLURM's allocation), not the node's."""
+    return job_cores()
 
 
 def default_workers(num_envs: int, cores: int | None = None) -> int:
     """One worker per env while cores last, leaving one core to the trainer; else several envs each."""
-    return max(1, min(num_envs, (cores or usable_cores()) - 1))
+    return default_env_workers(num_envs, cores or usable_cores())
 
 
 def assign(num_envs: int, workers: int) -> list[tuple[int, ...]]:

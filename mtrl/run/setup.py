@@ -11,6 +11,7 @@ import torch
 
 from mtrl.config.settings import ConfigError, TrainConfig
 from mtrl.config.speed import resolve_speed
+from mtrl.envs.cores import CoreSplit, split_cores
 
 
 def pick_device(name: str, key: str = "device") -> torch.device:
@@ -38,13 +39,21 @@ def set_matmul_precision(precision: str, device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = precision == "tf32"
 
 
+def core_split(config: TrainConfig, cores: int | None = None) -> CoreSplit:
+    """How the run splits the job's cores (`cores`, default: this process's, mtrl.envs.cores):
+    `torch_threads` and `env_workers` as set, 0 resolved from the cores."""
+    return split_cores(
+        config.num_tasks, config.vector_strategy, config.env_workers, config.torch_threads, cores
+    )
+
+
 def prepare_process(config: TrainConfig) -> torch.device:
-    """Pick the device (ConfigError if a requested GPU is missing), set torch threads and matmul
-    precision (`auto` resolved for the device, mtrl.config.speed) for this process; return the device."""
+    """Pick the device (ConfigError if a requested GPU is missing), set torch threads (`core_split`:
+    never torch's default, the node's cores) and matmul precision (`auto` resolved for the device,
+    mtrl.config.speed) for this process; return the device."""
     device = pick_device(config.device)
     pick_device(config.eval_device, "eval_device")  # before any env starts, not at the first evaluation
-    if config.torch_threads:
-        torch.set_num_threads(config.torch_threads)
+    torch.set_num_threads(core_split(config).torch_threads)
     speed = resolve_speed(config.update_mode, config.matmul_precision, device.type)
     set_matmul_precision(speed.matmul_precision, device)
     return device

@@ -43,7 +43,7 @@ from mtrl.run.evaluator import Evaluator, EvaluatorError, evaluator_for_run
 from mtrl.run.memory import check_fits
 from mtrl.run.progress import Progress
 from mtrl.run.resume import resume_or_start, resume_state
-from mtrl.run.setup import prepare_process, seed_everything
+from mtrl.run.setup import core_split, prepare_process, seed_everything
 from mtrl.run.shutdown import closed_at_exit, closed_on_error
 from mtrl.run.stop_signals import StopSignals, TrainingInterrupted, signals_blocked, stop_if_signalled
 
@@ -73,7 +73,9 @@ class Trainer:
     ) -> None:
         self.config = config = require_resolved(config)
         self.run_dir, self.quiet, self.provenance = run_dir, quiet, provenance
+        self.progress = Progress(config.total_steps, time.time(), 0, quiet=quiet)  # `run` starts it anew
         self.device = device = device if device is not None else prepare_process(config)
+        self.cores = core_split(config)  # what prepare_process set torch to; the env workers below
         self.tasks = task_names(config.task_set, config.mt1_task)
         self.n = n = len(self.tasks)
         seed_everything(config.seed)
@@ -108,7 +110,7 @@ class Trainer:
                 stream=0,
                 strategy=config.vector_strategy,
                 reward_version=config.reward_version,
-                workers=config.env_workers or None,
+                workers=self.cores.env_workers or None,
             )
             with closed_on_error(envs):
                 return envs, evaluator_for_run(config, self.tasks, self.device, envs)
@@ -126,6 +128,7 @@ class Trainer:
             self.train_log.eval_step.append(step)
             self.train_log.eval_success.append(result.success.tolist())
             self.train_log.eval_return.append(result.returns.tolist())
+            self.progress.note_eval(step, result.mean_success)
         return results[-1][1].mean_success if results else None
 
     def wait_for_evals(self) -> None:
@@ -145,8 +148,7 @@ class Trainer:
         self.metric_sum.zero_()
         self.metric_count = 0
         self.segment_start, self.segment_step = time.time(), self.step
-        if not self.quiet:
-            self.progress.report(transitions, success, sps)
+        self.progress.report(transitions, success, sps)
 
     # ------------------------------------------------------------------ the loop
     def collect_and_update(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -247,15 +249,17 @@ class Trainer:
     def _run(self) -> Path:
         config = self.config
         self.wanted_probes = probe_checkpoints.probe_episodes(config)
+        self.progress = Progress(config.total_steps, time.time(), self.step * self.n, quiet=self.quiet)
+        self.progress.start("evaluating the untrained networks first" if self.step == 0 else "resuming")
         if self.step == 0:  # the untrained networks: curves start at step 0, dormancy at initialisation
             self.save_probe()
             self.submit_eval()
-        self.progress = Progress(config.total_steps, time.time(), self.step * self.n)
         self.segment_start, self.segment_step = time.time(), self.step
         self.run_start = time.time() - self.wall_time
         obs, _ = self.envs.reset()
         while self.step < config.vector_steps:
             obs, terminated, truncated = self.collect_and_update(obs)
+            self.progress.tick(self.step * self.n)  # a line every EVERY_S seconds, whatever log_every
             if not (truncated.all() or terminated.any()):
                 continue
             if not truncated.all():
@@ -290,7 +294,11 @@ class Trainer:
             "wall_time_s": time.time() - self.run_start,
             "provenance": self.provenance,
             **provenance_record(
-                self.config.to_dict(), self.provenance, self.device, **self.speed()._asdict()
+                self.config.to_dict(),
+                self.provenance,
+                self.device,
+                **self.speed()._asdict(),
+                resources=self.cores.as_dict() | {"torch_threads_set": torch.get_num_threads()},
             ),
         }
         result_path = self.run_dir / "train.h5"

@@ -95,8 +95,14 @@ def _resume_progress(state: Mapping[str, Any], identity_json: str, train_code: s
 
     config = state["config"]
     text = f"step {state['step'] * num_tasks_of(config['task_set']):,} of {config['total_steps']:,}"
-    if json.dumps(identity(config), sort_keys=True) != identity_json or state.get("provenance") != train_code:
-        return text + " (resume checkpoint of other settings or code: the run will start over)"
+    differs = []
+    recorded = json.dumps(identity(config), sort_keys=True)
+    if recorded != identity_json:
+        differs.append(_settings_diff(recorded, identity_json))
+    if state.get("provenance") != train_code:
+        differs.append(f"training code {state.get('provenance') or 'unrecorded'} != current {train_code}")
+    if differs:
+        return text + f" (resume checkpoint of other {'; '.join(differs)}: the run will start over)"
     return text + " (resume checkpoint)"
 
 

@@ -6,6 +6,8 @@ import json
 from _adapter import fail, logged
 
 with logged(snakemake.log[0]):
+    from absl import logging as absl_logging
+
     from mtrl.files.integrity import file_sha256
     from mtrl.files.provenance import provenance_record
     from mtrl.study.status import stale_inputs
@@ -24,6 +26,7 @@ with logged(snakemake.log[0]):
             f"{figure}: {len(stale)} input run(s) were made by other settings or code than the "
             "workflow runs now (rerun them, or set allow_stale: true):\n  " + "\n  ".join(stale)
         )
+    absl_logging.set_verbosity(absl_logging.WARNING)  # rliable's "Calculating estimates for x ..." per call
     runs = [RunRef(**ref) for ref in snakemake.params.runs]
     table = aggregate(
         figure,
