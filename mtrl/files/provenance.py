@@ -30,6 +30,7 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
     "train": (
         "mtrl/__init__.py",
         "mtrl/config/settings.py",
+        "mtrl/config/errors.py",
         "mtrl/config/values.py",
         "mtrl/envs/*.py",
         "mtrl/nets/*.py",
@@ -39,6 +40,8 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "mtrl/run/directory.py",
         "mtrl/run/stop_signals.py",
         "mtrl/run/resume.py",
+        "mtrl/run/state.py",
+        "mtrl/run/window.py",
         "mtrl/run/progress.py",
         "mtrl/run/probe_checkpoints.py::BATCH_KEYS,probe_episodes,probe_batch,save_probe,complete_initial_probe",
         "mtrl/files/checkpoints.py",
@@ -48,8 +51,7 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "mtrl/run/evaluator.py",
         "mtrl/files/provenance.py::identity,provenance_record,package_versions,git_commit,device_name,PACKAGES,"
         "EXECUTION_KEYS,ARCH_KEYS",
-        "mtrl/files/result_files.py::TRAIN_SCALARS,TrainLog,write_atomic_h5,write_train_h5,train_h5_problem,"
-        "provenance_attrs",
+        "mtrl/files/result_files.py::TRAIN_SCALARS,TrainLog,write_atomic_h5,write_train_h5,provenance_attrs",
         "mtrl/files/completeness.py",
         "mtrl/run/divergence.py",
         "workflow/scripts/train.py",
@@ -58,6 +60,7 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
     "probe": (
         "mtrl/__init__.py",
         "mtrl/config/settings.py",
+        "mtrl/config/errors.py",
         "mtrl/config/values.py",
         "mtrl/envs/benchmarks.py",
         "mtrl/nets/*.py",
@@ -75,6 +78,7 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "mtrl/tables/*.py",
         "mtrl/config/values.py",
         "mtrl/config/settings.py",  # with nets/ and benchmarks.py: Fig. 7's parameter counts (x_actor_params)
+        "mtrl/config/errors.py",
         "mtrl/nets/*.py",
         "mtrl/envs/benchmarks.py",
         "mtrl/files/result_files.py::TRAIN_SCALARS,TrainResult,read_train_h5,read_provenance",

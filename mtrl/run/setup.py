@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from mtrl.config.settings import ConfigError, TrainConfig
-from mtrl.config.speed import resolve_speed
+from mtrl.config.speed import Speed, resolve_speed
 
 
 def pick_device(name: str) -> torch.device:
@@ -37,15 +38,26 @@ def set_matmul_precision(precision: str, device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = precision == "tf32"
 
 
-def prepare_process(config: TrainConfig) -> torch.device:
-    """Pick the device (ConfigError if a requested GPU is missing), set torch threads and matmul
-    precision (`auto` resolved for the device, mtrl.config.speed) for this process; return the device."""
+@dataclass(frozen=True)
+class ProcessSetup:
+    """What `prepare_process` settled for a run, once: the device it trains on, the device its
+    evaluation's actor runs on, and the update mode and matmul precision `auto` became there."""
+
+    device: torch.device
+    eval_device: torch.device
+    speed: Speed
+
+
+def prepare_process(config: TrainConfig) -> ProcessSetup:
+    """Pick the devices (ConfigError if a requested GPU is missing), set torch threads and matmul
+    precision (`auto` resolved for the device, mtrl.config.speed) for this process."""
     device = pick_device(config.device)
+    eval_device = device if config.eval_device == "auto" else pick_device(config.eval_device)
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     speed = resolve_speed(config.update_mode, config.matmul_precision, device.type)
     set_matmul_precision(speed.matmul_precision, device)
-    return device
+    return ProcessSetup(device, eval_device, speed)
 
 
 def seed_everything(seed: int) -> None:
