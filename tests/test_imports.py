@@ -146,3 +146,35 @@ def test_imports_point_down_the_layers():
 @pytest.mark.parametrize("name", sorted(SHARED))
 def test_shared_modules_import_no_other_mtrl_module(name):
     assert graph()[name] == set(), f"{name} is shared by every layer and must import nothing of mtrl"
+
+
+# Modules the trainer or the probe import that their jobs never run, and why.
+NOT_RUN_BY_JOBS = {
+    "mtrl.config.files": "read by TrainConfig.from_yaml only; jobs get their settings as a dict",
+}
+
+
+@pytest.mark.parametrize(("group", "entry"), [("train", "mtrl.run.train"), ("probe", "mtrl.probe.probing")])
+def test_a_rules_code_hash_covers_every_module_its_code_imports(group, entry):
+    """`CODE_GROUPS` (mtrl/files/provenance.py) lists a rule's code by hand: a module added to the
+    training job (e.g. the run state) and left out of it would not rerun the runs when edited."""
+    from fnmatch import fnmatch
+
+    from mtrl.files.provenance import CODE_GROUPS
+
+    edges, reached, todo = graph(), set(), [entry]
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo.extend(edges[name])
+    paths = modules()
+    patterns = [item.split("::")[0] for item in CODE_GROUPS[group]]
+    missing = sorted(
+        name
+        for name in reached - set(NOT_RUN_BY_JOBS)
+        if paths[name].name != "__init__.py"
+        or paths[name].read_text().count("\n") > 1  # not a bare docstring
+        if not any(fnmatch(paths[name].relative_to(PACKAGE.parent).as_posix(), p) for p in patterns)
+    )
+    assert not missing, f"CODE_GROUPS[{group!r}] lacks modules its code imports: {missing}"

@@ -1,16 +1,18 @@
 """The training loop: warm-up, one SAC update per vector step, evaluation, checkpoints, resume.
 
 Episodes of all tasks run in lockstep (500 steps each), and everything periodic happens at
-episode boundaries: evaluation, logging, probe checkpoints and the resume checkpoint. The resume
-checkpoint is written before the envs reset, holding their RNG state, so a resumed run replays
-exactly the episodes an uninterrupted one would have seen. An evaluation evaluates a copy of the
+episode boundaries: evaluation, logging, probe checkpoints and the resume checkpoint. What the loop
+advances is the run state (`mtrl.run.state.RunState`), and the resume checkpoint is that state saved
+whole, before the envs reset (holding their RNG state), so a resumed run replays exactly the
+episodes, updates and log rows an uninterrupted one would have seen. An evaluation evaluates a copy of the
 actor (`mtrl.run.evaluator`), at once or in the background; its results are all recorded before a
 checkpoint or train.h5 is written, so both ways give the same files.
 
 Around the loop, each in its own module: the run directory's lock and disk checks
-(`mtrl.run.directory`), process setup (`mtrl.run.setup`), stop signals (`mtrl.run.stop_signals`), the
-resume checkpoint (`mtrl.run.resume`), probe checkpoints (`mtrl.run.probe_checkpoints`), progress lines
-(`mtrl.run.progress`) and the evaluator (`mtrl.run.evaluator`).
+(`mtrl.run.directory`), process setup (`mtrl.run.setup`), stop signals (`mtrl.run.stop_signals`),
+resuming (`mtrl.run.resume`), divergence (`mtrl.run.divergence`), probe checkpoints
+(`mtrl.run.probe_checkpoints`), progress lines (`mtrl.run.progress`) and the evaluator
+(`mtrl.run.evaluator`).
 """
 
 from __future__ import annotations
