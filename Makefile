@@ -29,12 +29,14 @@ smoke: install
 	@echo "figures written:" && ls figures/smoke
 
 # A browsable report of every figure: of the study (config/config.yaml) after its runs, of the smoke
-# pipeline after `make smoke`.
+# pipeline after `make smoke`; before its figures exist, one line saying what to run first.
 report: install
-	$(BIN)/snakemake --report report.zip
+	@$(PY) -m mtrl.study.report_check report.zip "snakemake --profile slurm (the study)" \
+		$(BIN)/snakemake --report report.zip
 
 smoke-report: install
-	$(BIN)/snakemake --configfile config/smoke.yaml --report report-smoke.zip
+	@$(PY) -m mtrl.study.report_check report-smoke.zip "make smoke" \
+		$(BIN)/snakemake --configfile config/smoke.yaml --report report-smoke.zip
 
 # One GPU node end to end in at most 8 minutes (benchmarks/gpu_check.py); on a cluster:
 # srun --gres=gpu:1 make gpu-check
@@ -44,12 +46,21 @@ gpu-check: install
 # Our update over the authors' jitted JAX update on this GPU, like for like (a fixed batch) and end to
 # end, at widths 400, 1024 and 4096 (graph and compiled, tf32; ~5 minutes): needs AUTHORS_CODE etc.
 jax-ratio: install
+	@test -n "$(AUTHORS_CODE)" -a -n "$(JAX_BENCH)" || { echo "mtrl: error: make jax-ratio needs \
+	AUTHORS_CODE=<checkout of rainx0r/mtrl> JAX_BENCH=<its jax_update_bench.py> (and JAX_PYTHON=<a Python \
+	with their dependencies>, default python)" >&2; exit 2; }
 	$(PY) benchmarks/gpu.py --jax-only $(JAX_ARGS) --jax-rounds 1
 
-test: install
+test: install lint
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
+lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
+# what `make smoke` and `make smoke-report` wrote (results/smoke, figures/smoke, report-smoke.zip)
+clean-smoke:
+	rm -rf results/smoke figures/smoke report-smoke.zip
 
 # every installed distribution but pip itself (setuptools too: torch needs it), under the file's header
 lock:

@@ -19,7 +19,9 @@
 
 Every step has its own time limit, all within --deadline-s. The report, with the GPU model, goes
 to benchmarks/results/gpu-check-<gpu>-<date>.json; the runs to benchmarks/tmp/gpu-check/.
-Exit 0 when steps 1-3 pass (steps 4 and 5 only measure).
+Exit 0 when steps 1-3 pass (steps 4 and 5 only measure), 1 when one of them fails, and 2 with the
+one line "gpu-check: no GPU: nothing measured ..." where torch sees no CUDA device (no step runs and
+no report is written).
 """
 
 from __future__ import annotations
@@ -293,12 +295,43 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+NO_GPU_EXIT = 2
+
+
+def step_verdict(result: Mapping[str, Any]) -> str:
+    """'ok', 'ok (3 tests skipped)', 'skipped: <why>' or 'FAILED (exit N)': one step's line."""
+    if "skipped" in result:
+        return f"skipped: {result['skipped']}"
+    if not result.get("ok"):
+        if "why" in result:
+            return f"FAILED: {result['why']}"
+        return f"FAILED (exit {result['exit']})" if "exit" in result else "FAILED"
+    found = re.search(r"(\d+) skipped", " ".join(result.get("last_lines", [])))
+    return f"ok ({found.group(1)} tests skipped)" if found else "ok"
+
+
+def no_gpu_line(device: str, gpu: str) -> str | None:
+    """The one line of a GPU check on a machine whose torch sees no GPU; None where there is one (or
+    the check was asked to run on another device)."""
+    if device != "cuda" or gpu != "no GPU":
+        return None
+    return (
+        "gpu-check: no GPU: nothing measured (torch sees no CUDA device here; on a cluster: "
+        "srun --gres=gpu:1 make gpu-check)"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    found = machine()
+    line = no_gpu_line(args.device, found["gpu"])
+    if line is not None:
+        print(line, file=sys.stderr)
+        return NO_GPU_EXIT
     started = time.time()
     left = lambda reserve=0.0: args.deadline_s - (time.time() - started) - reserve  # noqa: E731
     paper, short = {**PAPER_RUN, "device": args.device}, {**SHORT_RUN, "device": args.device}
-    report: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
+    report: dict[str, Any] = {"machine": found, "date": time.strftime("%Y-%m-%d")}
     # `not slow`: the CPU-only compiled-mode checks (minutes of C++ compiling) stay out; GPU tests are in
     tests = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", *GPU_TESTS]
     report["tests"] = run_step(tests, min(150, left(300)))
@@ -320,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out_dir / f"gpu-check-{slug}-{report['date']}.json"
     out.write_text(json.dumps(report, indent=1) + "\n")
     for step in ("tests", "resume", "same", "ratio", "bench"):
-        print(f"gpu-check {step:6s} {'ok' if report[step].get('ok') else 'FAILED or skipped'}")
+        print(f"gpu-check {step:6s} {step_verdict(report[step])}")
     print(f"gpu-check: {'passed' if report['ok'] else 'FAILED'} in {report['seconds']:.0f} s; report {out}")
     return 0 if report["ok"] else 1
 

@@ -6,12 +6,15 @@ and figures redirected into an emptied scratch folder (benchmarks/tmp/smoke) and
 machine's first `make smoke`). Appends one row to benchmarks/results/smoke.csv: wall time, jobs,
 training runs, the CPU seconds of all its processes, cores, CPU model, and the 1-minute load average
 before and during the run (during: sampled every few seconds; it counts the smoke's own jobs too,
-up to --cores of it). The README states the smoke's time and job count of the latest row
-(tests/test_smoke_benchmark.py checks it): run this on an otherwise idle machine, then copy the
-sentence it prints into the README.
+up to --cores of it). The README states the smoke's time and job count of the row it cites by date
+and commit (tests/test_smoke_benchmark.py checks that row, so a new row never breaks the suite): run
+this on an otherwise idle machine, then copy the sentence it prints into the README.
 
-python benchmarks/smoke_time.py                 # the smoke, as `make smoke` runs it
-python benchmarks/smoke_time.py --cores 4       # another core count (the row records it)
+.venv/bin/python benchmarks/smoke_time.py            # the smoke, as `make smoke` runs it
+.venv/bin/python benchmarks/smoke_time.py --cores 4  # another core count (the row records it)
+
+Started by a Python without Snakemake (the system's), it runs itself again with the repository's
+.venv/bin/python, or says in one line to run `make install` first.
 """
 
 from __future__ import annotations
@@ -112,11 +115,51 @@ class LoadSampler:
         self._thread.join()
 
 
+CITED = re.compile(
+    r"It takes (\d+ min \d+ s) for its (\d+) jobs \((\d+) training runs\)"
+    r".*?the row of\s+(\S+), commit\s+(\w+)\)",
+    re.S,
+)
+
+
+def readme_sentence(row: dict[str, object]) -> str:
+    """What the README says of a row: its time and jobs, and which row it is (date and commit)."""
+    return (
+        f"It takes {minutes_seconds(float(str(row['wall_s'])))} for its {row['jobs']} jobs "
+        f"({row['runs']} training runs) on an otherwise idle {row['cpu_count']}-core CPU "
+        f"({row['cpu_model']}; load average {float(str(row['load_during'])):.1f} during the run, its own "
+        f"jobs included; {float(str(row['cpu_s'])) / 60:.0f} CPU-minutes), after the install, from empty "
+        f"`results/smoke` and a {row['cache']} cache (`benchmarks/results/smoke.csv`, the row of "
+        f"{row['date']}, commit {str(row['commit']).split('+')[0]})"
+    )
+
+
+def cited_row(rows: list[dict[str, str]], readme: str) -> tuple[re.Match[str], dict[str, str]]:
+    """The README's sentence on the smoke's time and the row of smoke.csv it cites (by date and
+    commit); a ValueError naming what is missing."""
+    stated = CITED.search(readme)
+    if stated is None:
+        raise ValueError("README: no sentence 'It takes ... (..., the row of DATE, commit C)'")
+    date_, commit_ = stated.group(4), stated.group(5)
+    found = [row for row in rows if row["date"] == date_ and row["commit"].split("+")[0] == commit_]
+    if len(found) != 1:
+        raise ValueError(f"smoke.csv: {len(found)} rows of {date_}, commit {commit_} (the README cites one)")
+    return stated, found[0]
+
+
+def venv_python(executable: Path, root: Path) -> Path | None:
+    """The repository's .venv Python when `executable` has no Snakemake beside it (a system Python),
+    None when it has, or when there is no .venv either."""
+    if (executable.parent / "snakemake").exists():
+        return None
+    python = root / ".venv" / "bin" / "python"
+    return python if (python.parent / "snakemake").exists() and python.exists() else None
+
+
 def snakemake_command(args: argparse.Namespace) -> list[str]:
     """`make smoke`'s command, with results and figures in the scratch folder."""
-    snakemake = Path(sys.executable).parent / "snakemake"
     return [
-        str(snakemake if snakemake.exists() else "snakemake"),
+        str(Path(sys.executable).parent / "snakemake"),
         "--profile",
         "profiles/local",
         "--cores",
@@ -189,12 +232,26 @@ def main(argv: list[str] | None = None) -> int:
 
     append_rows(args.out, FIELDS, [row])
     print(row)
-    print(
-        f"README: It takes {minutes_seconds(float(row['wall_s']))} for its {row['jobs']} jobs "
-        f"({row['runs']} training runs)"
-    )
+    print(f"README: {readme_sentence(row)}")
     return 0
 
 
+def run_in_venv(argv: list[str]) -> int | None:
+    """Run this script again with the repository's .venv Python when the one running it has no
+    Snakemake; an exit code when it cannot or did, None to go on here."""
+    if (Path(sys.executable).parent / "snakemake").exists():
+        return None
+    python = venv_python(Path(sys.executable), ROOT)
+    if python is None:
+        print(
+            "mtrl: error: snakemake: not found beside this Python nor in .venv; run `make install`, then "
+            ".venv/bin/python benchmarks/smoke_time.py",
+            file=sys.stderr,
+        )
+        return 2
+    return subprocess.run([str(python), __file__, *argv], check=False).returncode
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    code = run_in_venv(sys.argv[1:])
+    sys.exit(main() if code is None else code)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -140,10 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("results_dir", nargs="?", help="results folder (default: the config's results_dir)")
     status.add_argument(
         "--configfile",
-        help="workflow config of the study (default: the one recorded in RESULTS_DIR, else "
-        "config/config.yaml)",
+        nargs="+",
+        help="workflow config file(s) of the study, several merged as Snakemake does (default: the "
+        "one(s) recorded in RESULTS_DIR, else config/config.yaml)",
     )
-    status.set_defaults(func=lambda args: __import__("mtrl.study.status").status.cli_status(args))
+    status.set_defaults(func=lambda args: importlib.import_module("mtrl.study.status").cli_status(args))
     return parser
 
 
@@ -154,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="[%(name)s] %(message)s"
     )
     from mtrl.files.checkpoints import CheckpointError
+    from mtrl.files.integrity import DamagedResult
     from mtrl.run.divergence import TrainingDiverged
 
     try:
@@ -161,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as exc:
         print(f"mtrl: error: {exc}", file=sys.stderr)
         return 2
-    except (CheckpointError, TrainingDiverged) as exc:  # damaged files, a full or read-only disk, NaN
+    # damaged checkpoints or results, a full or read-only disk, NaN
+    except (CheckpointError, DamagedResult, TrainingDiverged) as exc:
         print(f"mtrl: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

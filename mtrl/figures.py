@@ -42,6 +42,8 @@ class Figure:
     description: str
     table: Call
     plot: Call | None = None  # None: not drawn (Table 1 has a rule of its own)
+    # extensions of the published figure (config `extensions`): name -> table arguments it replaces
+    extensions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def needs_plasticity(self) -> bool:
@@ -49,9 +51,11 @@ class Figure:
         return self.table.function in PLASTICITY_TABLES
 
 
-def over_steps(title: str, **args: Any) -> Call:
-    """Curves over env steps, one subplot per panel: `mtrl.plots` `curve_figure`."""
-    return Call("curve_figure", {"title": title, **args})
+def over_steps(title: str, first_step: int = 1, **args: Any) -> Call:
+    """Curves over env steps, one subplot per panel: `mtrl.plots` `curve_figure`, drawn from the first
+    point at or after `first_step` (the authors' curves start at their first evaluation after
+    warm-up: they neither evaluate nor measure at step 0; the tables keep step 0)."""
+    return Call("curve_figure", {"title": title, "first_step": first_step, **args})
 
 
 def over_params(title: str, **args: Any) -> Call:
@@ -65,8 +69,15 @@ SUCCESS_AXIS = {"y": "iqm", "ylabel": "IQM success rate (%)", "ylim": (0, 100)}
 DORMANT_AXIS = {"y": "mean", "ylabel": "Dormant neurons (%)", "ylim": (0, None)}
 NORM_AXIS = {"y": "mean", "ylabel": "Parameter norm (L2)"}
 NETWORK_TITLES = {"actor": "Actor", "critic": "Critic", "critic0": "Critic 1", "critic1": "Critic 2"}
-# dormant neurons at tau 0.1, of the actor and the first critic (as the authors' figures)
-DORMANT = {"metric": "dormant_pct_total", "tau": 0.1, "network": ("actor", "critic")}
+# dormant neurons at tau 0.1 of the first critic, as the authors' figures (metrics/dormant_neurons_
+# critic_0_total_ratio); the extension `actor_dormancy` adds the actor's beside it
+DORMANT = {"metric": "dormant_pct_total", "tau": 0.1, "network": "critic"}
+WITH_ACTOR = {"actor_dormancy": {"network": ("actor", "critic")}}
+# Fig. 1's x axis, by the table's x_placement (config `x_placement`, `mtrl.tables.success_final`)
+FIG1_XLABEL = {
+    "published": "Actor parameters (matched MLPs at their architecture's count, as published)",
+    "own": "Actor parameters (each run's own)",
+}
 
 
 def is_sweep(rows: pd.DataFrame) -> bool:
@@ -81,27 +92,32 @@ FIGURES: dict[str, Figure] = {
     "fig1": Figure(
         "final IQM success vs actor parameters (MT10, MT50)",
         table=Call("success_final"),
-        # x: each run's actor parameter count (the table's x_params), as the authors' fig1_new.py
+        # x: the actor parameter count (the table's x_params); placed as the authors' fig1_new.py
+        # does (matched MLPs at their architecture's count) or at each run's own (x_placement)
         plot=over_params(
             "Scaling a feed-forward MTRL agent vs MTRL architectures: final IQM success",
             **SUCCESS_AXIS,
             is_line=is_sweep,
             x="x_params",
-            xlabel="Actor parameters",
+            xlabel=FIG1_XLABEL,
         ),
     ),
     "fig4": Figure(
         "IQM success over training per width (MT10, MT50)",
         table=Call("success_curve"),
-        plot=over_steps("Extended scaling: IQM success over training per width (95% CIs)", **SUCCESS_AXIS),
+        # the authors' fig3.py: x from 200k (their first evaluation)
+        plot=over_steps(
+            "Extended scaling: IQM success over training per width (95% CIs)", 200_000, **SUCCESS_AXIS
+        ),
     ),
     "fig5": Figure(
         "IQM success over training, actor/critic width pairs (MT10)",
         table=Call("success_curve"),
-        plot=over_steps("Where does scale matter most? Actor / critic widths", **SUCCESS_AXIS),
+        # the authors' fig5.py: x from 300k
+        plot=over_steps("Where does scale matter most? Actor / critic widths", 300_000, **SUCCESS_AXIS),
     ),
     "fig6": Figure(
-        "dormant neuron % over training per width, actor and first critic (MT10, MT50)",
+        "dormant neuron % over training per width, first critic (MT10, MT50)",
         table=Call("plasticity_curve", DORMANT),
         plot=over_steps(
             "Impact of scale on plasticity: dormant neurons over training",
@@ -109,10 +125,11 @@ FIGURES: dict[str, Figure] = {
             row="network",
             row_titles=NETWORK_TITLES,
         ),
+        extensions=WITH_ACTOR,
     ),
     "fig7": Figure(
-        "final dormant neuron % vs the MT50 actor's parameters per width, per task set, actor and "
-        "first critic (MT10, MT25, MT50)",
+        "final dormant neuron % vs the MT50 actor's parameters per width, per task set, first critic "
+        "(MT10, MT25, MT50)",
         # x: the actor count of the MT50 network of each run's width, for every task set, as the
         # authors' fig4_3.py places them (so the three lines share their x values)
         table=Call("plasticity_final", {**DORMANT, "x_task_set": "mt50"}),
@@ -123,8 +140,9 @@ FIGURES: dict[str, Figure] = {
             col="network",
             col_titles=NETWORK_TITLES,
             x="x_params",
-            xlabel="Actor parameters (MT50 network of the width)",
+            xlabel="MT50 actor parameters at that width",
         ),
+        extensions=WITH_ACTOR,
     ),
     "fig9": Figure(
         "depth 3 vs 4, with/without skip, MOORE parameter count (MT10)",

@@ -20,6 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from mtrl.files.integrity import seal
 from mtrl.files.result_files import TrainLog, write_train_h5
 
 NETWORKS = ("actor", "critic0", "critic1")
@@ -155,6 +156,7 @@ def write_fake_plasticity(
                 if arr.shape != shape:
                     raise ValueError(f"{net}/{metric}: expected shape {shape}, got {arr.shape}")
                 group[metric] = arr
+        seal(handle)  # as the probe's writer does: the checksum of its datasets
     return path
 
 

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from mtrl.figures import FIGURES, PLOTTED
+from mtrl.figures import FIG1_XLABEL, FIGURES, PLOTTED
 from mtrl.files.result_files import read_train_h5
 from mtrl.nets.matching import mlp_counts
-from mtrl.plots import draw
+from mtrl.plots import draw, from_step
 from mtrl.tables import (
     RunRef,
     aggregate,
@@ -38,8 +38,17 @@ def hand_iqm(scores: np.ndarray) -> float:
 
 
 def authors_iqm(scores: np.ndarray) -> float:
-    """The study's statistic as the authors' figure code computes it: each run's mean success over
-    tasks, then scipy.stats.trim_mean(x, 0.25) over the runs."""
+    """The study's statistic as the authors' figure scripts compute it: each run's mean success over
+    tasks; keep the runs between polars' nearest quartiles (sorted indices round((n - 1) / 4) and
+    round(3 (n - 1) / 4), halves up), inclusive; their mean."""
+    means = np.asarray(scores, dtype=float).mean(axis=1)
+    ordered, n = np.sort(means), means.size
+    q1, q3 = ordered[int((n - 1) * 0.25 + 0.5)], ordered[int((n - 1) * 0.75 + 0.5)]
+    return float(means[(means >= q1) & (means <= q3)].mean())
+
+
+def trimmed_iqm(scores: np.ndarray) -> float:
+    """The option "runs": trim_mean(run means, 0.25)."""
     return float(scipy.stats.trim_mean(np.asarray(scores, dtype=float).mean(axis=1), 0.25))
 
 
@@ -77,13 +86,18 @@ def test_success_final(sweep: list[RunRef]) -> None:
     assert list(df["actor_width"]) == [256, 1024]
     for width, row in zip((256, 1024), df.itertuples(), strict=True):
         expected = 100 * authors_iqm(np.stack([final_scores(width, s) for s in range(3)]))
-        assert row.iqm == pytest.approx(expected) and row.statistic == "runs"
+        assert row.iqm == pytest.approx(expected) and row.statistic == "authors"
         assert row.ci_low <= row.iqm <= row.ci_high
         assert row.n_runs == 3 and row.seeds == "0,1,2"
         assert row.actor_params == width * 10 and row.critic_params == width * 20
         assert row.params == width * 30
         assert row.panel == "MT10" and row.series == "FF" and row.label == "feed-forward" and row.order == 1
         assert row.step == 600_000 and row.arch == "mtmhsac" and row.depth == 3 and not row.skip
+    # 3 runs: the authors keep the two upper runs; trim_mean(0.25) (the option "runs") keeps all three
+    runs = success_final(sweep, reps=REPS, seed=0, statistic="runs")
+    finals = np.stack([final_scores(256, s) for s in range(3)])
+    assert runs["iqm"].iloc[0] == pytest.approx(100 * trimmed_iqm(finals))
+    assert abs(runs["iqm"].iloc[0] - df["iqm"].iloc[0]) > 0.5
 
 
 def test_success_curve(sweep: list[RunRef], tmp_path: Path) -> None:
@@ -139,7 +153,7 @@ def test_success_tables_use_the_authors_iqm_over_run_means(tmp_path: Path) -> No
     assert table.loc[("MOORE", "MT10"), "ours"] == pytest.approx(expected)
     assert table.loc[("MOORE", "MT10"), "n_runs"] == 8
     for fig in ("fig1", "fig4", "table1"):
-        assert set(aggregate(fig, runs, reps=REPS)["statistic"]) == {"runs"}
+        assert set(aggregate(fig, runs, reps=REPS)["statistic"]) == {"authors"}
     # the pooled runs x tasks IQM: a documented option, through the registry as in the workflow
     assert aggregate("fig1", runs, reps=REPS, statistic="pooled")["iqm"].item() == pytest.approx(pooled)
     assert success_curve(runs, reps=REPS, statistic="pooled")["iqm"].iloc[-1] == pytest.approx(pooled)
@@ -159,8 +173,8 @@ def plasticity_runs(root: Path) -> list[RunRef]:
     for seed in range(2):
         values = {}
         for k, net in enumerate(("actor", "critic0", "critic1")):
-            # value = 10*net + seed + tau_index/10 + step_index*100
-            total = np.array([[100 * i + 10 * k + seed + t / 10 for t in range(3)] for i in range(3)])
+            # value = 10*net + seed + tau_index/10 + step_index*30 (percentages: within [0, 100])
+            total = np.array([[30 * i + 10 * k + seed + t / 10 for t in range(3)] for i in range(3)])
             per_layer = np.repeat(total[:, :, None], 2, axis=2) + np.array([0.0, 1.0])
             values[net] = {
                 "dormant_pct_total": total,
@@ -175,23 +189,77 @@ def plasticity_runs(root: Path) -> list[RunRef]:
     return runs
 
 
+def test_the_actor_row_of_figs_6_and_7_is_the_extension_actor_dormancy(tmp_path: Path) -> None:
+    """The authors' dormancy figures plot the first critic only (plots/fig4.py, fig4_3.py)."""
+    runs = plasticity_runs(tmp_path)
+    for figure in ("fig6", "fig7"):
+        assert set(aggregate(figure, runs, reps=REPS)["network"]) == {"critic"}
+        extended = aggregate(figure, runs, reps=REPS, extensions=["actor_dormancy"])
+        assert list(dict.fromkeys(extended["network"])) == ["actor", "critic"]
+        assert set(aggregate(figure, runs, reps=REPS, extensions=["width_8192"])["network"]) == {"critic"}
+
+
+def test_fig1_places_points_as_published_or_at_their_own_count(tmp_path: Path) -> None:
+    """x_at: a matched MLP at its architecture's actor count in the panel, or at a given number."""
+    runs = []
+    for name, arch, width, x_at, params in (
+        ("MTMHSAC", "mtmhsac", 400, 370_000, 372_880),
+        ("MTMHSAC", "mtmhsac", 800, "moore", 1_385_680),
+        ("MTMHSAC", "mtmhsac", 1024, None, 2_000_000),
+        ("MOORE", "moore", 400, None, 1_379_320),
+    ):
+        run_dir = tmp_path / f"{arch}{width}"
+        write_fake_train(
+            run_dir, np.full((1, N_TASKS), 0.5), arch=arch, actor_width=width, actor_params=params
+        )
+        runs.append(RunRef("MT10", name, run_dir, x_at=x_at))
+    published = aggregate("fig1", runs, reps=REPS)
+    assert list(published["x_params"]) == [370_000, 1_379_320, 2_000_000, 1_379_320]
+    assert set(published["x_placement"]) == {"published"}
+    own = aggregate("fig1", runs, reps=REPS, x_placement="own")
+    assert list(own["x_params"]) == list(own["actor_params"]) == [372_880, 1_385_680, 2_000_000, 1_379_320]
+    with pytest.raises(ValueError, match=r"^success_final: MT10/MTMHSAC is placed at the actor count of sm"):
+        aggregate("fig1", [RunRef("MT10", "MTMHSAC", runs[1].run_dir, x_at="sm")], reps=REPS)
+    with pytest.raises(ValueError, match="x_placement must be one of"):
+        aggregate("fig1", runs, reps=REPS, x_placement="mine")
+
+
+def test_curves_are_drawn_from_the_first_evaluation_after_warm_up() -> None:
+    """The tables keep step 0; the drawn curves start at the registry's first_step (fig3.py's 200k,
+    fig5.py's 300k, else after step 0), unless a curve would keep fewer than two points."""
+    assert FIGURES["fig4"].plot.args["first_step"] == 200_000
+    assert FIGURES["fig5"].plot.args["first_step"] == 300_000
+    assert {FIGURES[f].plot.args["first_step"] for f in ("fig6", "fig9", "fig10", "fig11", "fig12")} == {1}
+    table = pd.DataFrame(
+        {
+            "panel": ["MT10"] * 5 + ["MT50"] * 2,
+            "label": ["a"] * 3 + ["b"] * 2 + ["a"] * 2,
+            "step": [0, 200_000, 400_000, 0, 5000, 0, 1_000_000],
+        }
+    )
+    assert list(from_step(table, 1)["step"]) == [200_000, 400_000, 0, 5000, 0, 1_000_000]
+    assert list(from_step(table, 300_000)["step"]) == [0, 200_000, 400_000, 0, 5000, 0, 1_000_000]
+    longer = pd.concat([table, table.iloc[[2]].assign(step=600_000)], ignore_index=True)
+    assert list(from_step(longer, 300_000)["step"])[:2] == [400_000, 0]
+
+
 def test_plasticity_curve(tmp_path: Path) -> None:
     runs = plasticity_runs(tmp_path)
     df = plasticity_curve(runs, metric="dormant_pct_total", tau=0.1, network=("actor", "critic"), reps=REPS)
     actor = df[df["network"] == "actor"]
     critic = df[df["network"] == "critic"]
     assert list(actor["step"]) == [1000, 2000, 3000] and set(df["layer"]) == {"all"}
-    # actor: mean over seeds 0, 1 of 100*i + 0 + seed + 0.2 -> 100*i + 0.7
-    np.testing.assert_allclose(actor["mean"], [0.7, 100.7, 200.7])
-    # critic: the FIRST critic, as the authors' figures (critic0, k=1) -> 100*i + 10 + 0.5 + 0.2
-    np.testing.assert_allclose(critic["mean"], [10.7, 110.7, 210.7])
+    # actor: mean over seeds 0, 1 of 30*i + 0 + seed + 0.2 -> 30*i + 0.7
+    np.testing.assert_allclose(actor["mean"], [0.7, 30.7, 60.7])
+    # critic: the FIRST critic, as the authors' figures (critic0, k=1) -> 30*i + 10 + 0.5 + 0.2
+    np.testing.assert_allclose(critic["mean"], [10.7, 40.7, 70.7])
     assert (df["ci_low"] <= df["mean"]).all() and (df["mean"] <= df["ci_high"]).all()
     assert set(df["tau"]) == {0.1} and set(df["n_runs"]) == {2} and set(df["metric"]) == {"dormant_pct_total"}
     low_tau = plasticity_curve(runs, tau=0.025, network="actor", reps=REPS)
-    np.testing.assert_allclose(low_tau["mean"], [0.6, 100.6, 200.6])
+    np.testing.assert_allclose(low_tau["mean"], [0.6, 30.6, 60.6])
     layers = plasticity_curve(runs, metric="dormant_pct", tau=0.1, network="critic0", reps=REPS)
     assert set(layers["layer"]) == {"l0", "l1"}
-    np.testing.assert_allclose(layers[layers["layer"] == "l1"]["mean"], [11.7, 111.7, 211.7])
+    np.testing.assert_allclose(layers[layers["layer"] == "l1"]["mean"], [11.7, 41.7, 71.7])
     norms = plasticity_curve(runs, metric="param_norm", tau=None, network="critic", reps=REPS)
     # Both critics as one parameter vector: per run sqrt(critic0^2 + critic1^2), then the mean over
     # runs; critic0 (k=1): [1,2,3]*2 + seed, critic1 (k=2): [1,2,3]*3 + seed.
@@ -217,7 +285,7 @@ def test_plasticity_curve(tmp_path: Path) -> None:
 def test_plasticity_final(tmp_path: Path) -> None:
     df = plasticity_final(plasticity_runs(tmp_path), reps=REPS)
     assert list(df["network"]) == ["actor", "critic"]
-    np.testing.assert_allclose(df["mean"], [200.7, 210.7])  # the critic is the first critic
+    np.testing.assert_allclose(df["mean"], [60.7, 70.7])  # the critic is the first critic
     assert set(df["params"]) == {15} and set(df["step"]) == {3000} and set(df["n_runs"]) == {2}
 
 
@@ -247,8 +315,8 @@ def test_table1(tmp_path: Path) -> None:
     assert "| PaCo | 45.0 [" in md and "88.7" in md and rows[2].startswith("| SM | NA |")
     # the legend above says what each column is, the statistic of "ours" included
     assert legend.startswith("Table 1: final success rate (%) of SM, PaCo and MOORE")
-    ours = "- **ours**: the runs of this pipeline, final evaluation: the IQM over runs of each run's mean"
-    paper = "- **paper**: the study's own reproduction of the architecture (McLean et al. 2025, Table 1)"
+    ours = "- **ours**: the runs of this pipeline, final evaluation: the mean of the runs between the first"
+    paper = "- **paper**: the study's own reproduction of the architecture (McLean et al. 2025, Table 1); no"
     assert ours in legend and paper in legend
     assert "- **published**: the architecture's original publication's number" in legend
     assert "- NA: no runs (ours), no number reported (paper, published)" in legend
@@ -274,7 +342,8 @@ def study_tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataF
 
 
 def test_registry_tables(study_tables: dict[str, pd.DataFrame]) -> None:
-    assert set(study_tables["fig6"]["network"]) == {"actor", "critic"}
+    assert set(study_tables["fig6"]["network"]) == {"critic"}  # the actor: extension actor_dormancy
+    assert set(study_tables["fig7"]["network"]) == {"critic"}
     assert set(study_tables["fig7"]["series"]) == {"MT10", "MT25", "MT50"}
     assert set(study_tables["fig11"]["metric"]) == {"param_norm"}
     assert set(study_tables["fig12"]["network"]) == {"critic"}
@@ -301,7 +370,7 @@ def test_registry_tables(study_tables: dict[str, pd.DataFrame]) -> None:
 
 @pytest.mark.parametrize(
     ("figure", "xlabel"),
-    [("fig1", "Actor parameters"), ("fig7", "Actor parameters (MT50 network of the width)")],
+    [("fig1", FIG1_XLABEL["published"]), ("fig7", "MT50 actor parameters at that width")],
 )
 def test_params_figures_plot_at_the_authors_x(
     figure: str, xlabel: str, study_tables: dict[str, pd.DataFrame]
@@ -309,10 +378,11 @@ def test_params_figures_plot_at_the_authors_x(
     """Fig. 1 and Fig. 7 place every point at the table's x_params (plots/fig1_new.py, fig4_3.py)."""
     import matplotlib.pyplot as plt
 
+    from mtrl.plots import plot_inputs
     from mtrl.plots._common import params_figure
 
-    table = study_tables[figure]
-    fig = params_figure(table, figure=figure, **FIGURES[figure].plot.args)
+    table, args = plot_inputs(study_tables[figure], FIGURES[figure].plot.args)
+    fig = params_figure(table, figure=figure, **args)
     try:
         columns = "network" if figure == "fig7" else "panel"
         for ax, value in zip(fig.axes, dict.fromkeys(table[columns]), strict=False):
@@ -321,7 +391,7 @@ def test_params_figures_plot_at_the_authors_x(
             if figure == "fig7":
                 part = part[part["layer"] == "all"]
             assert drawn == set(part["x_params"].astype(int)), value
-            assert ax.get_xlabel() == xlabel
+            assert " ".join(ax.get_xlabel().split()) == xlabel  # long labels are wrapped
     finally:
         plt.close(fig)
 
@@ -345,10 +415,11 @@ def test_draw_rejects_unknown_and_incomplete(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- figures at the edges
 def drawn(figure: str, table: pd.DataFrame):
     """The matplotlib figure the registry draws for `figure` from `table` (closed by the caller)."""
-    from mtrl.plots import _common
+    from mtrl.plots import _common, plot_inputs
 
     plot = FIGURES[figure].plot
-    return getattr(_common, plot.function)(table, figure=figure, **plot.args)
+    table, args = plot_inputs(table, plot.args)
+    return getattr(_common, plot.function)(table, figure=figure, **args)
 
 
 def at_the_edges(table: pd.DataFrame, x_low: float, x_high: float) -> pd.DataFrame:
@@ -470,5 +541,5 @@ def test_panel_letters_are_unique_within_a_figure(figure: str, study_tables: dic
             assert [m.group(1) for m in letters] == list("abcdefgh"[: len(titles)]), titles
     finally:
         plt.close(fig)
-    if figure == "fig6":  # two rows of two panels: (a) MT10: Actor ... (d) MT50: Critic
-        assert titles == ["(a) MT10: Actor", "(b) MT50: Actor", "(c) MT10: Critic", "(d) MT50: Critic"]
+    if figure == "fig6":  # one row of two panels, the first critic's (the actor's: actor_dormancy)
+        assert titles == ["(a) MT10: Critic", "(b) MT50: Critic"]

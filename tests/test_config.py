@@ -150,3 +150,14 @@ def test_q_clip_and_log_std_floor_can_be_overridden(tmp_path):
     TrainConfig(arch="moore", task_set="mt50", log_std_max=-12).validate()  # floor -20 fits below
     with pytest.raises(ConfigError, match="log_std_min: -10.0 must be below log_std_max -12"):
         TrainConfig(arch="moore", task_set="mt10", log_std_max=-12).validate()
+
+
+@pytest.mark.parametrize("command", ["train", "probe", "params", "status"])
+def test_help_says_none_one_way(command, capsys):
+    """A setting without a value is written `none` in every help text (as the flags take it), never `None`."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "None" not in text
+    if command == "train":
+        assert "--target-entropy FLOAT|none" in text and "(none: -|A|)" in text

@@ -607,8 +607,16 @@ def test_status_shows_runs_in_progress_with_the_step_they_reached(tmp_path, caps
     assert out.endswith("0 complete, 1 in progress, 0 stale, 1 missing of 2 runs\n")
     ckpt.save_atomic({**state, "config": {**config.to_dict(), "lr": 1.0}}, ckpt.resume_path(run_dir))
     assert main(["status", "--configfile", str(path)]) == 0
-    assert "step 3,000 of 5,000 (resume checkpoint of other settings or code: the run will start over)" in (
-        capsys.readouterr().out
+    assert (
+        "step 3,000 of 5,000 (resume checkpoint of other settings lr 1.0 -> 0.0003: the run will start over)"
+        in (capsys.readouterr().out)
+    )
+    ckpt.save_atomic({**state, "provenance": "0123abcd"}, ckpt.resume_path(run_dir))
+    assert main(["status", "--configfile", str(path)]) == 0
+    code = code_hash("train")
+    assert (
+        f"step 3,000 of 5,000 (resume checkpoint of other training code 0123abcd != current {code}: the run "
+        "will start over)" in capsys.readouterr().out
     )
     _truncated(ckpt.resume_path(run_dir))
     assert main(["status", "--configfile", str(path)]) == 0
@@ -737,6 +745,8 @@ def run_aggregate(tmp_path: Path, run_dir: Path, allow_stale: bool) -> tuple[int
             "runs": [{"panel": "MT10", "series": "s", "run_dir": str(run_dir)}],
             "reps": 10,
             "statistic": "runs",
+            "extensions": [],
+            "x_placement": "published",
             "code": "table",
             "expected": {
                 "runs": {str(run_dir): json.dumps(identity(config.to_dict()), sort_keys=True)},

@@ -38,7 +38,10 @@ def test_a_stopped_run_resumes_at_its_step_and_continues_its_log(tmp_path):
     first, second = report["first"], report["second"]
     assert first["returncode"] == 75 and first["stopped_at"] in (1000, 1500)  # the episode after the line
     assert second["resumed_at"] == first["stopped_at"]
-    assert second["progress"][0] == first["stopped_at"] + 500  # the next log row, not step 500 again
+    # every progress line is past the stop; the first log row (every 500) is the next one, not step 500
+    # again (lines between rows come from the clock: mtrl.run.progress)
+    assert min(second["progress"]) > first["stopped_at"]
+    assert [step for step in second["progress"] if step % 500 == 0][0] == first["stopped_at"] + 500
     assert second["stopped_at"] > first["stopped_at"] and second["returncode"] == 75
     assert all(report["checks"].values()) and len(report["checks"]) == 4
 
@@ -95,6 +98,34 @@ def test_the_report_names_the_gpu_and_fails_when_a_required_step_fails(tmp_path,
     )
     steps["same"] = False
     assert check.main(["--device", "cpu", "--out-dir", str(tmp_path)]) == 1
+
+
+def test_without_a_gpu_it_says_so_in_one_line_measures_nothing_and_writes_no_report(
+    tmp_path, monkeypatch, capsys
+):
+    ran = []
+    monkeypatch.setattr(check, "run_step", lambda *a: ran.append(a) or {"ok": True})
+    monkeypatch.setattr(check, "stop_and_resume", lambda *a: ran.append(a) or {"ok": True})
+    monkeypatch.setattr(check, "machine", lambda: {"gpu": "no GPU", "torch": "2.13.0"})
+    assert check.main(["--out-dir", str(tmp_path)]) == check.NO_GPU_EXIT == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.splitlines() == [
+        "gpu-check: no GPU: nothing measured (torch sees no CUDA device here; on a cluster: "
+        "srun --gres=gpu:1 make gpu-check)"
+    ]
+    assert ran == [] and list(tmp_path.iterdir()) == []
+    assert check.no_gpu_line("cpu", "no GPU") is None and check.no_gpu_line("cuda", "NVIDIA H100") is None
+
+
+def test_each_step_says_whether_it_passed_failed_or_was_skipped_and_why():
+    verdict = check.step_verdict
+    assert verdict({"skipped": "no --authors-code"}) == "skipped: no --authors-code"
+    assert verdict({"ok": False, "exit": 124}) == "FAILED (exit 124)"
+    assert verdict({"ok": False, "why": "a run failed or was not stopped"}) == (
+        "FAILED: a run failed or was not stopped"
+    )
+    assert verdict({"ok": True, "last_lines": ["12 passed, 8 skipped in 3.1s"]}) == "ok (8 tests skipped)"
+    assert verdict({"ok": True, "checks": {}}) == "ok"
 
 
 def test_the_jax_comparison_is_a_step_of_its_own_only_when_given_the_authors_code(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ import yaml
 
 from mtrl.config.settings import ConfigError
 from mtrl.nets.matching import matched_width
-from mtrl.study.grid import build_grid, run_id
+from mtrl.study.grid import build_grid, figure_extensions, run_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,7 +149,7 @@ def test_full_grid_uses_the_papers_settings():
         50,
         128,
     )
-    mt50 = grid.runs["mt50/mtmhsac/a8192-c8192-d3/s0"]
+    mt50 = grid.runs["mt50/mtmhsac/a4096-c4096-d3/s0"]
     assert (mt50.total_steps, mt50.eval_every, mt50.buffer_per_task * 50) == (
         100_000_000,
         1_000_000,
@@ -158,10 +158,15 @@ def test_full_grid_uses_the_papers_settings():
     assert grid.runs["mt10/moore/a400-c400-d3/s0"].alpha_lr == 1e-4
     assert not grid.runs["mt10/sm/a400-c400-d3/s0"].use_task_weights  # Fig. 1's SM: no task weights
     assert {
-        "mt25/mtmhsac/a4096-c4096-d3/s0",
         "mt10/mtmhsac/a885-c885-d3/s0",  # the experiment files' matched widths
         "mt10/mtmhsac/a650-c650-d4-skip/s0",
     } <= set(grid.runs)
+    # MT25: widths 256-2048 as the width-scaling file's run names (1e8, evaluation every 1M); 4096 is
+    # mt25_mtmhsac_v2_4096 (reginald-mclean/mtrl experiments/misc/mt25_mtmhsac_v2.py): 5e7, every 500k
+    mt25 = {(c.actor_width, c.total_steps, c.eval_every) for c in grid.runs.values() if c.task_set == "mt25"}
+    assert mt25 == {(w, 100_000_000, 1_000_000) for w in (256, 512, 1024, 2048)} | {
+        (4096, 50_000_000, 500_000)
+    }
 
 
 def test_series_names_can_be_filled_from_the_grid_point():
@@ -232,7 +237,7 @@ def test_schema_errors_are_one_line_naming_the_key():
     validate_study(good, schema)
     assert good["train_resources"]["max_runtime_minutes"] == 60 and good["allow_stale"] is False
     bad = {**good, "bootstrap_rep": 10}
-    with pytest.raises(ConfigError, match=r"^config: .*'bootstrap_rep' was unexpected") as info:
+    with pytest.raises(ConfigError, match=r"^bootstrap_rep: unknown key \(known: allow_stale, ") as info:
         validate_study(bad, schema)
     assert "\n" not in str(info.value)
     bad = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
@@ -309,7 +314,55 @@ def test_fig1_and_fig7_have_the_authors_series():
     for series in ("MT10", "MT25", "MT50"):
         widths = {grid.runs[r.run_id].actor_width for r in grid.figures["fig7"] if r.series == series}
         assert widths == {256, 512, 1024, 2048, 4096}, series
-    assert len(grid.runs) == 400
+    assert len(grid.runs) == 380
+    # fig1_new.py's placement: matched MLPs at their architecture's count, MT10 width 400 at 370,000
+    x_at = {
+        (r.panel, grid.runs[r.run_id].actor_width): r.x_at
+        for r in grid.figures["fig1"]
+        if r.series == "MTMHSAC"
+    }
+    assert {key: at for key, at in x_at.items() if at is not None} == {
+        ("MT10", 400): 370_000,
+        ("MT10", 550): "sm",
+        ("MT10", 885): "paco",
+        ("MT10", 800): "moore",
+        ("MT50", 780): "sm",
+        ("MT50", 1805): "paco",
+        ("MT50", 925): "moore",
+    }
+
+
+def test_the_published_figures_show_widths_256_to_4096_and_8192_is_an_extension():
+    """plots/fig3.py (Fig. 4) and fig4.py (Fig. 6) plot widths 256-4096; 8192 is opt-in."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    assert config["extensions"] == []
+    default = build_grid(config)
+    assert max(c.actor_width for c in default.runs.values()) == 4096
+    extended = build_grid({**config, **yaml.safe_load((ROOT / "config" / "extensions.yaml").read_text())})
+    added = sorted(set(extended.runs) - set(default.runs))
+    assert added == sorted(
+        f"{ts}/mtmhsac/a8192-c8192-d3/s{seed}" for ts in ("mt10", "mt50") for seed in range(10)
+    )
+    for figure in ("fig4", "fig6", "fig11", "fig12"):
+        widths = {extended.runs[rid].actor_width for rid in extended.runs_of(figure)}
+        assert widths == {256, 512, 1024, 2048, 4096, 8192}, figure
+        assert {default.runs[rid].actor_width for rid in default.runs_of(figure)} == widths - {8192}
+    assert figure_extensions({"extensions": ["actor_dormancy"]})["fig6"] == ["actor_dormancy"]
+    assert figure_extensions(config)["fig7"] == []
+
+
+def test_an_extension_nothing_defines_is_an_error_naming_it():
+    series = {"panel": "MT10", "series": "w", "task_set": "mt10", "width": 64, "extension": "wide"}
+    assert (
+        build_grid(study(fig4=[series, {**series, "width": 32, "extension": "wider"}])).figures.keys()
+        == set()
+    )
+    on = {**study(fig4=[series]), "extensions": ["wide"]}
+    assert list(build_grid(on).runs) == ["mt10/mtmhsac/a64-c64-d3/s0", "mt10/mtmhsac/a64-c64-d3/s1"]
+    with pytest.raises(
+        ConfigError, match=r"^extensions: 'widest' is defined by no series \(`extension:`\) and no figure"
+    ):
+        build_grid({**on, "extensions": ["widest"]})
 
 
 # ---------------------------------------------------------------- matched widths on disk
@@ -386,3 +439,23 @@ def test_a_grid_point_listed_twice_is_one_run_counted_once(series_list, tmp_path
 def test_one_run_in_two_panels_of_a_figure_is_in_both():
     grid = build_grid(study(fig4=[{**SWEEP, "width": 64}, {**SWEEP, "panel": "other", "width": 64}]))
     assert len(grid.runs) == 2 and [r.panel for r in grid.figures["fig4"]] == ["MT10"] * 2 + ["other"] * 2
+
+
+def test_a_study_with_its_extensions_file_is_one_study_for_mtrl_status(tmp_path, monkeypatch):
+    """`--configfile config/config.yaml config/extensions.yaml`: the workflow records both files;
+    `mtrl status` merges them as Snakemake does (the extended grid) and tells the pair from one."""
+    from mtrl.study.status import record_study, study_and_results
+
+    monkeypatch.chdir(ROOT)  # the workflow records the paths it was given, relative to where it runs
+    results = tmp_path / "results"
+    both = ["config/config.yaml", "config/extensions.yaml"]
+    record_study(results, both)
+    study, folder = study_and_results(str(results), None)
+    assert folder == results and study["extensions"] == ["width_8192", "actor_dormancy"]
+    assert len(build_grid(study).runs) == 400 and study["seeds"] == list(range(10))
+    assert study_and_results(str(results), both)[0] == study
+    with pytest.raises(
+        ConfigError,
+        match=r"written by the study config/config\.yaml \+ config/extensions\.yaml, not config/config\.yaml",
+    ):
+        study_and_results(str(results), ["config/config.yaml"])

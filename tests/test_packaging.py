@@ -94,3 +94,26 @@ def test_every_conda_env_file_parses():
 
 def test_cli_entry_point_installed():
     assert shutil.which("mtrl") or (Path(__import__("sys").executable).parent / "mtrl").exists()
+
+
+def test_the_suite_filters_torchs_script_method_deprecation_and_only_it():
+    """torch.utils.mkldnn (imported by the inductor in the compiled-mode tests) warns once per class;
+    pyproject's filter silences exactly that warning, from torch.jit._script, and no other."""
+    import importlib
+    import warnings
+
+    import torch.utils.mkldnn
+    from _pytest.config import parse_warning_filter
+
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    with warnings.catch_warnings(record=True) as unfiltered:
+        warnings.simplefilter("always")
+        importlib.reload(torch.utils.mkldnn)
+    assert any("torch.jit.script_method" in str(w.message) for w in unfiltered)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for text in options["filterwarnings"]:
+            warnings.filterwarnings(*parse_warning_filter(text, escape=False))
+        importlib.reload(torch.utils.mkldnn)
+        warnings.warn("`torch.jit.script_method` is deprecated elsewhere", DeprecationWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["`torch.jit.script_method` is deprecated elsewhere"]

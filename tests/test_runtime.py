@@ -99,8 +99,9 @@ def test_k_runs_share_a_gpu_only_where_the_node_holds_them_and_the_plan_names_th
     assert (unmeasured.k, unmeasured.binding) == (1, "not measured")
     line = _sharing_line_of([share(cores=16), share(cores=16), share(), unmeasured])
     assert line == (
-        "mtrl: GPU sharing: 1 runs share a GPU (1 runs 4 per GPU); 1 runs not measured for sharing get a "
-        "GPU each; k is limited by cores (2 runs), GPU busy (1 runs)"
+        "mtrl: GPU sharing: 1 of the 4 runs share a GPU (1 run 4 per GPU), the rest get one each; no "
+        "sharing measurement for this GPU: 1 run, one GPU each; runs per GPU are limited by the node's "
+        "cores (2 runs), how busy one run keeps the GPU (1 run)"
     )
 
 
@@ -239,9 +240,11 @@ def test_the_plan_of_a_target_counts_its_runs_hours_and_what_is_not_measured():
     hours = sum(plans[r].estimate.minutes for r in fig5) / 60
     assert lines[0] == (
         f"mtrl: plan for figures/fig5.pdf: 50 runs, 0 complete; the 50 to train take ~{hours:,.0f} "
-        f"GPU-hours on {SHIPPED_GPU} (graph/tf32/exact), 0 of them in several jobs of at most 2880 min"
+        f"GPU-hours on {SHIPPED_GPU} (CUDA-graph updates, tf32 matmuls, the authors' step order)"
     )
-    assert len(lines) <= 4 and "mtrl: GPU sharing: 0 runs share a GPU (none); 50 runs" in lines[-1]
+    assert (
+        len(lines) <= 4 and "mtrl: GPU sharing: none; each of the 50 runs gets a GPU of its own" in lines[-1]
+    )
     done = set(fig5[:20])
     again = plan_lines("figures/fig5.pdf", fig5, grid, plans, shares, resources, complete=done)
     left = sum(plans[r].estimate.minutes for r in fig5[20:]) / 60
@@ -251,9 +254,9 @@ def test_the_plan_of_a_target_counts_its_runs_hours_and_what_is_not_measured():
     mt50 = [rid for rid in grid.runs_of("fig4") if rid.startswith("mt50/")]
     unmeasured = plan_lines("x", mt50, grid, plans, shares, resources)[1]
     assert unmeasured.startswith(
-        f"mtrl: NOT MEASURED on {SHIPPED_GPU} for 60 of them, estimated from other rows"
+        f"mtrl: NOT MEASURED on {SHIPPED_GPU} for 50 of them, estimated from other rows"
     )
-    assert "60 runs: mt50/mtmhsac not measured" in unmeasured
+    assert "50 runs: mt50/mtmhsac not measured" in unmeasured  # widths 256-4096 x 10 seeds
 
 
 def test_a_dry_run_prints_the_plan_of_its_target_once_and_lint_prints_none(tmp_path):
@@ -285,8 +288,10 @@ def test_the_readme_states_the_plan_of_the_papers_grid():
     assert stated, "README: the paper's plan on the H100"
     assert int(stated.group(1)) == len(grid.runs)
     assert int(stated.group(2).replace(",", "")) == round(hours, -2) and int(stated.group(3)) == unmeasured
-    limited = lines[-1].split("; ")[-1]  # which limit bound k, and for how many runs
-    assert limited.startswith("k is limited by cores") and f'"{limited}"' in readme
+    limited = lines[-1].split("; ")[-1]  # which limit bound the runs per GPU, and for how many runs
+    assert limited.startswith("runs per GPU are limited by the node's cores") and f'"{limited}"' in readme
+    alone = f"none; each of the {len(grid.runs)} runs gets a GPU of its own"
+    assert lines[-1].startswith(f"mtrl: GPU sharing: {alone}") and f'"{alone}"' in readme
 
 
 def test_evaluations_that_block_add_their_time_to_the_plan_and_background_ones_none():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import re
 import sys
 from pathlib import Path
 
@@ -29,21 +28,59 @@ def rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_the_readme_states_the_latest_smoke_benchmark_of_the_smoke_as_it_is(tmp_path: Path) -> None:
-    latest = rows(RESULTS)[-1]
+def test_the_readme_states_the_smoke_benchmark_row_it_cites_of_the_smoke_as_it_is(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
-    stated = re.search(r"It takes (\d+ min \d+ s) for its (\d+) jobs \((\d+) training runs\)", readme)
-    assert stated, "README: the smoke's time, as benchmarks/smoke_time.py prints it"
-    assert stated.group(1) == smoke_time().minutes_seconds(float(latest["wall_s"]))
-    assert (int(stated.group(2)), int(stated.group(3))) == (int(latest["jobs"]), int(latest["runs"]))
+    stated, cited = smoke_time().cited_row(rows(RESULTS), readme)
+    assert stated.group(1) == smoke_time().minutes_seconds(float(cited["wall_s"]))
+    assert (int(stated.group(2)), int(stated.group(3))) == (int(cited["jobs"]), int(cited["runs"]))
     # the row is of the smoke as it is now: config/smoke.yaml's DAG has those jobs
-    assert latest["config"] == "config/smoke.yaml" and latest["cores"] == "2"
+    assert cited["config"] == "config/smoke.yaml" and cited["cores"] == "2"
     scratch = ("--config", f"results_dir={tmp_path}/results", f"figures_dir={tmp_path}/figures")
     counts = dry_run(ROOT, "--configfile", "config/smoke.yaml", *scratch)
-    assert sum(counts.values()) == int(latest["jobs"]) and counts["train"] == int(latest["runs"])
+    assert sum(counts.values()) == int(cited["jobs"]) and counts["train"] == int(cited["runs"])
     # what the README says of that machine and run
-    assert f"load average {float(latest['load_during']):.1f}" in readme
-    assert f"{float(latest['cpu_s']) / 60:.0f} CPU-minutes" in readme
+    assert f"load average {float(cited['load_during']):.1f}" in readme
+    assert f"{float(cited['cpu_s']) / 60:.0f} CPU-minutes" in readme
+
+
+def test_a_new_measurement_leaves_the_readmes_cited_row_and_its_check_as_they_were(tmp_path: Path) -> None:
+    """A benchmark run appends a row; the README still cites (and the suite still checks) its own."""
+    module = smoke_time()
+    readme = (ROOT / "README.md").read_text()
+    before = module.cited_row(rows(RESULTS), readme)[1]
+    copy = tmp_path / "smoke.csv"
+    copy.write_text(RESULTS.read_text())
+    newer = {**before, "date": "2099-01-01", "commit": "abc1234+changes", "wall_s": "418.0", "jobs": "61"}
+    with open(copy, "a", newline="") as handle:
+        csv.DictWriter(handle, fieldnames=module.FIELDS).writerow(newer)
+    assert rows(copy)[-1]["date"] == "2099-01-01"
+    assert module.cited_row(rows(copy), readme)[1] == before
+    # the sentence the script prints for the new row cites that row, and reads back as it
+    sentence = module.readme_sentence(newer)
+    assert (
+        "It takes 6 min 58 s for its 61 jobs" in sentence
+        and "the row of 2099-01-01, commit abc1234)" in sentence
+    )
+    assert module.cited_row(rows(copy), sentence)[1]["wall_s"] == "418.0"
+    assert " ".join(module.readme_sentence(before).split()) in " ".join(readme.split())
+    with pytest.raises(ValueError, match="0 rows of 2026-11-28, commit 0000000"):
+        module.cited_row(
+            rows(copy), sentence.replace("2099-01-01, commit abc1234", "2026-11-28, commit 0000000")
+        )
+
+
+def test_a_python_without_snakemake_runs_the_benchmark_with_the_repositorys_venv(tmp_path: Path) -> None:
+    module = smoke_time()
+    system, repo = tmp_path / "usr" / "bin", tmp_path / "repo"
+    system.mkdir(parents=True)
+    (system / "python3").touch()
+    assert module.venv_python(system / "python3", repo) is None  # no .venv: `make install` first
+    venv = repo / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").touch()
+    (venv / "snakemake").touch()
+    assert module.venv_python(system / "python3", repo) == venv / "python"
+    assert module.venv_python(venv / "python", repo) is None  # already the venv's
 
 
 def test_minutes_seconds() -> None:

@@ -36,6 +36,7 @@ from tests.workflow_helpers import (
     copy_workflow,
     dry_run,
     edited_config,
+    edited_in_place,
     scheduled_train_runs,
     snakemake,
 )
@@ -45,13 +46,17 @@ FIG5_TITLE = "Where does scale matter most? Actor / critic widths"  # in fig5's 
 
 
 def test_full_grid_dry_run_schedules_exactly_the_study(tmp_path):
-    # Grid points, 10 seeds each: MT10 6 widths + the default width 400 + 3 archs + 3 matched + 4
-    # new actor/critic pairs (1024/1024 is in the sweep) + 2 depth-4 points each for MOORE and PaCo
-    # = 21; MT50 6 widths + 400 + SM, PaCo, MOORE + 3 matched = 13; MT25 5 widths; Table 1's SM on
-    # v1 rewards with task weights, its own run = 1.
-    # Probing only where a figure needs plasticity: the three width sweeps (6 + 6 + 5).
-    counts = dry_run(ROOT, "--config", f"results_dir={tmp_path}/results", f"figures_dir={tmp_path}/figures")
-    assert counts == {"train": 400, "probe": 170, "aggregate": 10, "figure": 9, "table1": 1, "all": 1}
+    # Grid points, 10 seeds each: MT10 5 widths (256-4096, the published figures) + the default width
+    # 400 + 3 archs + 3 matched + 4 new actor/critic pairs (1024/1024 is in the sweep) + 2 depth-4
+    # points each for MOORE and PaCo = 20; MT50 5 widths + 400 + SM, PaCo, MOORE + 3 matched = 12;
+    # MT25 5 widths; Table 1's SM on v1 rewards with task weights, its own run = 1.
+    # Probing only where a figure needs plasticity: the three width sweeps (5 + 5 + 5).
+    where = ("--config", f"results_dir={tmp_path}/results", f"figures_dir={tmp_path}/figures")
+    counts = dry_run(ROOT, *where)
+    assert counts == {"train": 380, "probe": 150, "aggregate": 10, "figure": 9, "table1": 1, "all": 1}
+    # the extensions (config/extensions.yaml) add width 8192 on MT10 and MT50: 20 runs, each probed
+    extended = dry_run(ROOT, "--configfile", "config/config.yaml", "config/extensions.yaml", *where)
+    assert extended == {"train": 400, "probe": 170, "aggregate": 10, "figure": 9, "table1": 1, "all": 1}
 
 
 def test_one_figure_target_schedules_only_its_runs(tmp_path):
@@ -92,6 +97,17 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path):
     assert proc.returncode != 0 and "bootstrap_rep" in proc.stdout + proc.stderr
 
 
+def test_the_smoke_report_holds_every_figure_as_pdf_and_png_and_table1(smoke, tmp_path):
+    import zipfile
+
+    workdir, _ = smoke
+    report = tmp_path / "report-smoke.zip"
+    snakemake(workdir, "--configfile", "config/smoke.yaml", "--report", str(report))
+    held = {Path(name).name for name in zipfile.ZipFile(report).namelist()}
+    wanted = {f"{name}{suffix}" for name in FIGURES for suffix in (".pdf", ".png")}
+    assert wanted | {"table1.csv", "table1.md"} <= held, sorted(wanted - held)
+
+
 @pytest.mark.slow
 def test_smoke_pipeline_draws_every_figure(smoke):
     workdir, proc = smoke
@@ -100,6 +116,10 @@ def test_smoke_pipeline_draws_every_figure(smoke):
     logs = [*(workdir / "results" / "smoke" / "logs").rglob("*.log")]
     logs += (workdir / ".snakemake").rglob("*.log")  # SLURM's job logs
     assert not [str(log) for log in logs if "Traceback" in log.read_text()]
+    # no noise: a script rule's "Shell command: None", rliable's absl lines in the aggregate jobs
+    assert "Shell command: None" not in proc.stdout + proc.stderr
+    assert not [str(log) for log in logs if "Calculating estimates" in log.read_text()]
+    assert "Calculating estimates" not in proc.stdout + proc.stderr
     figures = workdir / "figures" / "smoke"
     for name in FIGURES:
         for suffix in (".pdf", ".png"):
@@ -127,29 +147,22 @@ def test_smoke_rerun_changes_only_what_an_edit_invalidates(smoke, tmp_path):
     def narrower_critic(config):
         config["figures"]["fig5"][2]["critic_width"] = 24
 
-    one_width = edited_config(smoke_config, tmp_path / "one_width.yaml", narrower_critic)
-    assert dry_run(workdir, "--configfile", str(one_width)) == {
-        "train": 1,
-        "aggregate": 1,
-        "figure": 1,
-        "all": 1,
-    }
+    with edited_in_place(smoke_config, narrower_critic):  # the same study (its results folder's)
+        assert dry_run(workdir, *SMOKE) == {"train": 1, "aggregate": 1, "figure": 1, "all": 1}
 
     # a longer MT25 schedule: its 2 runs are retrained and re-probed; only fig7 depends on them
     def longer_mt25(config):
         config["task_set_defaults"]["mt25"].update(total_steps=25000, checkpoint_every=12500, log_every=12500)
 
-    steps = edited_config(smoke_config, tmp_path / "steps.yaml", longer_mt25)
-    expected = {"train": 2, "probe": 2, "aggregate": 1, "figure": 1, "all": 1}
-    assert dry_run(workdir, "--configfile", str(steps)) == expected
+    with edited_in_place(smoke_config, longer_mt25):
+        assert dry_run(workdir, *SMOKE) == {"train": 2, "probe": 2, "aggregate": 1, "figure": 1, "all": 1}
 
     # two more seeds for the MT25 series: 2 widths x 2 new seeds
     def more_seeds(config):
         config["figures"]["fig7"][1]["seeds"] = [0, 1, 2]
 
-    seeds = edited_config(smoke_config, tmp_path / "seeds.yaml", more_seeds)
-    expected = {"train": 4, "probe": 4, "aggregate": 1, "figure": 1, "all": 1}
-    assert dry_run(workdir, "--configfile", str(seeds)) == expected
+    with edited_in_place(smoke_config, more_seeds):
+        assert dry_run(workdir, *SMOKE) == {"train": 4, "probe": 4, "aggregate": 1, "figure": 1, "all": 1}
 
 
 @pytest.mark.slow
@@ -376,11 +389,14 @@ def test_full_grid_jobs_fit_a_partition_and_say_what_is_not_measured(tmp_path):
     )
     text = proc.stdout + proc.stderr
     plan = [line for line in text.splitlines() if line.startswith("mtrl: ")]
-    assert plan[0].startswith("mtrl: plan for the whole study: 400 runs, 0 complete; the 400 to train take ~")
-    assert "GPU-hours on NVIDIA H100 80GB HBM3 (graph/tf32/exact)" in plan[0]
-    assert plan[1].startswith("mtrl: NOT MEASURED on NVIDIA H100 80GB HBM3 for 240 of them")
+    assert plan[0].startswith("mtrl: plan for the whole study: 380 runs, 0 complete; the 380 to train take ~")
+    assert (
+        "GPU-hours on NVIDIA H100 80GB HBM3 (CUDA-graph updates, tf32 matmuls, the authors' step order)"
+        in plan[0]
+    )
+    assert plan[1].startswith("mtrl: NOT MEASURED on NVIDIA H100 80GB HBM3 for 220 of them")
     runtimes = [int(m) for m in re.findall(r"runtime=(\d+)", text)]
-    assert len(runtimes) >= 400 + 170 and max(runtimes) <= 2880
+    assert len(runtimes) >= 380 + 150 and max(runtimes) <= 2880
     by_run = {}
     for block in re.split(r"\n(?=rule \w+:)", text):
         if block.startswith("rule probe:"):
@@ -390,8 +406,8 @@ def test_full_grid_jobs_fit_a_partition_and_say_what_is_not_measured(tmp_path):
                 int(threads.group(1)) if threads else 1,
                 int(re.search(r"mem_mb=(\d+)", block).group(1)),
             )
-    small, large = by_run["mt50/mtmhsac/a256-c256-d3/s0"], by_run["mt50/mtmhsac/a8192-c8192-d3/s0"]
-    assert large[0] > small[0] and large[1] > 4 * small[1]  # an SVD of width 8192 is a big job
+    small, large = by_run["mt50/mtmhsac/a256-c256-d3/s0"], by_run["mt50/mtmhsac/a4096-c4096-d3/s0"]
+    assert large[0] > small[0] and large[1] > 4 * small[1]  # an SVD of width 4096 is a big job
 
 
 # ---------------------------------------------------------------- provenance checks
@@ -539,8 +555,8 @@ def test_smoke_touching_or_execution_settings_rerun_nothing(smoke, tmp_path):
     def execution_settings(config):
         config["run_defaults"].update(vector_strategy="async", torch_threads=2)
 
-    edited = edited_config(workdir / "config" / "smoke.yaml", tmp_path / "exec.yaml", execution_settings)
-    assert dry_run(workdir, "--configfile", str(edited)) == {}
+    with edited_in_place(workdir / "config" / "smoke.yaml", execution_settings):
+        assert dry_run(workdir, *SMOKE) == {}
 
 
 @pytest.mark.slow
@@ -552,34 +568,28 @@ def test_smoke_an_architecture_setting_reruns_that_architecture_only(smoke, tmp_
     def paco_k(config):
         config["run_defaults"]["paco_k"] = 3
 
-    edited = edited_config(workdir / "config" / "smoke.yaml", tmp_path / "paco.yaml", paco_k)
-    assert scheduled_train_runs(workdir, "--configfile", str(edited)) == {
-        "mt10/paco/a32-c32-d3/s0",
-        "mt50/paco/a32-c32-d3/s0",
-        "mt10/mtmhsac/a47-c47-d3/s0",  # matched to PaCo (fig1)
-        "mt10/mtmhsac/a42-c42-d4/s0",  # matched to PaCo at depth 4 (fig9, fig10)
-        "mt10/mtmhsac/a42-c42-d4-skip/s0",
-    }
+    with edited_in_place(workdir / "config" / "smoke.yaml", paco_k):
+        assert scheduled_train_runs(workdir, *SMOKE) == {
+            "mt10/paco/a32-c32-d3/s0",
+            "mt50/paco/a32-c32-d3/s0",
+            "mt10/mtmhsac/a47-c47-d3/s0",  # matched to PaCo (fig1)
+            "mt10/mtmhsac/a42-c42-d4/s0",  # matched to PaCo at depth 4 (fig9, fig10)
+            "mt10/mtmhsac/a42-c42-d4-skip/s0",
+        }
 
     # an SM-only size: the SM runs (fig1's on v2 rewards on MT10 and MT50, table 1's on v1) and the
     # MTMHSAC run matched to SM's size; only fig1 and table 1 are redone
     def sm_size(config):
         config["run_defaults"]["sm_module_width"] = 8
 
-    edited = edited_config(workdir / "config" / "smoke.yaml", tmp_path / "sm.yaml", sm_size)
-    assert scheduled_train_runs(workdir, "--configfile", str(edited)) == {
-        "mt10/sm/a32-c32-d3/s0",
-        "mt10/sm/a32-c32-d3-rewv1-use_task_weightsTrue/s0",
-        "mt10/mtmhsac/a21-c21-d3/s0",
-        "mt50/sm/a32-c32-d3/s0",  # Fig. 1's MT50 SM point (4 x 4 modules)
-    }
-    assert dry_run(workdir, "--configfile", str(edited)) == {
-        "train": 4,
-        "aggregate": 2,
-        "figure": 1,
-        "table1": 1,
-        "all": 1,
-    }
+    with edited_in_place(workdir / "config" / "smoke.yaml", sm_size):
+        assert scheduled_train_runs(workdir, *SMOKE) == {
+            "mt10/sm/a32-c32-d3/s0",
+            "mt10/sm/a32-c32-d3-rewv1-use_task_weightsTrue/s0",
+            "mt10/mtmhsac/a21-c21-d3/s0",
+            "mt50/sm/a32-c32-d3/s0",  # Fig. 1's MT50 SM point (4 x 4 modules)
+        }
+        assert dry_run(workdir, *SMOKE) == {"train": 4, "aggregate": 2, "figure": 1, "table1": 1, "all": 1}
 
 
 @pytest.mark.slow

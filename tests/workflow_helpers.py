@@ -7,9 +7,12 @@ import re
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
+
+from tests.time_limits import Limit, run_limited
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -30,14 +33,20 @@ def copy_workflow(dest: Path) -> Path:
 
 
 def snakemake(
-    workdir: Path, *args: str, check: bool = True, timeout: int = 1200, env: dict | None = None
+    workdir: Path,
+    *args: str,
+    check: bool = True,
+    timeout: int = 1200,
+    env: dict | None = None,
+    per_job_s: float | None = None,
 ) -> subprocess.CompletedProcess:
     """Snakemake in `workdir`, with the `mtrl` there as the installed one (as `pip install -e` of that
-    folder would make it): a test's edits to a copy's code are what the copy's jobs run and hash."""
+    folder would make it): a test's edits to a copy's code are what the copy's jobs run and hash.
+    Its time limit is `timeout` seconds, or with `per_job_s` that much per job of its DAG, stretched
+    by the load (tests/time_limits.py); one that is hit fails the test in one line."""
     env = {**(os.environ if env is None else env), "PYTHONPATH": str(workdir)}
-    proc = subprocess.run(
-        [SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env
-    )
+    limit = Limit(fixed_s=timeout, per_job_s=per_job_s)
+    proc = run_limited([SNAKEMAKE, *args], workdir, env, limit, f"snakemake {' '.join(args)}")
     if check and proc.returncode != 0:
         raise AssertionError(
             f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
@@ -85,3 +94,14 @@ def edited_config(source: Path, dest: Path, edit) -> Path:
     edit(data)
     dest.write_text(yaml.safe_dump(data, sort_keys=False))
     return dest
+
+
+@contextmanager
+def edited_in_place(path: Path, edit):
+    """`path` after `edit(dict)` changed it, for the block, then as it was: the same study (the one
+    its results folder records, mtrl.study.status.check_results_owner) with its settings edited."""
+    original = path.read_text()
+    try:
+        yield edited_config(path, path, edit)
+    finally:
+        path.write_text(original)

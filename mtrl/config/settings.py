@@ -108,7 +108,7 @@ class TrainConfig:
     probe_checkpoints: int = field(
         default=25, metadata=_meta("network-only checkpoints for probing, evenly spaced over the run")
     )
-    log_every: int = field(default=50_000, metadata=_meta("transitions between training-log rows"))
+    log_every: int = field(default=100_000, metadata=_meta("transitions between training-log rows"))
     # --- SAC
     buffer_per_task: int = field(default=100_000, metadata=_meta("replay capacity per task"))
     batch_per_task: int = field(default=128, metadata=_meta("transitions sampled per task per update"))
@@ -119,19 +119,19 @@ class TrainConfig:
     gamma: float = field(default=0.99, metadata=_meta("discount"))
     tau: float = field(default=0.005, metadata=_meta("Polyak factor of the target critics"))
     initial_alpha: float = field(default=1.0, metadata=_meta("initial entropy temperature per task"))
-    target_entropy: float | None = field(default=None, metadata=_meta("target entropy (None: -|A|)"))
+    target_entropy: float | None = field(default=None, metadata=_meta("target entropy (none: -|A|)"))
     use_task_weights: bool = field(default=False, metadata=_meta("weight task losses by softmax(-log alpha)"))
     max_q_value: float | None = field(
         default=None,
         metadata=_meta(
-            "clip TD targets and predicted Q to +-this; 0: no clipping; None: the architecture's "
+            "clip TD targets and predicted Q to +-this; 0: no clipping; none: the architecture's "
             f"default (paco: {PACO_MAX_Q_VALUE:g}, as the authors' PaCo runs; other archs: 0)"
         ),
     )
     log_std_min: float | None = field(
         default=None,
         metadata=_meta(
-            f"policy log-std lower bound (None: {MOORE_MT10_LOG_STD_MIN:g} for moore on mt10, as the "
+            f"policy log-std lower bound (none: {MOORE_MT10_LOG_STD_MIN:g} for moore on mt10, as the "
             f"authors' MT10 MOORE run; {LOG_STD_MIN:g} otherwise)"
         ),
     )
@@ -334,7 +334,7 @@ def _check_ranges(config: TrainConfig) -> None:
             raise ConfigError(f"{name}: must be in (0, 1], got {getattr(config, name)}")
     if config.max_q_value is not None and not config.max_q_value >= 0:
         raise ConfigError(
-            f"max_q_value: must be >= 0 (0: no clipping, None: arch default), got {config.max_q_value}"
+            f"max_q_value: must be >= 0 (0: no clipping, none: arch default), got {config.max_q_value}"
         )
     if not config._log_std_min() < config.log_std_max:
         raise ConfigError(

@@ -1,7 +1,8 @@
 """Whether a result file is whole, and whether a train.h5 is a given run's finished result (same
 identity and provenance: `train_h5_problem`). Whole means readable, holding every dataset the
-aggregation reads, in shapes that agree with each other. A file that is not (its datasets lost,
-zero bytes, truncated) is stale: the workflow makes it again, `mtrl status` calls it stale, and
+aggregation reads, in shapes that agree with each other, and plausible (`mtrl.files.integrity`:
+values in range, checksum as written). A file that is not (its datasets lost, zero bytes,
+truncated, a value damaged) is stale: the workflow makes it again, `mtrl status` calls it stale, and
 aggregation refuses it, naming it.
 
 train.h5 (`mtrl.files.result_files`): N tasks (attribute `tasks`), K >= 1 evaluations, M training-log rows.
@@ -18,11 +19,11 @@ from typing import Any
 import h5py
 import numpy as np
 
+from mtrl.files.integrity import PLASTICITY_NETWORKS, value_problem
 from mtrl.files.provenance import identity  # execution settings and other architectures' sizes aside
 from mtrl.files.result_files import TRAIN_SCALARS
 
 TRAIN_ATTRS = ("config", "tasks", "actor_params", "critic_params")
-PLASTICITY_NETWORKS = ("actor", "critic0", "critic1")
 PLASTICITY_ATTRS = ("taus", "config")
 # metric -> its shape in S probed steps, T taus and L layers (as mtrl.probe.probing.METRICS documents them)
 PLASTICITY_SHAPES = {
@@ -35,11 +36,13 @@ PLASTICITY_SHAPES = {
 }
 
 
-def result_file_problem(path: Path) -> str | None:
-    """What makes `path` (a train.h5 or plasticity.h5) unusable for aggregation, or None if whole."""
+def result_file_problem(path: Path, plasticity: bool | None = None) -> str | None:
+    """What makes `path` (a train.h5 or plasticity.h5) unusable for aggregation, or None if whole and
+    plausible (`mtrl.files.integrity`: every value in its range, the datasets' checksum as written)."""
     try:
         with h5py.File(path, "r", locking=False) as handle:  # NFS without locks reads it too
-            plasticity = path.name.endswith("plasticity.h5")
+            if plasticity is None:  # told by its name
+                plasticity = path.name.endswith("plasticity.h5")
             expected = _plasticity_shapes(handle) if plasticity else _train_shapes(handle)
             if isinstance(expected, str):
                 return expected
@@ -48,6 +51,7 @@ def result_file_problem(path: Path) -> str | None:
                     return f"incomplete ({key} has shape {handle[key].shape}, expected {shape})"
             for key in expected:
                 handle[key][()]  # every byte the aggregation reads is readable
+            return value_problem(handle, plasticity)
     except (OSError, KeyError, ValueError, TypeError) as exc:
         return f"unreadable ({' '.join(str(exc).split()) or type(exc).__name__})"
     return None

@@ -53,6 +53,7 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "EXECUTION_KEYS,ARCH_KEYS",
         "mtrl/files/result_files.py::TRAIN_SCALARS,TrainLog,write_atomic_h5,write_train_h5,provenance_attrs",
         "mtrl/files/completeness.py",
+        "mtrl/files/integrity.py",
         "mtrl/run/divergence.py",
         "workflow/scripts/train.py",
         "workflow/scripts/_adapter.py",
@@ -71,6 +72,7 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "mtrl/probe/probing.py",
         "mtrl/run/probe_checkpoints.py::BATCH_KEYS,probe_episodes,stored_batch",
         "mtrl/files/result_files.py::write_atomic_h5,provenance_attrs",
+        "mtrl/files/integrity.py::seal,datasets_checksum",
         "workflow/scripts/probe.py",
         "workflow/scripts/_adapter.py",
     ),
@@ -83,12 +85,18 @@ CODE_GROUPS: dict[str, tuple[str, ...]] = {
         "mtrl/envs/benchmarks.py",
         "mtrl/files/result_files.py::TRAIN_SCALARS,TrainResult,read_train_h5,read_provenance",
         "mtrl/files/completeness.py",
+        "mtrl/files/integrity.py",
         "mtrl/study/status.py::TRAIN_FILE,RunStatus,_differs,_settings_diff,_progress,_resume_progress,run_status,"
         "stale_inputs",
         "workflow/scripts/aggregate.py",
         "workflow/scripts/_adapter.py",
     ),
-    "plot": ("mtrl/plots/*.py", "workflow/scripts/figure.py", "workflow/scripts/_adapter.py"),
+    "plot": (
+        "mtrl/plots/*.py",
+        "mtrl/files/integrity.py::file_sha256,table_problem",
+        "workflow/scripts/figure.py",
+        "workflow/scripts/_adapter.py",
+    ),
 }
 # A figure's own code, added to the aggregate group for its table and to the plot group for its
 # drawing: its declaration in the figure registry, `table=` or `plot=`, with what that names there.

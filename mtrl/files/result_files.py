@@ -1,7 +1,8 @@
 """The result files of a run: `train.h5` (eval curve, training log, sizes, config) and its reader.
 
 Layout of train.h5 (all steps are total env transitions over all tasks):
-  attrs:   config (JSON of the resolved TrainConfig), tasks (JSON list, one-hot order),
+  attrs:   checksum (sha256 of every dataset: `mtrl.files.integrity`),
+           config (JSON of the resolved TrainConfig), tasks (JSON list, one-hot order),
            actor_params, critic_params (one Q network), mtrl_version, device, wall_time_s,
            provenance_* (mtrl.files.provenance.provenance_record: code hash, run identity, packages,
            device model, git commit)
@@ -23,6 +24,8 @@ from typing import Any
 
 import h5py
 import numpy as np
+
+from mtrl.files.integrity import seal
 
 TRAIN_SCALARS = ("critic_loss", "actor_loss", "alpha_loss", "q_mean", "entropy", "sps")
 
@@ -59,6 +62,7 @@ def write_atomic_h5(path: Path, fill) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with h5py.File(tmp, "w") as handle:
             fill(handle)
+            seal(handle)  # the checksum of its datasets, verified on every read (mtrl.files.integrity)
         os.replace(tmp, path)
     except OSError as exc:
         remove_quietly(tmp)

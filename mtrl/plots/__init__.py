@@ -7,7 +7,9 @@ Tables come from `mtrl.tables` (or its CSV files).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -33,10 +35,40 @@ def draw(figure: str, table: pd.DataFrame, out_pdf: Path) -> tuple[Path, Path]:
     out_pdf = Path(out_pdf)
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
     out_png = out_pdf.with_suffix(".png")
-    fig = function(table, figure=figure, **plot.args)
+    table, args = plot_inputs(table, plot.args)
+    fig = function(table, figure=figure, **args)
     try:
         fig.savefig(out_pdf)
         fig.savefig(out_png, dpi=PNG_DPI)
     finally:
         plt.close(fig)
     return out_pdf, out_png
+
+
+# the columns that tell one drawn curve from another in a curve table
+CURVE_KEYS = ("panel", "label", "network", "layer")
+
+
+def from_step(table: pd.DataFrame, first_step: int) -> pd.DataFrame:
+    """Each curve's points from `first_step` on (the tables keep step 0; the authors' curves start at
+    their first evaluation after warm-up). A curve that would keep fewer than two points (a toy
+    config with one evaluation after step 0, e.g. the smoke) is drawn whole, so it stays a line."""
+    if "step" not in table.columns:  # not a curve table: the plot names what it lacks
+        return table
+    keys = [c for c in CURVE_KEYS if c in table.columns]
+    later = table["step"] >= first_step
+    kept = later.groupby([table[k].astype(str) for k in keys], sort=False).transform("sum")
+    return table[later | (kept < 2)]
+
+
+def plot_inputs(table: pd.DataFrame, args: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The rows a figure draws and its drawing arguments: curves from `first_step` on (`from_step`);
+    an `xlabel` given per x_placement (Fig. 1) takes the table's."""
+    args = dict(args)
+    first_step = args.pop("first_step", None)
+    if first_step is not None:
+        table = from_step(table, first_step)
+    if isinstance(args.get("xlabel"), Mapping):
+        placements = list(dict.fromkeys(table["x_placement"])) if "x_placement" in table else ["own"]
+        args["xlabel"] = " / ".join(args["xlabel"].get(str(p), str(p)) for p in placements)
+    return table, args

@@ -6,6 +6,7 @@ from CSV, where numeric-looking labels come back as numbers: labels are always t
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Sequence
 
 import matplotlib
@@ -20,10 +21,17 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter  # noqa: E402
 
+from mtrl.plots.overlap import legend_notes, thin_tick_labels  # noqa: E402
+from mtrl.plots.series import draw_curves, params_series, styles  # noqa: E402
+
 STEPS_LABEL = "Environment steps"
 PARAMS_LABEL = "Parameters (actor + critic)"
-MARKERS = ("s", "^", "D", "v", "P", "X", "*", "p", "h", "<", ">")
+# Okabe & Ito's colour-blind-safe colours, the most distinct first (blue, vermillion, bluish green,
+# reddish purple, grey), then sky blue, orange, yellow-free extras: no two of the first five are
+# alike under any colour-vision deficiency, nor orange beside gold.
+COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#555555", "#56B4E9", "#E69F00", "#882255", "#117733")
 PANEL_WIDTH, PANEL_HEIGHT = 5.0, 3.6
+XLABEL_CHARS = 44  # what fits a panel's width at the axis label's size
 # Margins around the data, so that lines and markers at the ends of a range (0 %, 100 %, the smallest
 # and largest network) are drawn whole, clear of the axes' frame: a fraction of the y range, and of a
 # log x range in decades.
@@ -61,10 +69,11 @@ def labels_in_order(table: pd.DataFrame) -> list[str]:
 
 
 def palette(labels: Sequence[str]) -> dict[str, tuple[float, float, float]]:
-    """One colour per series label, stable for a given label order (colour-blind safe up to 10)."""
-    colours = sns.color_palette("colorblind", max(len(labels), 1)) if len(labels) <= 10 else None
-    if colours is None:
-        colours = sns.color_palette("husl", len(labels))
+    """One colour per series label, stable for a given label order (colour-blind safe up to 9)."""
+    if len(labels) <= len(COLOURS):
+        colours = [matplotlib.colors.to_rgb(colour) for colour in COLOURS]
+    else:
+        colours = list(sns.color_palette("husl", len(labels)))
     return {label: tuple(colours[i]) for i, label in enumerate(labels)}
 
 
@@ -168,6 +177,7 @@ def finish(fig: Figure, title: str, handles: dict[str, object]) -> Figure:
         fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
     else:
         fig.tight_layout()
+    thin_tick_labels(fig)
     return fig
 
 
@@ -187,13 +197,6 @@ def whole_network(table: pd.DataFrame, figure: str) -> pd.DataFrame:
     if whole.empty:
         raise ValueError(f"{figure}: the table has only per-layer rows; aggregate a whole-network metric")
     return whole
-
-
-def draw_band(ax: Axes, x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray, colour, label: str):
-    """A line with its shaded CI band; returns the line handle."""
-    (line,) = ax.plot(x, y, color=colour, label=label, linewidth=1.8)
-    ax.fill_between(x, lo, hi, color=colour, alpha=0.2, linewidth=0)
-    return line
 
 
 def _prepared(
@@ -238,16 +241,20 @@ def curve_figure(
     rows = ordered(table[row]) if row else [None]
     fig, axes = grid(len(rows), len(panels))
     handles: dict[str, object] = {}
+    drawn: list[dict[str, tuple[np.ndarray, np.ndarray]]] = []
     for i, row_value in enumerate(rows):
         for j, panel in enumerate(panels):
             ax = axes[i, j]
             sel = table[table["panel"] == panel]
             if row:
                 sel = sel[sel[row] == row_value]
+            series = {}
             for label in labels:
                 part = sel[sel["label"] == label].sort_values("step")
                 if not part.empty:
-                    handles[label] = draw_band(ax, *_points(part, "step", y), colours[label], label)
+                    series[label] = _points(part, "step", y)
+            handles.update(draw_curves(ax, series, labels, colours))
+            drawn.append({label: points[:2] for label, points in series.items()})
             ax.xaxis.set_major_formatter(FuncFormatter(format_count))
             heading = str(panel)
             if row:
@@ -257,7 +264,8 @@ def curve_figure(
             ax.set_xlabel(STEPS_LABEL if i == len(rows) - 1 else "")
             ax.set_ylabel(ylabel if j == 0 else "")
         limit_y(axes[i], ylim)
-    return finish(fig, title, {label: handles[label] for label in labels if label in handles})
+    notes = legend_notes(labels, drawn, log_x=False)
+    return finish(fig, title, {notes[label]: handles[label] for label in labels if label in handles})
 
 
 def params_figure(
@@ -287,44 +295,26 @@ def params_figure(
     columns = ordered(table[col])
     fig, axes = grid(1, len(columns))
     handles: dict[str, object] = {}
-    marker_of: dict[str, str] = {}
+    drawn: list[dict[str, tuple[np.ndarray, np.ndarray]]] = []
     for j, value in enumerate(columns):
         ax = axes[0, j]
         sel = table[table[col] == value]
+        series, lines = {}, set()
         for label in labels:
             part = sel[sel["label"] == label].sort_values(x)
-            if part.empty:
-                continue
-            marker = None
-            if not is_line(part):
-                marker = marker_of.setdefault(label, MARKERS[len(marker_of) % len(MARKERS)])
-            handles[label] = _params_series(ax, _points(part, x, y), colours[label], label, marker)
+            if not part.empty:
+                series[label] = _points(part, x, y)
+                lines |= {label} if is_line(part) else set()
+        style = styles(series, labels, colours, log_x=True)
+        for label, points in series.items():
+            handles[label] = params_series(ax, points, label, style[label], label in lines)
+        drawn.append({label: points[:2] for label, points in series.items()})
         log_x(ax)
         ax.set_title(panel_title((col_titles or {}).get(str(value), str(value)), j, len(columns)))
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel(
+            textwrap.fill(xlabel, XLABEL_CHARS)
+        )  # a long label on two lines, clear of its neighbour's
         ax.set_ylabel(ylabel if j == 0 else "")
     limit_y(axes[0], ylim)
-    return finish(fig, title, {label: handles[label] for label in labels if label in handles})
-
-
-def _params_series(ax: Axes, points: tuple[np.ndarray, ...], colour, label: str, marker: str | None):
-    """One series of a params figure: a line with its CI band through dots (no `marker`), or
-    `marker`s with CI error bars. Returns its legend handle."""
-    x, y, lo, hi = points
-    if marker is None:
-        line = draw_band(ax, x, y, lo, hi, colour, label)
-        ax.plot(x, y, "o", color=colour, markersize=4, clip_on=False)
-        return line
-    return ax.errorbar(
-        x,
-        y,
-        yerr=[y - lo, hi - y],
-        fmt=marker,
-        color=colour,
-        markersize=8,
-        markeredgecolor="black",
-        capsize=4,
-        linestyle="none",
-        label=label,
-        clip_on=False,  # a marker at an end of the range is drawn whole
-    )
+    notes = legend_notes(labels, drawn, log_x=True)
+    return finish(fig, title, {notes[label]: handles[label] for label in labels if label in handles})

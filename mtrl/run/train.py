@@ -75,6 +75,7 @@ class Trainer:
     ) -> None:
         self.config = config = require_resolved(config)
         self.run_dir, self.quiet = run_dir, quiet
+        self.progress = Progress(config.total_steps, time.time(), 0, quiet=quiet)  # `run` starts it anew
         self.setup = setup if setup is not None else prepare_process(config)
         self.device = self.setup.device
         self.tasks = task_names(config.task_set, config.mt1_task)
@@ -130,6 +131,7 @@ class Trainer:
             log.eval_step.append(step)
             log.eval_success.append(result.success.tolist())
             log.eval_return.append(result.returns.tolist())
+            self.progress.note_eval(step, result.mean_success)
         return results[-1][1].mean_success if results else None
 
     def wait_for_evals(self) -> None:
@@ -147,8 +149,7 @@ class Trainer:
         state.log.train_scalars["sps"].append(sps)
         state.log.train_alpha.append(state.agent.log_alpha.detach().exp().cpu().tolist())
         self.segment_start, self.segment_step = time.time(), transitions
-        if not self.quiet:
-            self.progress.report(transitions, success, sps)
+        self.progress.report(transitions, success, sps)
 
     # ------------------------------------------------------------------ the loop
     def collect_and_update(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -249,14 +250,16 @@ class Trainer:
     def _run(self) -> Path:
         config, state = self.config, self.state
         self.wanted_probes = probe_checkpoints.probe_episodes(config)
+        self.progress = Progress(config.total_steps, time.time(), state.step * self.n, quiet=self.quiet)
+        self.progress.start("evaluating the untrained networks first" if state.step == 0 else "resuming")
         if state.step == 0:  # the untrained networks: curves start at step 0, dormancy at initialisation
             self.save_probe()
             self.submit_eval()
-        self.progress = Progress(config.total_steps, time.time(), state.step * self.n)
         self.segment_start, self.segment_step = time.time(), state.step * self.n  # this process's speed
         obs, _ = state.envs.reset()
         while state.step < config.vector_steps:
             obs, terminated, truncated = self.collect_and_update(obs)
+            self.progress.tick(state.step * self.n)  # a line every EVERY_S seconds, whatever log_every
             if not (truncated.all() or terminated.any()):
                 continue
             if not truncated.all():

@@ -12,13 +12,13 @@ a 16-core node it gets the GPU to itself. No torch here: the workflow plans with
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtrl.config.settings import TrainConfig
-from mtrl.envs.benchmarks import ACTION_DIM, OBS_DIM
+from mtrl.config.settings import ConfigError, TrainConfig
+from mtrl.envs.benchmarks import ACTION_DIM, OBS_DIM, TASK_SETS
 from mtrl.study.runtime import (
     KEY_COLUMNS,
     SETTING_COLUMNS,
@@ -83,6 +83,16 @@ def train_mem_mb(config: TrainConfig, base_mb: Mapping[str, int], attempt: int =
     width's share, half as much again on each retry."""
     width = max(config.actor_width, config.critic_width)
     return int(base_mb[config.task_set] * (1 + width / 8192) * (1 + 0.5 * (attempt - 1)))
+
+
+def check_mem_mb(task_sets: Iterable[str], base_mb: Mapping[str, int]) -> None:
+    """ConfigError naming a task set of the study that `train_resources.mem_mb` gives no memory."""
+    missing = sorted(set(task_sets) - set(base_mb), key=list(TASK_SETS).index)
+    if missing:
+        raise ConfigError(
+            f"train_resources.mem_mb: no memory for {', '.join(missing)}, whose runs are in this study "
+            f"(given: {', '.join(base_mb) or 'none'})"
+        )
 
 
 def gpu_mem_mb(config: TrainConfig) -> int:

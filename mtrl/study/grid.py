@@ -10,6 +10,11 @@ Every grid point is trained once per seed, and the run id is a readable path der
     mt10/mtmhsac/a1024-c1024-d3/s3        mt10/moore/a400-c400-d3/s0        mt10/mtmhsac/a656-c656-d4-skip/s1
     mt10/sm/a400-c400-d3-rewv1/s0         (Meta-World's v1 rewards; the default v2 adds nothing)
 
+A series with `extension: NAME` belongs to an extension of the published figures (e.g. width 8192):
+it is part of the study only when NAME is listed in the config's `extensions`; `x_at` (an
+architecture or a number) says where Fig. 1 places the series' runs when it draws them as
+published (`mtrl.tables.success.success_final`).
+
 Two series that reach the same grid point share the run. Settings that are not part of the id
 (steps, batch, ...) come from `run_defaults`, `task_set_defaults` and `arch_defaults`; a run id that
 would stand for two different configs is an error. Only settings that change a run's result are its
@@ -30,7 +35,7 @@ from mtrl.envs.benchmarks import TASK_SETS
 from mtrl.figures import FIGURES
 from mtrl.files.provenance import EXECUTION_KEYS, identity
 
-SERIES_KEYS = {"panel", "series", "label", "seeds"}
+SERIES_KEYS = {"panel", "series", "label", "seeds", "extension", "x_at"}
 ID_KEYS = {
     "task_set",
     "mt1_task",
@@ -54,6 +59,7 @@ class FigureRun:
     run_id: str
     label: str | None = None
     order: float | None = None
+    x_at: str | int | None = None  # Fig. 1's published x: an architecture's actor count, or a number
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,7 @@ def build_grid(study: Mapping[str, Any]) -> StudyGrid:
     place in its figure: it is trained once and counted once.
     """
     _check_keys(study)
+    switched_on = _check_extensions(study)
     runs: dict[str, TrainConfig] = {}
     figures: dict[str, list[FigureRun]] = {}
     for figure, series_list in study["figures"].items():
@@ -156,10 +163,33 @@ def build_grid(study: Mapping[str, Any]) -> StudyGrid:
             raise ConfigError(f"figures.{figure}: no series: the figure would have no runs")
         entries: dict[tuple[str, str, str], FigureRun] = {}
         for index, series in enumerate(series_list):
+            if "extension" in series and series["extension"] not in switched_on:
+                continue  # a series of an extension that is off: not part of the study
             for entry in _series_runs(study, figure, index, series, runs):
                 entries.setdefault((entry.panel, entry.series, entry.run_id), entry)
-        figures[figure] = list(entries.values())
+        if entries:  # a figure made only of extensions that are off is not drawn
+            figures[figure] = list(entries.values())
     return StudyGrid(runs, figures)
+
+
+def figure_extensions(study: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The extensions switched on that change a figure's table (the registry's `Figure.extensions`)."""
+    on = study.get("extensions") or []
+    return {name: [e for e in on if e in figure.extensions] for name, figure in FIGURES.items()}
+
+
+def _check_extensions(study: Mapping[str, Any]) -> list[str]:
+    """The config's `extensions`, each of which a series or a figure of the registry must define."""
+    on = list(study.get("extensions") or [])
+    known = {s["extension"] for series in study["figures"].values() for s in series or [] if "extension" in s}
+    known |= {name for figure in FIGURES.values() for name in figure.extensions}
+    unknown = [name for name in on if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"extensions: {unknown[0]!r} is defined by no series (`extension:`) and no figure of "
+            f"mtrl/figures.py; known: {', '.join(sorted(known)) or 'none'}"
+        )
+    return on
 
 
 def _series_runs(
@@ -184,7 +214,7 @@ def _series_runs(
             fields = config.to_dict()
             name = _filled(series["series"], fields, f"{where}.series")
             label = series.get("label") and _filled(series["label"], fields, f"{where}.label")
-            entries.append(FigureRun(series["panel"], name, rid, label, index + k / 1000))
+            entries.append(FigureRun(series["panel"], name, rid, label, index + k / 1000, series.get("x_at")))
     return entries
 
 
@@ -261,6 +291,12 @@ def validate_study(study: dict[str, Any], schema: Mapping[str, Any]) -> None:
         path = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in error.absolute_path)
         path = path.replace(".[", "[") or "config"
         message = error.message if len(error.message) < 200 else error.message[:200] + "..."
+        unknown_key = error.validator == "additionalProperties"
+        known = sorted(error.schema.get("properties", {})) if unknown_key else []
+        if known and isinstance(error.instance, dict) and not error.schema.get("patternProperties"):
+            unknown = next(str(key) for key in error.instance if key not in known)
+            where = f"{path}.{unknown}" if error.absolute_path else unknown
+            raise ConfigError(f"{where}: unknown key (known: {', '.join(known)})")
         raise ConfigError(f"{path}: {message}")
     for key, spec in schema.get("properties", {}).items():
         if "default" in spec and key not in study:

@@ -1,14 +1,17 @@
 """Where every run of a study stands, judged by the provenance its outputs record.
 
-complete     train.h5 is whole (`mtrl.files.completeness`) and records the run settings and training code
-             the workflow would use now (and so does plasticity.h5, if there is one)
-stale        train.h5 (or plasticity.h5) records other settings or code, or is not whole (its
-             figures would mix versions, or could not be drawn): the workflow makes it again
-in progress  a resume checkpoint or probe checkpoints exist (the step reached is shown)
-missing      nothing yet
+complete     train.h5 is whole and plausible (`mtrl.files.completeness`: values in range, checksum as
+             written) and records the run settings and training code the workflow would use now
+             (and so does plasticity.h5, if there is one)
+stale        train.h5 (or plasticity.h5) records other settings or code, or is not whole or not
+             plausible (its figures would mix versions, or be wrong): the workflow makes it again
+in progress  a resume checkpoint, or probe checkpoints short of the run's total, exist (the step
+             reached is shown)
+missing      no train.h5 and nothing to resume from (nothing yet, or train.h5 deleted)
 Aggregation uses `stale_inputs` to refuse out-of-date inputs, naming them. A results folder knows
-the study that wrote it (`study.json`, written when the workflow starts jobs), so `mtrl status
-RESULTS_DIR` checks it against that study's config and refuses another one.
+the study that wrote it (`study.json`, written when the workflow starts jobs) and holds that study
+only: `mtrl status RESULTS_DIR` checks it against that study's config, and the workflow refuses
+another study's config (`check_results_owner`).
 """
 
 from __future__ import annotations
@@ -77,7 +80,13 @@ def _progress(run_dir: Path, identity_json: str, train_code: str) -> str:
             return f"{exc} (the run falls back to resume.prev.pt or starts over)"
         return _resume_progress(state, identity_json, train_code)
     probes = ckpt.probe_checkpoints(run_dir)
-    return f"step {probes[-1][0]:,} (last probe checkpoint)" if probes else ""
+    if not probes:
+        return ""
+    total = json.loads(identity_json).get("total_steps")
+    if isinstance(total, int) and probes[-1][0] >= total:  # it had finished: its train.h5 is gone
+        return ""
+    step = probes[-1][0]
+    return f"step {step:,} (last probe checkpoint; without a resume checkpoint a stopped run starts over)"
 
 
 def _resume_progress(state: Mapping[str, Any], identity_json: str, train_code: str) -> str:
@@ -86,8 +95,14 @@ def _resume_progress(state: Mapping[str, Any], identity_json: str, train_code: s
 
     config = state["config"]
     text = f"step {state['step'] * num_tasks_of(config['task_set']):,} of {config['total_steps']:,}"
-    if json.dumps(identity(config), sort_keys=True) != identity_json or state.get("provenance") != train_code:
-        return text + " (resume checkpoint of other settings or code: the run will start over)"
+    differs = []
+    recorded = json.dumps(identity(config), sort_keys=True)
+    if recorded != identity_json:
+        differs.append(_settings_diff(recorded, identity_json))
+    if state.get("provenance") != train_code:
+        differs.append(f"training code {state.get('provenance') or 'unrecorded'} != current {train_code}")
+    if differs:
+        return text + f" (resume checkpoint of other {'; '.join(differs)}: the run will start over)"
     return text + " (resume checkpoint)"
 
 
@@ -109,7 +124,20 @@ def run_status(
                 return RunStatus(run_id, "stale", problem)
         return RunStatus(run_id, "complete")
     progress = _progress(run_dir, identity_json, train_code) if run_dir.is_dir() else ""
-    return RunStatus(run_id, "in progress", progress) if progress else RunStatus(run_id, "missing")
+    if progress:
+        return RunStatus(run_id, "in progress", progress)
+    gone = [name for name in (PLASTICITY_FILE,) if (run_dir / name).exists()]
+    detail = f"(no {TRAIN_FILE}, though {', '.join(gone)} is there: it trains again)" if gone else ""
+    return RunStatus(run_id, "missing", detail)
+
+
+def result_problem(path: Path, identity_json: str, code: str) -> str:
+    """'' when the result file `path` is whole, plausible and records this run identity and code;
+    else why not ('missing', damage, or what differs): the workflow makes such a file again."""
+    if not path.exists():
+        return "missing"
+    damage = result_file_problem(path)
+    return f"{path.name} {damage}" if damage else _differs(path, identity_json, code)
 
 
 def stale_inputs(expected: Mapping[str, Any], plasticity: bool) -> list[RunStatus]:
@@ -153,8 +181,9 @@ def record_study(results_dir: Path, configfiles: Sequence[str | Path]) -> None:
     (results_dir / STUDY_RECORD).write_text(json.dumps({"configfiles": files}, indent=1) + "\n")
 
 
-def recorded_study(results_dir: Path) -> Path | None:
-    """The config file of the study that wrote `results_dir`, if it recorded one."""
+def _recorded_files(results_dir: Path) -> list[list[Path]] | None:
+    """Per config file recorded in `results_dir`, where it may be (as given, then resolved); None if
+    the folder records no study."""
     path = results_dir / STUDY_RECORD
     if not path.is_file():
         return None
@@ -162,15 +191,46 @@ def recorded_study(results_dir: Path) -> Path | None:
 
     try:
         files = json.loads(path.read_text())["configfiles"]
-        candidates = [Path(entry["path"]) for entry in files] + [Path(entry["resolved"]) for entry in files]
+        return [[Path(entry["path"]), Path(entry["resolved"])] for entry in files]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
             f"{path}: unreadable record of the study ({type(exc).__name__}); delete it"
         ) from None
-    if len(files) != 1:
-        names = ", ".join(entry["path"] for entry in files)
-        raise ConfigError(f"{results_dir}: written by a study of several config files ({names}); pass one")
-    return next((c for c in candidates if c.is_file()), candidates[-1])
+
+
+def recorded_study(results_dir: Path) -> tuple[Path, ...] | None:
+    """The config file(s) of the study that wrote `results_dir`, if it recorded them (several: the
+    study's config and, e.g., config/extensions.yaml, merged in that order as Snakemake does)."""
+    from mtrl.config.settings import ConfigError
+
+    files = _recorded_files(results_dir)
+    if files is None:
+        return None
+    if not files:
+        raise ConfigError(
+            f"{results_dir / STUDY_RECORD}: the record of the study names no config file; delete it"
+        )
+    return tuple(next((c for c in candidates if c.is_file()), candidates[-1]) for candidates in files)
+
+
+def check_results_owner(results_dir: Path, configfiles: Sequence[str | Path]) -> None:
+    """ConfigError when `results_dir` records another study than the one of `configfiles`: one results
+    folder, one study (its runs and study.json are never overwritten by another)."""
+    from mtrl.config.settings import ConfigError
+
+    recorded = _recorded_files(results_dir)
+    current = [Path(path) for path in configfiles]
+    if recorded is None:
+        return
+    pairs = zip(recorded, current, strict=False)
+    same = all(any(_same_file(c, path) for c in cands) for cands, path in pairs)
+    if same and len(recorded) == len(current):
+        return
+    names = ", ".join(str(cands[0]) for cands in recorded) or "none"
+    raise ConfigError(
+        f"{results_dir}: holds the runs of the study {names}, not of {', '.join(map(str, current))}; "
+        f"give this study its own results_dir (or delete {results_dir / STUDY_RECORD} to hand it over)"
+    )
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -180,10 +240,13 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def study_and_results(results_dir: str | None, configfile: str | None) -> tuple[dict[str, Any], Path]:
+def study_and_results(
+    results_dir: str | None, configfile: str | Sequence[str] | None
+) -> tuple[dict[str, Any], Path]:
     """The study and results folder `mtrl status` checks: the folder given (else the config's
-    results_dir) against the study recorded there (else --configfile, else config/config.yaml).
-    ConfigError for a folder that does not exist, or that another study wrote."""
+    results_dir) against the study recorded there (else --configfile, one file or several merged,
+    else config/config.yaml). ConfigError for a folder that does not exist, or that another study
+    wrote."""
     from mtrl.config.settings import ConfigError
 
     folder = Path(results_dir) if results_dir else None
@@ -192,19 +255,21 @@ def study_and_results(results_dir: str | None, configfile: str | None) -> tuple[
             f"{folder}: no such results folder" + (" (it is a file)" if folder.exists() else "")
         )
     recorded = recorded_study(folder) if folder is not None else None
-    path = Path(configfile) if configfile else recorded or DEFAULT_CONFIG
-    study = load_study(path)
+    given = [configfile] if isinstance(configfile, str) else list(configfile or [])
+    paths = tuple(Path(p) for p in given) or recorded or (DEFAULT_CONFIG,)
+    study = load_study(*paths)
     folder = folder or Path(study["results_dir"])
     if recorded is None and folder.is_dir():
         recorded = recorded_study(folder)
-    if recorded is not None and not _same_file(path, recorded):
+    same = recorded is not None and len(recorded) == len(paths)
+    if recorded is not None and not (same and all(map(_same_file, paths, recorded))):
         raise ConfigError(
-            f"{folder}: written by the study {recorded}, not {path}; "
+            f"{folder}: written by the study {_names(recorded)}, not {_names(paths)}; "
             f"`mtrl status {folder}` checks it against its own study"
         )
-    if recorded is None and configfile is None and not _same_file(folder, Path(study["results_dir"])):
+    if recorded is None and not given and not _same_file(folder, Path(study["results_dir"])):
         raise ConfigError(
-            f"{folder}: no study recorded here, and {path} writes to {study['results_dir']}; "
+            f"{folder}: no study recorded here, and {_names(paths)} writes to {study['results_dir']}; "
             "pass the study's config file with --configfile"
         )
     return study, folder
@@ -221,9 +286,24 @@ def cli_status(args: Any) -> int:
     return 0
 
 
-def load_study(path: Path) -> dict[str, Any]:
-    """A workflow config file, read, checked against the workflow's schema and completed with its
-    defaults; ConfigError naming the file or key."""
+def _names(paths: Sequence[Path]) -> str:
+    return " + ".join(str(p) for p in paths)
+
+
+def _merged(base: dict[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
+    """`more` merged into `base` as Snakemake merges config files: mappings key by key, the rest replaced."""
+    for key, value in more.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merged(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def load_study(path: Path, *more: Path) -> dict[str, Any]:
+    """A workflow config file (with `more` merged into it, as Snakemake merges several), read,
+    checked against the workflow's schema and completed with its defaults; ConfigError naming the
+    file or key."""
     import yaml
 
     from mtrl.config.files import load_yaml_mapping
@@ -232,6 +312,8 @@ def load_study(path: Path) -> dict[str, Any]:
     from mtrl.study.grid import validate_study
 
     study = load_yaml_mapping(path)
+    for extra in more:
+        study = _merged(study, load_yaml_mapping(extra))
     if "figures" not in study:
         raise ConfigError(f"{path}: figures: the config file has no `figures` section")
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())

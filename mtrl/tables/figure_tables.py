@@ -24,16 +24,31 @@ SUCCESS_TABLES = frozenset({"success_final", "success_curve", "table1"})
 
 
 def aggregate(
-    figure: str, runs: Sequence[RunRef], reps: int = 2000, seed: int = 0, statistic: str = "runs"
+    figure: str,
+    runs: Sequence[RunRef],
+    reps: int = 2000,
+    seed: int = 0,
+    statistic: str = "authors",
+    extensions: Sequence[str] = (),
+    x_placement: str = "published",
 ) -> pd.DataFrame:
     """The table of `figure` (a key of FIGURES) from its runs, with the registry's arguments.
 
     `statistic` is the success IQM of the success figures and Table 1 (`mtrl.tables.stats.STATISTICS`:
-    "runs", the study's, or "pooled"); plasticity figures average over runs and ignore it.
+    "authors", the study's, "runs" or "pooled"); plasticity figures average over runs and ignore it.
+    `extensions` (config `extensions`) replace the registry's table arguments by those the figure
+    declares for them (e.g. `actor_dormancy`: the actor beside the first critic); `x_placement` is
+    Fig. 1's ("published" or "own", `success_final`).
     """
     if figure not in FIGURES:
         raise KeyError(f"unknown figure {figure!r}; one of {sorted(FIGURES)}")
     check_statistic(statistic)
-    table = FIGURES[figure].table
-    options = {"statistic": statistic} if table.function in SUCCESS_TABLES else {}
-    return TABLE_FUNCTIONS[table.function](list(runs), reps=reps, seed=seed, **table.args, **options)
+    entry = FIGURES[figure]
+    args = dict(entry.table.args)
+    for name in extensions:
+        args.update(entry.extensions.get(name, {}))
+    if entry.table.function in SUCCESS_TABLES:
+        args["statistic"] = statistic
+    if entry.table.function == "success_final":
+        args["x_placement"] = x_placement
+    return TABLE_FUNCTIONS[entry.table.function](list(runs), reps=reps, seed=seed, **args)

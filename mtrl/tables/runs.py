@@ -10,6 +10,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from mtrl.files.completeness import result_file_problem
+from mtrl.files.integrity import DamagedResult
 from mtrl.files.result_files import TrainResult, read_train_h5
 
 __all__ = [
@@ -35,6 +37,7 @@ class RunRef:
     run_dir: Path
     label: str | None = None  # legend text; None -> series
     order: float | None = None  # sort key of the series in legends; None -> first appearance
+    x_at: str | int | None = None  # Fig. 1's published x: an architecture (its actor count) or a number
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run_dir", Path(self.run_dir))
@@ -73,7 +76,8 @@ def read_plasticity_h5(path: str | Path) -> PlasticityResult:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"missing plasticity file: {path}")
-    with h5py.File(path, "r") as handle:
+    _check_whole(path, plasticity=True)
+    with h5py.File(path, "r", locking=False) as handle:
         layers: dict[str, list[str]] = {}
         metrics: dict[str, dict[str, np.ndarray]] = {}
         for net in ("actor", "critic0", "critic1"):
@@ -94,9 +98,18 @@ def read_plasticity_h5(path: str | Path) -> PlasticityResult:
         )
 
 
+def _check_whole(path: Path, plasticity: bool) -> None:
+    """DamagedResult naming `path` and the dataset or value if it is not whole and plausible: the
+    aggregation reads no damaged result, whoever calls it (`mtrl.files.completeness`)."""
+    problem = result_file_problem(path, plasticity)
+    if problem:
+        raise DamagedResult(f"{path}: {problem}; make it again (the workflow reruns it)")
+
+
 def read_train(ref: RunRef) -> TrainResult:
     if not ref.train_path.is_file():
         raise FileNotFoundError(f"missing train file of run {ref.panel}/{ref.series}: {ref.train_path}")
+    _check_whole(ref.train_path, plasticity=False)
     return read_train_h5(ref.train_path)
 
 

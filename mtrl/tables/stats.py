@@ -1,22 +1,32 @@
-"""Aggregate statistics for the figures: the success IQM with bootstrap CIs (rliable) and mean CIs.
+"""Aggregate statistics for the figures: the success IQM with bootstrap CIs, and mean CIs.
 
 Conventions
 -----------
-* Success scores are arrays of shape (runs, tasks) or (runs, tasks, steps). Two statistics:
+* Success scores are arrays of shape (runs, tasks) or (runs, tasks, steps); each run is first
+  reduced to its mean success over tasks (the authors' ``charts/mean_success_rate``), except for
+  ``"pooled"``. Three statistics:
 
-  - ``"runs"`` (the study's, as the authors' figure code computes it: their ``plots/get_data.py``
-    and ``plots/fig1_new.py``): each run is reduced to its mean success over tasks (their
-    ``charts/mean_success_rate``), then the interquartile mean over runs,
-    ``scipy.stats.trim_mean(run_means, 0.25)``, per configuration and per evaluation step.
+  - ``"authors"`` (the study's default: exactly what the authors' figure scripts draw,
+    ``plots/fig1_new.py``, ``fig3.py``, ``fig5.py``): keep the runs whose value lies between the
+    first and third quartile, inclusive, where the quartiles are polars' default
+    ``quantile(q)`` ('nearest': the sorted value at index round((n - 1) q), halves rounded away
+    from zero), and take their mean; the 95 % CI is Vega-Lite's ``extent="ci"`` band: a
+    percentile bootstrap of the mean of the kept runs (resampled with replacement, 1000
+    replicates in Vega, linearly interpolated percentiles). It equals ``trim_mean(x, 0.25)``
+    except with tied values or 3, 7 or 11 runs (7 runs 0.1 ... 0.7: 0.45, trim_mean 0.40).
+  - ``"runs"`` (an option): the IQM over runs, ``scipy.stats.trim_mean(run_means, 0.25)`` (the
+    authors' unused helper ``iqm`` in ``plots/get_data.py``), with rliable's percentile
+    bootstrap CI of that IQM (``rliable.library.get_interval_estimates``, runs resampled).
   - ``"pooled"`` (an option): the IQM of Agarwal et al. (2021) over *all* run x task scores pooled
-    (``rliable.metrics.aggregate_iqm``: ``trim_mean(scores, 0.25, axis=None)``). On MT10 it trims
-    whole unsolved and solved tasks, so it is a different number.
+    (``rliable.metrics.aggregate_iqm``: ``trim_mean(scores, 0.25, axis=None)``), with rliable's
+    stratified bootstrap (runs resampled within each task). On MT10 it trims whole unsolved and
+    solved tasks, so it is a different number.
 
-* Confidence intervals are percentile bootstrap intervals from rliable
-  (``rliable.library.get_interval_estimates``). ``"runs"`` resamples runs with replacement (the
-  task means form one stratum). ``"pooled"`` is rliable's stratified bootstrap: runs resampled
-  independently within each task. For curves both resample independently at each step, as
-  rliable does for its sample-efficiency curves (and as the authors' per-step error bands did).
+* Curves: every success statistic is computed at each step on its own (``"authors"`` keeps each
+  step's own runs) and resampled independently per step, as the authors' per-step error bands
+  (and rliable's sample-efficiency curves) are. `mean_ci` resamples whole runs, the same indices
+  at every step: each step's interval is the same percentile bootstrap of that step's mean (only
+  the dependence between steps differs).
 * Plasticity scalars (dormant %, parameter norms, ...) are one number per run, and only 2-10 runs
   exist per configuration; the authors' figures plot their plain mean over runs, so `mean_ci`
   reports that mean with a percentile bootstrap CI over runs.
@@ -30,7 +40,7 @@ Conventions
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,18 +48,21 @@ import scipy.stats
 
 __all__ = [
     "STATISTICS",
+    "authors_ci",
     "check_statistic",
     "iqm",
     "iqm_ci",
     "iqm_curve",
     "mean_ci",
+    "quartile_kept",
     "run_iqm",
     "success_ci",
     "success_curve_ci",
 ]
 
-# "runs": IQM over runs of each run's mean over tasks (the study's); "pooled": IQM over runs x tasks
-STATISTICS = ("runs", "pooled")
+# "authors": mean of the runs between polars' quartiles, Vega's bootstrap CI (the study's default);
+# "runs": trim_mean(0.25) over runs with rliable's CI; "pooled": rliable's IQM over runs x tasks
+STATISTICS = ("authors", "runs", "pooled")
 
 
 def _rliable() -> tuple[Any, Any]:
@@ -163,47 +176,84 @@ def run_iqm(values: np.ndarray) -> Any:
     return float(out) if np.ndim(out) == 0 else np.asarray(out, dtype=np.float64)
 
 
+def quartile_kept(values: np.ndarray) -> np.ndarray:
+    """Mask of the values between the first and third quartile, inclusive, as the authors' figures
+    keep runs: polars' default `quantile(q)` ('nearest': the sorted value at index round((n - 1) q),
+    halves rounded away from zero as Rust's `f64::round`, not to even as NumPy's 'nearest')."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0 or not np.isfinite(arr).all():
+        raise ValueError(f"quartile_kept: expected a non-empty 1-d array of finite values, got {arr!r}")
+    ordered = np.sort(arr)
+    q1, q3 = (ordered[int(np.floor((arr.size - 1) * q + 0.5))] for q in (0.25, 0.75))
+    return (arr >= q1) & (arr <= q3)
+
+
+def authors_ci(
+    values: np.ndarray, reps: int = 1000, seed: int | Sequence[int] = 0, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """The authors' figure statistic of per-run values: the mean of the runs `quartile_kept` keeps,
+    and the percentile bootstrap CI of that mean over the kept runs (Vega-Lite's `extent="ci"`:
+    1000 resamples of the kept runs, percentiles interpolated linearly as d3's `quantile`)."""
+    arr = np.asarray(values, dtype=np.float64)
+    point, lo, hi = mean_ci(arr[quartile_kept(arr)], reps=reps, seed=seed, confidence=confidence)
+    return float(point), float(lo), float(hi)
+
+
+def _authors_curve(
+    values: np.ndarray, reps: int, seed: int, confidence: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`authors_ci` at each step of a (runs, steps) array, each step kept and resampled on its own."""
+    rows = [authors_ci(values[:, j], reps, (seed, j), confidence) for j in range(values.shape[1])]
+    point, lo, hi = (np.array(column, dtype=np.float64) for column in zip(*rows, strict=True))
+    return point, lo, hi
+
+
 def _run_iqm_of_task_means(means: np.ndarray) -> np.ndarray:
     """IQM over runs of a (runs, 1) or (runs, 1, steps) array of task means, as a 1-d array."""
     return np.atleast_1d(np.asarray(run_iqm(means[:, 0]), dtype=np.float64))
 
 
 def success_ci(
-    scores: np.ndarray, statistic: str = "runs", reps: int = 2000, seed: int = 0, confidence: float = 0.95
+    scores: np.ndarray, statistic: str = "authors", reps: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> tuple[float, float, float]:
     """The success IQM of a (runs, tasks) matrix of final success rates, with its bootstrap CI.
 
-    statistic "runs" (default, the study's): IQM over runs of each run's mean over tasks, the CI
-    from resampling runs; "pooled": `iqm_ci` (IQM over all runs x tasks, stratified bootstrap).
-    Returns (iqm, ci_low, ci_high); one run: the interval collapses to the point.
+    statistic "authors" (default, the study's): `authors_ci` of each run's mean over tasks; "runs":
+    trim_mean(0.25) over the run means, rliable's CI from resampling runs; "pooled": `iqm_ci` (IQM
+    over all runs x tasks, stratified bootstrap). Returns (iqm, ci_low, ci_high); one run: the
+    interval collapses to the point.
     """
     check_statistic(statistic)
     arr = _check(scores, 2, "success_ci")
     if statistic == "pooled":
         return iqm_ci(arr, reps=reps, seed=seed, confidence=confidence)
+    if statistic == "authors":
+        return authors_ci(arr.mean(axis=1), reps=reps, seed=seed, confidence=confidence)
     means = arr.mean(axis=1, keepdims=True)  # (runs, 1): one stratum, so runs are resampled
     point, lo, hi = _interval(means, _run_iqm_of_task_means, reps, seed, confidence)
     return float(point[0]), float(lo[0]), float(hi[0])
 
 
 def success_curve_ci(
-    scores: np.ndarray, statistic: str = "runs", reps: int = 2000, seed: int = 0, confidence: float = 0.95
+    scores: np.ndarray, statistic: str = "authors", reps: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`success_ci` at every step of a (runs, tasks, steps) array: (iqm, ci_low, ci_high), each (steps,).
 
-    statistic "runs": runs are resampled at each step (independently per step, as rliable's
-    sample-efficiency curves); "pooled": `iqm_curve`.
+    Every statistic is taken at each step on its own, its runs resampled independently per step
+    (the authors' per-step bands, rliable's sample-efficiency curves); "pooled": `iqm_curve`.
     """
     check_statistic(statistic)
     arr = _check(scores, 3, "success_curve_ci")
     if statistic == "pooled":
         return iqm_curve(arr, reps=reps, seed=seed, confidence=confidence)
+    if statistic == "authors":
+        return _authors_curve(arr.mean(axis=1), reps, seed, confidence)
     means = arr.mean(axis=1, keepdims=True)  # (runs, 1, steps)
     return _interval(means, _run_iqm_of_task_means, reps, seed, confidence)
 
 
 def mean_ci(
-    values: np.ndarray, reps: int = 2000, seed: int = 0, confidence: float = 0.95
+    values: np.ndarray, reps: int = 2000, seed: int | Sequence[int] = 0, confidence: float = 0.95
 ) -> tuple[Any, Any, Any]:
     """Mean over runs with a percentile bootstrap CI (resampling runs with replacement).
 
@@ -213,7 +263,7 @@ def mean_ci(
     Args:
         values: (runs,) or (runs, steps). For curves, each replicate resamples whole runs
             (the same run indices at every step), keeping each run's curve intact.
-        reps, seed, confidence: as in `iqm_ci`.
+        reps, seed, confidence: as in `iqm_ci`; `seed` may be a sequence (e.g. (seed, step)).
 
     Returns:
         (mean, ci_low, ci_high): floats for (runs,) input, (steps,) arrays for (runs, steps).

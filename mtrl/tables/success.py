@@ -1,8 +1,9 @@
 """Success tables: final IQM success per configuration (Fig. 1) and IQM success curves (Figs. 4, 5, 9, 10).
 
-`statistic` picks the IQM (`mtrl.tables.stats.STATISTICS`): "runs" (default, the study's: the IQM over
-runs of each run's mean success over tasks, as the authors' figure code) or "pooled" (the IQM over
-all runs x tasks).
+`statistic` picks the IQM (`mtrl.tables.stats.STATISTICS`): "authors" (default, the study's: the mean of
+the runs between the quartiles of the runs' mean success over tasks, with Vega-Lite's bootstrap CI,
+exactly as the authors' figure scripts), "runs" (trim_mean 0.25 over runs, rliable's CI) or "pooled"
+(the IQM over all runs x tasks).
 """
 
 from __future__ import annotations
@@ -17,11 +18,39 @@ from mtrl.tables.grouping import common_prefix, config_columns, group_by, ref_co
 from mtrl.tables.runs import RunRef, read_train
 from mtrl.tables.stats import success_ci, success_curve_ci
 
-__all__ = ["success_final", "success_curve"]
+__all__ = ["X_PLACEMENTS", "success_final", "success_curve"]
+
+# Fig. 1's x positions: "published" as the authors' fig1_new.py places them (a run whose series has
+# `x_at` at that architecture's actor count in its panel, or at that number), "own": every run at its own
+X_PLACEMENTS = ("published", "own")
+
+
+def _place(rows: list[dict], x_at: list[str | int | None], placement: str) -> None:
+    """Set each row's x_params: its own actor count, or (published) where its series' `x_at` says."""
+    if placement not in X_PLACEMENTS:
+        raise ValueError(f"x_placement must be one of {X_PLACEMENTS}, got {placement!r}")
+    for row, at in zip(rows, x_at, strict=True):
+        row["x_placement"] = placement
+        if placement == "own" or at is None:
+            continue
+        if not isinstance(at, str):
+            row["x_params"] = int(at)
+            continue
+        counts = [r["actor_params"] for r in rows if r["panel"] == row["panel"] and r["arch"] == at]
+        if not counts:
+            raise ValueError(
+                f"success_final: {row['panel']}/{row['series']} is placed at the actor count of {at} "
+                f"(x_at), but panel {row['panel']} has no {at} run"
+            )
+        row["x_params"] = counts[0]
 
 
 def success_final(
-    runs: Sequence[RunRef], reps: int = 2000, seed: int = 0, statistic: str = "runs"
+    runs: Sequence[RunRef],
+    reps: int = 2000,
+    seed: int = 0,
+    statistic: str = "authors",
+    x_placement: str = "published",
 ) -> pd.DataFrame:
     """Final IQM success per configuration (Fig. 1).
 
@@ -31,8 +60,11 @@ def success_final(
 
     Columns: panel, series, label, order, arch, task_set, actor_width, critic_width, depth, skip,
       actor_params, critic_params (one Q network), params (= actor_params + critic_params),
-      x_params (the x-axis of Fig. 1: the actor's parameter count, as the authors' figure script
-      plots it), step (last eval step, smallest over the runs),
+      x_params (the x-axis of Fig. 1, an actor parameter count: with `x_placement` "published"
+      where the series' `x_at` puts it, as the authors' fig1_new.py (the MLPs matched to an
+      architecture at that architecture's count) and get_data.py (MT10 width 400 at 370,000)
+      place them; otherwise, or with "own", the run's own), x_placement, step (last eval step,
+      smallest over the runs),
       iqm, ci_low, ci_high (success %, 95 % bootstrap CI, see `statistic`), statistic, n_runs,
       seeds ("0,1,2").
     """
@@ -42,7 +74,7 @@ def success_final(
         res = read_train(ref)
         cfg = config_columns(res.config)
         keyed.append(((ref.panel, ref.series, *cfg.values()), ref, res))
-    rows = []
+    rows, x_at = [], []
     for g in group_by(keyed):
         results: list[TrainResult] = g.items
         empty = [str(r.run_dir) for r, res in zip(g.refs, results, strict=True) if len(res.eval_step) == 0]
@@ -68,11 +100,13 @@ def success_final(
                 "seeds": ",".join(str(res.config.get("seed", "")) for res in results),
             }
         )
+        x_at.append(g.refs[0].x_at)
+    _place(rows, x_at, x_placement)
     return pd.DataFrame(rows)
 
 
 def success_curve(
-    runs: Sequence[RunRef], reps: int = 2000, seed: int = 0, statistic: str = "runs"
+    runs: Sequence[RunRef], reps: int = 2000, seed: int = 0, statistic: str = "authors"
 ) -> pd.DataFrame:
     """IQM success over training per (panel, series) (Figs. 4, 5, 9, 10).
 

@@ -13,6 +13,8 @@ rule aggregate:
         runs=figure_runs,
         reps=config["bootstrap_reps"],
         statistic=config["success_statistic"],
+        extensions=lambda wildcards: EXTENSIONS[wildcards.figure],
+        x_placement=config["x_placement"],
         expected=figure_expected,
         code=lambda wildcards: TABLE_CODE[wildcards.figure],
     log:

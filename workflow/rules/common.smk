@@ -5,18 +5,21 @@ from pathlib import Path
 
 from mtrl.config.settings import ConfigError
 from mtrl.config.files import load_yaml_mapping
-from mtrl.files.completeness import result_file_problem
 from mtrl.figures import FIGURES
-from mtrl.study.grid import build_grid
+from mtrl.study.grid import build_grid, figure_extensions
 from mtrl.files.provenance import CODE_GROUPS, code_hash, figure_code_hash, identity, table_code_hash
-from mtrl.study.plan import plan_lines, targets_runs
-from mtrl.study.gpu_share import NodeLimits, Share, load_share_table, runs_per_gpu, train_mem_mb, train_threads
+from mtrl.study.plan import plan_lines, targets_scope
+from mtrl.study.remake import files_to_remake, made_by, remake_line
+from mtrl.study.status import check_results_owner, result_problem
+from mtrl.study.gpu_share import check_mem_mb, NodeLimits, Share, load_share_table, runs_per_gpu, train_mem_mb, train_threads
 from mtrl.study.runtime import load_table, plan, retries
 
 try:
     for _file in workflow.configfiles:  # Snakemake keeps the last of a key given twice: refuse it
         load_yaml_mapping(_file)
     GRID = build_grid(config)
+    check_mem_mb({cfg.task_set for cfg in GRID.runs.values()}, config["train_resources"]["mem_mb"])
+    EXTENSIONS = figure_extensions(config)  # figure -> the extensions switched on that change its table
     _TABLE = load_table(Path(workflow.basedir) / config["train_resources"]["runtime_table"])
     PLANS = {rid: plan(cfg, _TABLE, config["train_resources"]) for rid, cfg in GRID.runs.items()}
     _RES = config["train_resources"]
@@ -36,6 +39,11 @@ except ConfigError as exc:
 
 RESULTS = Path(config["results_dir"])
 FIGURES_DIR = Path(config["figures_dir"])
+if workflow.is_main_process:  # one results folder, one study: never another study's runs or study.json
+    try:
+        check_results_owner(RESULTS, workflow.configfiles)
+    except ConfigError as exc:
+        raise WorkflowError(f"mtrl: error: {exc}") from None
 # What each figure is (its table, its plot, whether its runs are probed): mtrl.figures.FIGURES.
 PLOTTED = [f for f in GRID.figures if FIGURES[f].plot is not None]
 CODE = {group: code_hash(group) for group in CODE_GROUPS}
@@ -55,12 +63,15 @@ NO_JOBS = (
     "delete_all_output", "delete_temp_output", "export_cwl", "generate_unit_tests",
     "edit_notebook", "draft_notebook",
 )
+SUMMARIES = ("summary", "detailed_summary")  # no jobs, but they say which files are to be remade
 
 
-def command_targets():
-    """The targets of the `snakemake` command that parses this file; None for one that plans no
-    jobs (NO_JOBS) or is not the snakemake command line (the API). Snakemake does not tell a
-    Snakefile its targets, so its own parser reads them from the command line."""
+
+
+def command_args():
+    """The parsed command line of the `snakemake` command that parses this file (its targets,
+    allowed_rules...); None for one that plans no jobs (NO_JOBS) or is not the snakemake command
+    line (the API). Snakemake does not tell a Snakefile its targets: its own parser reads them."""
     if Path(sys.argv[0]).name != "snakemake" and Path(sys.argv[0]).parent.name != "snakemake":
         return None
     from snakemake.cli import get_argument_parser
@@ -69,18 +80,48 @@ def command_targets():
         args, _ = get_argument_parser().parse_known_args(sys.argv[1:])
     except (SystemExit, Exception):  # an unreadable command line: Snakemake reports it itself
         return None
-    if any(getattr(args, name, None) for name in NO_JOBS):
+    if any(getattr(args, name, None) for name in NO_JOBS if name not in SUMMARIES):
         return None
-    return list(args.targets or [])
+    return args
+
+
+def force_rerun(workflow, files):
+    """Add `files` to Snakemake's --forcerun for the DAG it builds next. Snakemake sets its DAG
+    settings after it read this Snakefile, so they are amended where they are read (_prepare_dag)."""
+    prepare = getattr(workflow, "_prepare_dag", None)
+    if not files:
+        return
+    if prepare is None:
+        raise WorkflowError(f"mtrl: error: this Snakemake has no _prepare_dag: cannot remake {files[0]}")
+
+    def prepare_forced(*args, **kwargs):
+        settings = workflow.dag_settings
+        settings.forcerun = frozenset(settings.forcerun or ()) | frozenset(files)
+        return prepare(*args, **kwargs)
+
+    workflow._prepare_dag = prepare_forced
 
 
 # The plan of the targets asked for, once: in the process where Snakemake is started, never in the
-# processes of its jobs, and not for commands that run no jobs.
-if workflow.is_main_process and (_targets := command_targets()) is not None:
-    _label, _runs = targets_runs(_targets, GRID, RESULTS, FIGURES_DIR)
-    _complete = {rid for rid in _runs if (RESULTS / "runs" / rid / "train.h5").exists()}
-    _lines = plan_lines(_label, _runs, GRID, PLANS, SHARES, config["train_resources"], _complete)
-    print("\n".join(_lines), file=sys.stderr)
+# processes of its jobs, and not for commands that run no jobs. The result files behind the targets
+# that are missing, damaged or of other settings or code are forced (mtrl.study.remake): Snakemake
+# would not rebuild a deleted intermediate, nor see a damaged one.
+IDENTITY = {rid: json.dumps(identity(cfg.to_dict()), sort_keys=True) for rid, cfg in GRID.runs.items()}
+
+
+def _judge(path, kind, run):
+    return result_problem(path, IDENTITY[run], CODE[kind])
+
+
+if workflow.is_main_process and (_args := command_args()) is not None:
+    _scope = targets_scope(list(_args.targets or []), GRID, RESULTS, FIGURES_DIR)
+    REMAKE = files_to_remake(_scope, RESULTS, _judge)
+    _complete = {rid for rid in _scope.runs if RESULTS / "runs" / rid / "train.h5" not in REMAKE}
+    _lines = plan_lines(_scope.label, _scope.runs, GRID, PLANS, SHARES, config["train_resources"], _complete)
+    _lines += [line] if (line := remake_line(REMAKE)) else []
+    if not any(getattr(_args, name, None) for name in SUMMARIES):
+        print("\n".join(_lines), file=sys.stderr)
+    force_rerun(workflow, [str(path) for path in made_by(REMAKE, getattr(_args, "allowed_rules", None) or ())])
 
 
 wildcard_constraints:
@@ -167,49 +208,13 @@ onstart:
         record_study(RESULTS, workflow.configfiles)
 
 
-# ---- stale outputs: a result whose recorded provenance differs from what would run now, or that is
-# not whole (mtrl.files.completeness: datasets lost, zero bytes), is rebuilt, even when .snakemake/
-# (Snakemake's record of params) is lost. Its job then gets an input marker
-# touched now, so newer than the result: Snakemake's mtime trigger reruns it (a missing input made
-# by another job would not do, as Snakemake does not rebuild a missing intermediate whose
-# consumer's output exists). The rebuilding job deletes the marker.
-def _recorded_disagrees(path, code, run):
-    from mtrl.files.result_files import read_provenance
-
-    if not path.exists():
-        return False
-    if result_file_problem(path):
-        return True
-    try:
-        recorded = read_provenance(path)
-    except OSError:
-        return True
-    want = json.dumps(identity(GRID.runs[run].to_dict()), sort_keys=True)
-    return recorded.get("provenance_code") != code or recorded.get("provenance_identity") != want
-
-
-def _marker(run, kind, stale):
-    if not stale:
-        return []
-    marker = run_dir(run) / f".rerun-{kind}"
-    marker.write_text("its recorded provenance differs from the current code or settings\n")
-    return [marker]
-
-
-def train_rerun_marker(wildcards):
-    stale = _recorded_disagrees(run_dir(wildcards.run) / "train.h5", CODE["train"], wildcards.run)
-    return _marker(wildcards.run, "train", stale)
-
-
-def probe_rerun_marker(wildcards):
-    stale = _recorded_disagrees(run_dir(wildcards.run) / "plasticity.h5", CODE["probe"], wildcards.run)
-    return _marker(wildcards.run, "probe", stale)
-
-
 def figure_runs(wildcards):
-    """RunRefs of a figure as plain dicts (panel, series, run_dir, label, order): the aggregate's params."""
+    """RunRefs of a figure as plain dicts (panel, series, run_dir, label, order, x_at): the aggregate's params."""
     return [
-        {"panel": r.panel, "series": r.series, "run_dir": str(run_dir(r.run_id)), "label": r.label, "order": r.order}
+        {
+            "panel": r.panel, "series": r.series, "run_dir": str(run_dir(r.run_id)), "label": r.label,
+            "order": r.order, "x_at": r.x_at,
+        }
         for r in GRID.figures[wildcards.figure]
     ]
 

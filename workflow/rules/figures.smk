@@ -3,7 +3,7 @@ rule figure:
     input:
         RESULTS / "tables" / "{figure}.csv",
     output:
-        pdf=FIGURES_DIR / "{figure}.pdf",
+        pdf=report(FIGURES_DIR / "{figure}.pdf", category="Figures (PDF)", caption="../report/figure.rst"),
         png=report(FIGURES_DIR / "{figure}.png", category="Figures", caption="../report/figure.rst"),
     params:
         code=lambda wildcards: FIGURE_CODE[wildcards.figure],
@@ -22,7 +22,7 @@ rule table1:
     input:
         RESULTS / "tables" / "table1.csv",
     output:
-        csv=FIGURES_DIR / "table1.csv",
+        csv=report(FIGURES_DIR / "table1.csv", category="Tables", caption="../report/table1.rst"),
         md=report(FIGURES_DIR / "table1.md", category="Tables", caption="../report/table1.rst"),
     log:
         RESULTS / "logs" / "figure" / "table1.log",

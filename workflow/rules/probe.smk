@@ -2,7 +2,6 @@ rule probe:
     """Plasticity metrics of every probe checkpoint of a run, on its own probe batch (CPU is enough)."""
     input:
         train=RESULTS / "runs" / "{run}" / "train.h5",
-        marker=probe_rerun_marker,
     output:
         RESULTS / "runs" / "{run}" / "plasticity.h5",
     params:

@@ -5,8 +5,6 @@ rule train:
     the trainer SIGUSR1, it writes its resume checkpoint at the next episode boundary and exits 75,
     and Snakemake resubmits it (retries: as many attempts as the longest run needs).
     """
-    input:
-        train_rerun_marker,
     output:
         RESULTS / "runs" / "{run}" / "train.h5",
     params:

@@ -28,10 +28,11 @@ def one_line_errors() -> tuple[type[Exception], ...]:
     them logs that line, not a traceback."""
     from mtrl.config.settings import ConfigError
     from mtrl.files.checkpoints import CheckpointError
+    from mtrl.files.integrity import DamagedResult
     from mtrl.run.divergence import TrainingDiverged
     from mtrl.run.train import WORKER_ERRORS
 
-    return ConfigError, CheckpointError, TrainingDiverged, *WORKER_ERRORS
+    return ConfigError, CheckpointError, DamagedResult, TrainingDiverged, *WORKER_ERRORS
 
 
 def fail(message: str) -> None:
@@ -126,13 +127,6 @@ class _Tee:
 
     def __getattr__(self, name: str):  # isatty, fileno, encoding, ...: those of the real stderr
         return getattr(self.streams[0], name)
-
-
-def drop_rerun_markers(inputs) -> None:
-    """Delete the .rerun-* markers among a job's inputs once it rebuilt its output (see common.smk)."""
-    for path in inputs:
-        if Path(path).name.startswith(".rerun-"):
-            Path(path).unlink(missing_ok=True)
 
 
 def stop_before_time_limit(runtime_minutes: float | None, margin_minutes: float) -> None:

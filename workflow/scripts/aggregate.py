@@ -6,6 +6,9 @@ import json
 from _adapter import fail, logged
 
 with logged(snakemake.log[0]):
+    from absl import logging as absl_logging
+
+    from mtrl.files.integrity import file_sha256
     from mtrl.files.provenance import provenance_record
     from mtrl.study.status import stale_inputs
     from mtrl.tables import RunRef, aggregate
@@ -23,8 +26,16 @@ with logged(snakemake.log[0]):
             f"{figure}: {len(stale)} input run(s) were made by other settings or code than the "
             "workflow runs now (rerun them, or set allow_stale: true):\n  " + "\n  ".join(stale)
         )
+    absl_logging.set_verbosity(absl_logging.WARNING)  # rliable's "Calculating estimates for x ..." per call
     runs = [RunRef(**ref) for ref in snakemake.params.runs]
-    table = aggregate(figure, runs, reps=snakemake.params.reps, statistic=snakemake.params.statistic)
+    table = aggregate(
+        figure,
+        runs,
+        reps=snakemake.params.reps,
+        statistic=snakemake.params.statistic,
+        extensions=snakemake.params.extensions,
+        x_placement=snakemake.params.x_placement,
+    )
     table.to_csv(snakemake.output.table, index=False)
     record = provenance_record(
         None,
@@ -40,4 +51,5 @@ with logged(snakemake.log[0]):
             key.removeprefix("provenance_"): json.loads(value) if value[:1] in ("[", "{") else value
             for key, value in record.items()
         }
+        as_data["table_sha256"] = file_sha256(snakemake.output.table)  # checked where it is read
         json.dump(as_data, handle, indent=1, sort_keys=True)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from _adapter import drop_rerun_markers, logged
+from _adapter import logged
 
 with logged(snakemake.log[0]):
     from mtrl.files.checkpoints import remove_quietly, write_failure
@@ -29,4 +29,3 @@ with logged(snakemake.log[0]):
     except OSError as exc:  # a full or read-only disk: named in one line, no partial file left
         remove_quietly(tmp)
         raise write_failure(out, exc) from None
-    drop_rerun_markers(snakemake.input)

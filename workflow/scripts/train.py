@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from _adapter import drop_rerun_markers, logged, stop_before_time_limit
+from _adapter import logged, stop_before_time_limit
 
 with logged(snakemake.log[0]):
     from mtrl.config.settings import TrainConfig
@@ -23,7 +23,6 @@ with logged(snakemake.log[0]):
             provenance=snakemake.params.code,
             restart_stale=True,  # a checkpoint of an older config or code version cannot be resumed
         )
-        drop_rerun_markers(snakemake.input)
     except TrainingInterrupted as exc:
         # stopped by a signal (SLURM's warning before its time limit): the resume checkpoint is
         # written; a non-zero exit makes Snakemake resubmit the job, which resumes from it
