@@ -313,7 +313,7 @@ def test_a_damaged_resume_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
     real = Trainer.at_episode_end
 
     def signalled(self):
-        if self.step == 1000:
+        if self.state.step == 1000:
             os.kill(os.getpid(), signal.SIGUSR1)
         real(self)
 
@@ -442,7 +442,7 @@ def test_train_h5_of_another_config_is_not_returned_as_complete(tmp_path, capsys
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
 def test_an_unreadable_train_h5_is_not_complete(damage, tmp_path, monkeypatch):
     import mtrl.run.train as train_module
-    from mtrl.files.result_files import train_h5_problem
+    from mtrl.files.completeness import train_h5_problem
 
     config = TrainConfig.from_dict(TINY)
     run = tmp_path / "run"
@@ -486,8 +486,8 @@ def test_with_no_readable_resume_checkpoint_the_run_starts_over_and_says_so(dama
     DAMAGE[damage](resume)
     with caplog.at_level(logging.WARNING, logger="mtrl"):
         trainer = Trainer(config, run, quiet=True, provenance="", restart_stale=False)
-    trainer.envs.close()
-    assert trainer.step == 0 and f"{resume}: " in caplog.text and "starting over" in caplog.text
+    trainer.state.envs.close()
+    assert trainer.state.step == 0 and f"{resume}: " in caplog.text and "starting over" in caplog.text
     assert not resume.exists() and ckpt.probe_checkpoints(run) == []
 
 
@@ -709,7 +709,7 @@ RESULT_DAMAGE = {
 @pytest.mark.parametrize("name", ["train.h5", "plasticity.h5"])
 @pytest.mark.parametrize("damage", RESULT_DAMAGE)
 def test_a_result_file_that_is_not_whole_is_stale_and_never_aggregated(name, damage, tmp_path, capsys):
-    from mtrl.files.result_files import train_h5_problem
+    from mtrl.files.completeness import train_h5_problem
 
     study = smoke_study(tmp_path)
     run_id, run_dir = _complete_run(study)
@@ -942,9 +942,9 @@ def test_a_diverged_run_keeps_its_last_good_resume_checkpoint(tmp_path, monkeypa
 
     def poisoned(self):
         real(self)
-        if self.step == 700:
+        if self.state.step == 700:
             with torch.no_grad():
-                next(self.agent.critic.parameters()).view(-1)[0] = float("nan")
+                next(self.state.agent.critic.parameters()).view(-1)[0] = float("nan")
 
     monkeypatch.setattr(Trainer, "_update", poisoned)
     run = tmp_path / "run"
@@ -958,38 +958,38 @@ def test_a_diverged_run_keeps_its_last_good_resume_checkpoint(tmp_path, monkeypa
     assert not (run / "train.h5").exists()
 
 
-def _watched_trainer(q_mean: float, reward_version: str = "v2", metric: str | None = None):
-    """What DivergenceWatch reads of a Trainer: config, agent, the metrics summed since the last row."""
+def _watched(q_mean: float, reward_version: str = "v2", metric: str | None = None):
+    """What DivergenceWatch checks, and the watch: the agent, the open log window (metrics summed since
+    step 1,000, one update) and a watch of run `runs/x`."""
     from types import SimpleNamespace
 
     from mtrl.agents.sac import METRICS
+    from mtrl.run.divergence import DivergenceWatch
+    from mtrl.run.window import MetricWindow
 
-    sums = torch.zeros(len(METRICS))
-    sums[METRICS.index("q_mean")] = q_mean
+    window = MetricWindow(torch.device("cpu"))
+    window.sums[METRICS.index("q_mean")] = q_mean
     if metric is not None:
-        sums[METRICS.index(metric)] = float("nan")
+        window.sums[METRICS.index(metric)] = float("nan")
+    window.count, window.opened_at = 1, 1000
     agent = SimpleNamespace(
         actor=torch.nn.Linear(2, 2), critic=torch.nn.Linear(2, 1), log_alpha=torch.zeros(1)
     )
     config = TrainConfig.from_dict({**TINY, "reward_version": reward_version})
-    return SimpleNamespace(
-        config=config, agent=agent, metric_sum=sums, metric_count=1, step=1500, n=1, segment_step=1000,
-        run_dir=Path("runs/x"), resume_file=Path("runs/x/checkpoints/resume.pt"),
-    )  # fmt: skip
+    return DivergenceWatch(config, Path("runs/x")), agent, window
 
 
 @pytest.mark.parametrize(("reward_version", "limit"), [("v2", 2_000.0), ("v1", 800_000.0)])
 def test_a_mean_q_beyond_what_rewards_allow_is_warned_of_once(reward_version, limit, caplog):
     """Meta-World's per-step reward is at most 10 (v2) or under 4,000 (v1); gamma 0.99."""
-    from mtrl.run.divergence import DivergenceWatch
-
-    watch = DivergenceWatch(_watched_trainer(0.0, reward_version).config)
+    watch, agent, window = _watched(0.99 * limit, reward_version)
     assert watch.q_limit == pytest.approx(limit)
     with caplog.at_level(logging.WARNING, logger="mtrl"):
-        watch.check_state(_watched_trainer(0.99 * limit, reward_version))  # within the bound: silent
+        watch.check_state(agent, window, 1500)  # within the bound: silent
         assert caplog.text == ""
         for q_mean in (6.8e13, 7e13):
-            watch.check_state(_watched_trainer(q_mean, reward_version))
+            _, agent, window = _watched(q_mean, reward_version)
+            watch.check_state(agent, window, 1500)
     assert caplog.text.count("mean Q") == 1 and "mean Q 6.8e+13 at step 1500 exceeds" in caplog.text
     r_max = 10 if reward_version == "v2" else 4000
     assert f"r_max = {r_max} per step for Meta-World's {reward_version} rewards" in caplog.text
@@ -997,11 +997,11 @@ def test_a_mean_q_beyond_what_rewards_allow_is_warned_of_once(reward_version, li
 
 @pytest.mark.parametrize("metric", ["critic_loss", "actor_loss", "alpha_loss", "q_mean", "entropy"])
 def test_a_non_finite_loss_is_named_with_its_step(metric):
-    from mtrl.run.divergence import DivergenceWatch, TrainingDiverged
+    from mtrl.run.divergence import TrainingDiverged
 
-    trainer = _watched_trainer(0.0, metric=metric)
+    watch, agent, window = _watched(0.0, metric=metric)
     with pytest.raises(TrainingDiverged) as info:
-        DivergenceWatch(trainer.config).check_state(trainer)
+        watch.check_state(agent, window, 1500)
     assert str(info.value).startswith(
         f"runs/x: training diverged at step 1,500: {metric} (since step 1,000) not finite; stopped before "
         "writing them (none written yet; try a lower lr than 0.0003)"

@@ -4,10 +4,26 @@ experts or 100,000 torch threads otherwise end in a traceback from deep inside t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from mtrl.config.settings import TrainConfig
+from mtrl.config.errors import ConfigError
+
+
+class Counts(Protocol):
+    """The settings the check reads (a TrainConfig has them; this module need not import it)."""
+
+    torch_threads: int
+    paco_k: int | None
+    moore_experts: int | None
+    sm_layers: int | None
+    sm_modules: int | None
+    actor_width: int
+    critic_width: int
+    arch: str
+
+    @property
+    def num_tasks(self) -> int: ...
+
 
 # More torch threads than any machine has cores: OpenMP fails to start them inside an update.
 MAX_TORCH_THREADS = 1024
@@ -15,10 +31,8 @@ MAX_TORCH_THREADS = 1024
 MAX_COUNTS = {"paco_k": 1024, "moore_experts": 1024, "sm_layers": 64, "sm_modules": 64}
 
 
-def check_counts(config: TrainConfig) -> None:
+def check_counts(config: Counts) -> None:
     """ConfigError naming the first count beyond what can run (values as given, None: a default)."""
-    from mtrl.config.settings import ConfigError
-
     if config.torch_threads > MAX_TORCH_THREADS:
         raise ConfigError(
             f"torch_threads: {config.torch_threads} is more than any machine's cores (at most "
