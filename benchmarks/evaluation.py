@@ -113,7 +113,7 @@ def measure_overlap(args: argparse.Namespace, record) -> None:
     state = {k: v.clone() for k, v in _actor_state(config).items()}
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(config, Path(tmp), quiet=True, provenance="benchmark", restart_stale=True)
-        obs, _ = trainer.envs.reset()
+        obs, _ = trainer.state.envs.reset()
 
         def advance(count: int) -> float:
             nonlocal obs
@@ -121,7 +121,7 @@ def measure_overlap(args: argparse.Namespace, record) -> None:
             for _ in range(count):
                 obs, _, truncated = trainer.collect_and_update(obs)
                 if truncated.all():
-                    obs, _ = trainer.envs.reset()
+                    obs, _ = trainer.state.envs.reset()
             return count * n / (time.perf_counter() - start)
 
         advance(10)  # warm-up and first updates
@@ -130,7 +130,7 @@ def measure_overlap(args: argparse.Namespace, record) -> None:
         trainer.evaluator.submit(0, state)  # blocking, on the training envs: the evaluation alone
         trainer.evaluator.wait()
         seconds_alone = time.perf_counter() - start
-        obs, _ = trainer.envs.reset()  # as the trainer does after an evaluation (an episode's end)
+        obs, _ = trainer.state.envs.reset()  # as the trainer does after an evaluation (an episode's end)
         with signals_blocked():
             background = Evaluator(eval_setup(config, workers=1), background=True)
         background.submit(0, state)
@@ -140,7 +140,7 @@ def measure_overlap(args: argparse.Namespace, record) -> None:
             steps += 5
         seconds_beside = time.perf_counter() - start
         background.close()
-        trainer.envs.close()
+        trainer.state.envs.close()
     rate_beside = steps * n / seconds_beside
     record("overlap", "loop alone", "untrained actor (w400)", alone, "transitions/s", episodes)
     record("overlap", "loop beside a background evaluation", "untrained actor (w400)", rate_beside,

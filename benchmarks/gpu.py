@@ -120,20 +120,20 @@ def loop_rate(config: TrainConfig, device: torch.device, steps: int) -> float:
     """Transitions/s of `Trainer.collect_and_update` (the training step) after warm-up and capture."""
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(config, Path(tmp), quiet=True, provenance="benchmark", restart_stale=True)
-        obs, _ = trainer.envs.reset()
+        obs, _ = trainer.state.envs.reset()
 
         def advance(count: int) -> None:
             nonlocal obs
             for _ in range(count):
                 obs, _, truncated = trainer.collect_and_update(obs)
                 if truncated.all():
-                    obs, _ = trainer.envs.reset()
+                    obs, _ = trainer.state.envs.reset()
 
         advance(config.warmup_steps_per_task + 5)  # random-action warm-up, first updates, capture
         sync(device)
         start = time.perf_counter()
         advance(steps)
-        float(trainer.metric_sum.sum())  # the metrics are on the device: wait for the last update
+        float(trainer.state.window.sums.sum())  # the metrics are on the device: wait for the last update
         return steps * trainer.n / (time.perf_counter() - start)
 
 

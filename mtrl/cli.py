@@ -8,15 +8,21 @@ env or network is built.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from mtrl.config.settings import ConfigError, TrainConfig
+# Light: `mtrl train` records a SIGTERM or SIGHUP from its first moment (mtrl.run.stop_signals);
+# everything slower is imported after that, in the functions that need it.
+from mtrl.run.stop_signals import TrainingInterrupted, early_stops
+
+if TYPE_CHECKING:
+    from mtrl.config.settings import TrainConfig
 
 
 def _flag(name: str) -> str:
@@ -30,6 +36,8 @@ def _metavar(field_type: object) -> str:
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    from mtrl.config.settings import TrainConfig
+
     group = parser.add_argument_group(
         "run settings (override the config file; TYPE|none: a value, or none for the default the help names)"
     )
@@ -51,6 +59,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         for key, value in vars(args).items()
         if key.startswith("cfg_") and value is not None
     }
+    from mtrl.config.settings import TrainConfig
+
     if args.config is None:
         return TrainConfig.from_dict(overrides)
     return TrainConfig.from_yaml(args.config, overrides)
@@ -67,19 +77,27 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _check_out_dir(out: Path) -> None:
+    from mtrl.config.settings import ConfigError
+
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: --out must be a run directory, but it is a file")
+
+
+def _report_stop(message: str) -> None:
+    """The one line of a stop; a terminal that hung up (SIGHUP: writes fail with EIO) changes no exit code."""
+    with contextlib.suppress(OSError):
+        print(f"mtrl: {message}", file=sys.stderr, flush=True)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     _check_out_dir(args.out)
-    from mtrl.run.train import WORKER_ERRORS, TrainingInterrupted, train  # heavy imports: the config is good
+    from mtrl.run.train import WORKER_ERRORS, train  # heavy imports: the config is good
 
     try:
         path = train(config, args.out, quiet=args.quiet)
     except TrainingInterrupted as exc:  # SIGTERM/SIGUSR1 -> 75 (retry), SIGINT -> 130
-        print(f"mtrl: {exc}", file=sys.stderr, flush=True)
+        _report_stop(str(exc))
         return exc.exit_code
     except WORKER_ERRORS as exc:  # an env worker or the evaluation died or raised: every process reaped
         print(f"mtrl: error: {exc}", file=sys.stderr, flush=True)
@@ -89,6 +107,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_params(args: argparse.Namespace) -> int:
+    from mtrl.config.settings import ConfigError
+
     for depth in args.depths:
         if not 1 <= depth <= MAX_PARAMS_DEPTH:
             raise ConfigError(f"--depths: each depth must be in 1..{MAX_PARAMS_DEPTH}, got {depth}")
@@ -99,6 +119,8 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    from mtrl.config.settings import ConfigError
+
     run_dir, out = Path(args.run_dir), Path(args.out) if args.out else None
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: not a run directory" + (" (it is a file)" if run_dir.exists() else ""))
@@ -149,12 +171,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand of a command line (its first word that is no option)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _command(argv) != "train":
+        return _main(argv)
+    with early_stops(at_once=True):
+        try:
+            return _main(argv)
+        except TrainingInterrupted as exc:  # SIGTERM or SIGHUP before training: nothing to save
+            _report_stop(str(exc))
+            return exc.exit_code
+
+
+def _main(argv: Sequence[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="[%(name)s] %(message)s"
     )
+    from mtrl.config.settings import ConfigError
     from mtrl.files.checkpoints import CheckpointError
     from mtrl.files.integrity import DamagedResult
     from mtrl.run.divergence import TrainingDiverged
@@ -167,6 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # damaged checkpoints or results, a full or read-only disk, NaN
     except (CheckpointError, DamagedResult, TrainingDiverged) as exc:
         print(f"mtrl: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # any other file the system refuses (EIO, a stale NFS handle), named
+        if exc.filename is None:
+            raise
+        print(f"mtrl: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("mtrl: interrupted (a resumable checkpoint is kept if one was written)", file=sys.stderr)

@@ -313,7 +313,7 @@ def test_a_damaged_resume_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
     real = Trainer.at_episode_end
 
     def signalled(self):
-        if self.step == 1000:
+        if self.state.step == 1000:
             os.kill(os.getpid(), signal.SIGUSR1)
         real(self)
 
@@ -442,7 +442,7 @@ def test_train_h5_of_another_config_is_not_returned_as_complete(tmp_path, capsys
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
 def test_an_unreadable_train_h5_is_not_complete(damage, tmp_path, monkeypatch):
     import mtrl.run.train as train_module
-    from mtrl.files.result_files import train_h5_problem
+    from mtrl.files.completeness import train_h5_problem
 
     config = TrainConfig.from_dict(TINY)
     run = tmp_path / "run"
@@ -486,8 +486,8 @@ def test_with_no_readable_resume_checkpoint_the_run_starts_over_and_says_so(dama
     DAMAGE[damage](resume)
     with caplog.at_level(logging.WARNING, logger="mtrl"):
         trainer = Trainer(config, run, quiet=True, provenance="", restart_stale=False)
-    trainer.envs.close()
-    assert trainer.step == 0 and f"{resume}: " in caplog.text and "starting over" in caplog.text
+    trainer.state.envs.close()
+    assert trainer.state.step == 0 and f"{resume}: " in caplog.text and "starting over" in caplog.text
     assert not resume.exists() and ckpt.probe_checkpoints(run) == []
 
 
@@ -709,7 +709,7 @@ RESULT_DAMAGE = {
 @pytest.mark.parametrize("name", ["train.h5", "plasticity.h5"])
 @pytest.mark.parametrize("damage", RESULT_DAMAGE)
 def test_a_result_file_that_is_not_whole_is_stale_and_never_aggregated(name, damage, tmp_path, capsys):
-    from mtrl.files.result_files import train_h5_problem
+    from mtrl.files.completeness import train_h5_problem
 
     study = smoke_study(tmp_path)
     run_id, run_dir = _complete_run(study)
@@ -862,8 +862,13 @@ def test_a_refused_checkpoint_write_is_one_line_and_keeps_the_last_good_one(
         ckpt.save_atomic({"step": 3, "x": torch.zeros(2**20)}, path, keep_previous=True)
     monkeypatch.undo()
     message = str(info.value)
-    assert message.startswith(f"{path}: {said}") and "\n" not in message, message
-    assert message.endswith("the previous file is intact")
+    if stage == "drop the one before last":  # the file that refused is named (issue 26)
+        previous = ckpt.previous_path(path)
+        what = ckpt.WRITE_PROBLEMS[number]
+        assert message == f"{previous}: cannot delete it to make room for the next resume checkpoint ({what})"
+    else:
+        assert message.startswith(f"{path}: {said}") and "\n" not in message, message
+        assert message.endswith("the previous file is intact")
     assert ckpt.load(path)["step"] == 2  # the last good checkpoint, where it is looked for
     assert not (path.parent / ".resume.pt.tmp").exists()
 
@@ -923,7 +928,7 @@ def test_a_diverging_run_stops_at_the_first_nan_in_one_line(tmp_path, capsys):
     assert main([*tiny_args(run, lr=1e10), "--quiet"]) == 1
     line = one_error_line(capsys)
     assert line.startswith(f"mtrl: error: {run}: training diverged at step 500: ") and "not finite" in line
-    assert "actor parameters" in line and "try a lower lr than 1e+10" in line
+    assert "actor parameters" in line and "settings outside their usual range: lr=1e+10 (usual" in line
     assert not (run / "train.h5").exists()
 
 
@@ -937,9 +942,9 @@ def test_a_diverged_run_keeps_its_last_good_resume_checkpoint(tmp_path, monkeypa
 
     def poisoned(self):
         real(self)
-        if self.step == 700:
+        if self.state.step == 700:
             with torch.no_grad():
-                next(self.agent.critic.parameters()).view(-1)[0] = float("nan")
+                next(self.state.agent.critic.parameters()).view(-1)[0] = float("nan")
 
     monkeypatch.setattr(Trainer, "_update", poisoned)
     run = tmp_path / "run"
@@ -953,38 +958,38 @@ def test_a_diverged_run_keeps_its_last_good_resume_checkpoint(tmp_path, monkeypa
     assert not (run / "train.h5").exists()
 
 
-def _watched_trainer(q_mean: float, reward_version: str = "v2", metric: str | None = None):
-    """What DivergenceWatch reads of a Trainer: config, agent, the metrics summed since the last row."""
+def _watched(q_mean: float, reward_version: str = "v2", metric: str | None = None):
+    """What DivergenceWatch checks, and the watch: the agent, the open log window (metrics summed since
+    step 1,000, one update) and a watch of run `runs/x`."""
     from types import SimpleNamespace
 
     from mtrl.agents.sac import METRICS
+    from mtrl.run.divergence import DivergenceWatch
+    from mtrl.run.window import MetricWindow
 
-    sums = torch.zeros(len(METRICS))
-    sums[METRICS.index("q_mean")] = q_mean
+    window = MetricWindow(torch.device("cpu"))
+    window.sums[METRICS.index("q_mean")] = q_mean
     if metric is not None:
-        sums[METRICS.index(metric)] = float("nan")
+        window.sums[METRICS.index(metric)] = float("nan")
+    window.count, window.opened_at = 1, 1000
     agent = SimpleNamespace(
         actor=torch.nn.Linear(2, 2), critic=torch.nn.Linear(2, 1), log_alpha=torch.zeros(1)
     )
     config = TrainConfig.from_dict({**TINY, "reward_version": reward_version})
-    return SimpleNamespace(
-        config=config, agent=agent, metric_sum=sums, metric_count=1, step=1500, n=1, segment_step=1000,
-        run_dir=Path("runs/x"), resume_file=Path("runs/x/checkpoints/resume.pt"),
-    )  # fmt: skip
+    return DivergenceWatch(config, Path("runs/x")), agent, window
 
 
 @pytest.mark.parametrize(("reward_version", "limit"), [("v2", 2_000.0), ("v1", 800_000.0)])
 def test_a_mean_q_beyond_what_rewards_allow_is_warned_of_once(reward_version, limit, caplog):
     """Meta-World's per-step reward is at most 10 (v2) or under 4,000 (v1); gamma 0.99."""
-    from mtrl.run.divergence import DivergenceWatch
-
-    watch = DivergenceWatch(_watched_trainer(0.0, reward_version).config)
+    watch, agent, window = _watched(0.99 * limit, reward_version)
     assert watch.q_limit == pytest.approx(limit)
     with caplog.at_level(logging.WARNING, logger="mtrl"):
-        watch.check_state(_watched_trainer(0.99 * limit, reward_version))  # within the bound: silent
+        watch.check_state(agent, window, 1500)  # within the bound: silent
         assert caplog.text == ""
         for q_mean in (6.8e13, 7e13):
-            watch.check_state(_watched_trainer(q_mean, reward_version))
+            _, agent, window = _watched(q_mean, reward_version)
+            watch.check_state(agent, window, 1500)
     assert caplog.text.count("mean Q") == 1 and "mean Q 6.8e+13 at step 1500 exceeds" in caplog.text
     r_max = 10 if reward_version == "v2" else 4000
     assert f"r_max = {r_max} per step for Meta-World's {reward_version} rewards" in caplog.text
@@ -992,11 +997,11 @@ def test_a_mean_q_beyond_what_rewards_allow_is_warned_of_once(reward_version, li
 
 @pytest.mark.parametrize("metric", ["critic_loss", "actor_loss", "alpha_loss", "q_mean", "entropy"])
 def test_a_non_finite_loss_is_named_with_its_step(metric):
-    from mtrl.run.divergence import DivergenceWatch, TrainingDiverged
+    from mtrl.run.divergence import TrainingDiverged
 
-    trainer = _watched_trainer(0.0, metric=metric)
+    watch, agent, window = _watched(0.0, metric=metric)
     with pytest.raises(TrainingDiverged) as info:
-        DivergenceWatch(trainer.config).check_state(trainer)
+        watch.check_state(agent, window, 1500)
     assert str(info.value).startswith(
         f"runs/x: training diverged at step 1,500: {metric} (since step 1,000) not finite; stopped before "
         "writing them (none written yet; try a lower lr than 0.0003)"
@@ -1129,3 +1134,570 @@ def test_a_dying_env_worker_or_evaluation_is_one_line_and_leaves_no_process(
         time.sleep(0.1)
     assert not [pid for pid in family if Path(f"/proc/{pid}").exists()]
     assert not (run / "train.h5").exists()
+
+
+# ============================================================================================
+# Issue 26, the trainer half: unreadable is not damaged, sizes that cannot fit, deletes and renames,
+# the task cache, signals at every phase of a run, misleading messages. (Keep these together.)
+# ============================================================================================
+EIO = "input/output error (a failing disk or a network file system)"
+IMMUTABLE = "operation not permitted (an immutable or append-only file?)"
+
+
+@contextlib.contextmanager
+def immutable(*paths: Path):
+    """`chattr +i` on `paths` (root cannot delete, rename or write into them), undone afterwards;
+    the test is skipped where the file system has no such attribute."""
+    done = []
+    try:
+        for path in paths:
+            if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+                pytest.skip("chattr +i is not supported here")
+            done.append(path)
+        yield
+    finally:
+        for path in done:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def _refusing_reads(monkeypatch, path: Path, error: int = errno.EIO) -> None:
+    """Reading `path` fails as on a failing disk or network file system (root reads any mode)."""
+    real = Path.read_bytes
+
+    def read_bytes(self):
+        if self == path:
+            raise OSError(error, os.strerror(error), str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+
+
+def _checkpointed_run(tmp_path: Path) -> tuple[Path, dict[Path, bytes]]:
+    """A run directory with a resume checkpoint of TINY and a probe checkpoint; their bytes."""
+    run = tmp_path / "run"
+    config = TrainConfig.from_dict(TINY)
+    ckpt.save_atomic({"config": config.to_dict(), "step": 500}, ckpt.resume_path(run))
+    ckpt.save_atomic({"step": 0}, ckpt.probe_path(run, 0))
+    files = [ckpt.resume_path(run), ckpt.probe_path(run, 0)]
+    return run, {path: path.read_bytes() for path in files}
+
+
+# ---------------------------------------------------------------- case 5: unreadable, not damaged
+def test_an_unreadable_resume_checkpoint_stops_in_one_line_and_deletes_nothing(tmp_path, capsys, monkeypatch):
+    run, before = _checkpointed_run(tmp_path)
+    resume = ckpt.resume_path(run)
+    _refusing_reads(monkeypatch, resume)
+    assert main([*tiny_args(run), "--quiet"]) == 1
+    assert one_error_line(capsys) == (
+        f"mtrl: error: {resume}: cannot read ({EIO}); nothing was deleted: fix it and run again"
+    )
+    monkeypatch.undo()
+    assert {path: path.read_bytes() for path in before} == before  # no clear_run, no fallback
+
+
+@pytest.mark.parametrize("which", ["resume.pt", "resume.prev.pt"])
+def test_a_directory_in_place_of_a_resume_checkpoint_is_kept_and_named(which, tmp_path):
+    from mtrl.run.resume import load_resume
+
+    resume = ckpt.resume_path(tmp_path)
+    ckpt.save_atomic({"step": 1}, resume, keep_previous=True)
+    ckpt.save_atomic({"step": 2}, resume, keep_previous=True)
+    _bit_flip(resume)  # resume.pt damaged: the fallback would read resume.prev.pt
+    target = resume.with_name(which)
+    target.unlink()
+    target.mkdir()
+    with pytest.raises(ckpt.UnreadableFile) as info:
+        load_resume(resume, torch.device("cpu"))
+    assert (
+        str(info.value)
+        == f"{target}: cannot read (a directory is in its place); nothing was deleted: fix it and run again"
+    )
+    assert target.is_dir() and len(list(resume.parent.iterdir())) == 2
+
+
+# ---------------------------------------------------------------- case 6: sizes that cannot fit
+SIZES_THAT_CANNOT_FIT = [
+    ({"buffer_per_task": "1e15"}, "buffer_per_task=1e15 needs ~3.4e17 bytes of replay buffer"),
+    ({"batch_per_task": "1e9"}, "batch_per_task=1e9 needs ~1.2e13 bytes of activations for one batch"),
+    (
+        {"actor_width": "1e6"},
+        "actor_width=1e6, critic_width=32, depth=3 needs ~3.2e13 bytes of networks (parameters, Adam "
+        "moments, target critics)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "said"), SIZES_THAT_CANNOT_FIT)
+def test_sizes_that_cannot_fit_are_refused_before_anything_is_built(
+    overrides, said, tmp_path, capsys, nothing_built, monkeypatch
+):
+    import mtrl.run.memory as memory
+
+    monkeypatch.setattr(memory, "host_memory", lambda: (24 * 2**30, "this job (SLURM_MEM_PER_NODE)"))
+    assert main(tiny_args(tmp_path / "run", **overrides)) == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"mtrl: error: {said}") and line.endswith(
+        "; this job (SLURM_MEM_PER_NODE) has 24 GiB"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        ({"torch_threads": 100000}, "torch_threads: 100000 is more than any machine's cores (at most 1024;"),
+        ({"arch": "moore", "moore_experts": "1e6"}, "moore_experts: 1000000 is beyond what can be built"),
+        (
+            {"arch": "moore", "moore_experts": 40},
+            "moore_experts: 40 experts cannot be orthonormalised in width 32",
+        ),
+        ({"arch": "paco", "paco_k": 5000}, "paco_k: 5000 is beyond what can be built (at most 1024)"),
+        ({"arch": "sm", "sm_modules": 1000}, "sm_modules: 1000 is beyond what can be built (at most 64)"),
+    ],
+)
+def test_absurd_thread_and_expert_counts_are_one_line(overrides, said, tmp_path, capsys, nothing_built):
+    assert main(tiny_args(tmp_path / "run", **overrides)) == 2
+    assert one_error_line(capsys).startswith(f"mtrl: error: {said}")
+
+
+def test_the_estimate_counts_what_a_run_allocates():
+    """Bytes per transition are the replay buffer's own; the formula's sizes are the built networks'
+    (exact for MTMHSAC, within 10 % for PaCo and MOORE, never under for SM)."""
+    from mtrl.agents.buffers import MultiTaskReplayBuffer
+    from mtrl.agents.footprint import approximate_sizes, footprint, network_bytes, transition_bytes
+    from mtrl.envs.benchmarks import ACTION_DIM, OBS_DIM
+    from mtrl.nets.matching import count_actor_critic
+    from mtrl.run.memory import measured_sizes
+
+    buffer = MultiTaskReplayBuffer(3, 7, OBS_DIM, ACTION_DIM, "cpu")
+    assert transition_bytes() * 3 * 7 == buffer.storage.nbytes == 336 * 21
+    config = TrainConfig(task_set="mt10", buffer_per_task=2000).resolved()
+    assert footprint(config, measured_sizes(config)).buffer == 10 * 2000 * 336
+    for arch in ("mtmhsac", "paco", "moore", "sm"):
+        built = measured_sizes(TrainConfig(arch=arch).resolved())
+        assert (built.actor_params, built.critic_params) == count_actor_critic(
+            TrainConfig(arch=arch).resolved()
+        )
+        formula = approximate_sizes(TrainConfig(arch=arch))
+        ratio = formula.actor_params / built.actor_params
+        assert ratio == 1.0 if arch == "mtmhsac" else 1.0 <= ratio < (1.5 if arch == "sm" else 1.1)
+    assert network_bytes(built) == 4 * (4 * built.actor_params + 10 * built.critic_params)
+
+
+def test_host_memory_is_the_least_of_machine_cgroup_and_slurm():
+    from mtrl.run.memory import host_memory
+
+    files = {
+        "/proc/meminfo": "MemTotal: 100000000 kB\nMemAvailable: 50000000 kB\n",
+        "/sys/fs/cgroup/memory.max": "34359738368\n",
+        "/sys/fs/cgroup/memory.current": "8589934592\n",
+    }
+    assert host_memory(files.get, {}) == (24 * 2**30, "this job's cgroup")
+    assert host_memory(files.get, {"SLURM_MEM_PER_NODE": "16384"}) == (
+        16 * 2**30,
+        "this job (SLURM_MEM_PER_NODE)",
+    )
+    assert host_memory({**files, "/sys/fs/cgroup/memory.max": "max\n"}.get, {}) == (
+        50000000 * 1024,
+        "this machine (MemAvailable)",
+    )
+
+
+def test_the_workflow_refuses_to_plan_a_run_that_cannot_fit(tmp_path):
+    from mtrl.study.fits import check_runs_fit
+    from mtrl.study.grid import build_grid
+
+    def huge(study):
+        study["run_defaults"]["buffer_per_task"] = "1e15"
+
+    path = smoke_study(tmp_path, huge)
+    import yaml
+
+    study = yaml.safe_load(path.read_text())
+    with pytest.raises(ConfigError) as info:
+        check_runs_fit(build_grid(study).runs, {**_smoke_resources(), "runtime_device": "cpu"})
+    assert str(info.value) == (
+        "run mt10/mtmhsac/a64-c64-d3/s0: buffer_per_task=1e15 needs ~3.4e18 bytes of replay buffer; its job "
+        "(train_resources.mem_mb.mt10 at this width) has 1,007 MiB; the workflow plans no such run"
+    )
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "snakemake"), "-n", "--cores", "1", "--configfile", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr  # Snakemake prints a WorkflowError to stdout
+    lines = [line for line in output.splitlines() if "mtrl:" in line]
+    assert result.returncode != 0 and len(lines) == 1 and "Traceback" not in output, output
+    assert lines[0] == f"mtrl: error: {info.value}"
+    assert not (tmp_path / "results" / "runs").exists()
+
+
+def _smoke_resources() -> dict:
+    import yaml
+
+    smoke = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    main_config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    return {**main_config["train_resources"], **smoke.get("train_resources", {})}
+
+
+# ---------------------------------------------------------------- case 7: deletes and renames
+def _damaged_result(tmp_path: Path) -> Path:
+    path = _write_result(tmp_path / "run", TrainConfig.from_dict(TINY))
+    _truncated(path)
+    return path
+
+
+def test_an_immutable_damaged_train_h5_is_one_line_and_kept(tmp_path, capsys, nothing_built):
+    path = _damaged_result(tmp_path)
+    before = path.read_bytes()
+    with immutable(path):
+        assert main(tiny_args(path.parent)) == 1
+    assert (
+        one_error_line(capsys)
+        == f"mtrl: error: {path}: cannot delete it to train the run again ({IMMUTABLE})"
+    )
+    assert path.read_bytes() == before
+
+
+def test_a_directory_in_place_of_train_h5_is_one_line_and_kept(tmp_path, capsys, nothing_built):
+    path = tmp_path / "run" / "train.h5"
+    (path / "inside").mkdir(parents=True)
+    assert main(tiny_args(path.parent)) == 1
+    assert one_error_line(capsys) == (
+        f"mtrl: error: {path}: cannot read (a directory is in its place); nothing was deleted: "
+        "fix it and run again"
+    )
+    assert (path / "inside").is_dir()
+
+
+def test_an_unreadable_train_h5_is_kept(tmp_path, capsys, monkeypatch, nothing_built):
+    """EIO on a good result file: no retraining over it (it is not damaged, the disk is)."""
+    path = _write_result(tmp_path / "run", TrainConfig.from_dict(TINY))
+    before = path.read_bytes()
+    real_open = open
+
+    def failing_open(file, *args, **kwargs):
+        if Path(str(file)) == path:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", failing_open)
+    assert main(tiny_args(path.parent)) == 1
+    monkeypatch.undo()
+    assert (
+        one_error_line(capsys)
+        == f"mtrl: error: {path}: cannot read ({EIO}); nothing was deleted: fix it and run again"
+    )
+    assert path.read_bytes() == before
+
+
+def test_an_immutable_previous_checkpoint_is_named_and_both_are_kept(tmp_path):
+    """resume.pt damaged, resume.prev.pt immutable: the fallback cannot rename it; one line, every
+    file as it was. A save cannot make room either: it names resume.prev.pt, not resume.pt."""
+    from mtrl.run.resume import load_resume
+
+    resume = ckpt.resume_path(tmp_path)
+    ckpt.save_atomic({"step": 1}, resume, keep_previous=True)
+    ckpt.save_atomic({"step": 2}, resume, keep_previous=True)
+    previous = ckpt.previous_path(resume)
+    with immutable(previous):
+        with pytest.raises(ckpt.CheckpointError) as info:
+            ckpt.save_atomic({"step": 3}, resume, keep_previous=True)
+        assert str(info.value) == (
+            f"{previous}: cannot delete it to make room for the next resume checkpoint ({IMMUTABLE})"
+        )
+        _bit_flip(resume)
+        damaged = resume.read_bytes()
+        with pytest.raises(ckpt.CheckpointError) as info:
+            load_resume(resume, torch.device("cpu"))
+        assert (
+            str(info.value)
+            == f"{previous}: cannot rename it to resume.pt in place of the damaged one ({IMMUTABLE})"
+        )
+    assert resume.read_bytes() == damaged and ckpt.load(previous)["step"] == 1
+    assert sorted(p.name for p in resume.parent.iterdir()) == ["resume.prev.pt", "resume.pt"]
+
+
+def test_an_immutable_probe_checkpoint_stops_a_fresh_start_in_one_line(tmp_path):
+    run = tmp_path / "run"
+    probe = ckpt.probe_path(run, 500)
+    ckpt.save_atomic({"step": 500}, probe)
+    with immutable(probe), pytest.raises(ckpt.CheckpointError) as info:
+        ckpt.clear_run(run)
+    assert str(info.value) == f"{probe}: cannot delete it to start the run afresh ({IMMUTABLE})"
+    assert ckpt.load(probe)["step"] == 500
+
+
+def test_resume_checkpoints_that_cannot_be_deleted_at_the_end_are_a_warning(tmp_path, caplog):
+    """When a run finishes its train.h5 is written: a resume.pt it cannot delete then is a warning
+    in one line, not an error (a failed job would have its train.h5 deleted). End to end: the last
+    run of the SIGHUP test below."""
+    resume = ckpt.resume_path(tmp_path)
+    ckpt.save_atomic({"step": 1}, resume, keep_previous=True)
+    ckpt.save_atomic({"step": 2}, resume, keep_previous=True)
+    with immutable(resume), caplog.at_level(logging.WARNING, logger="mtrl"):
+        ckpt.remove_finished(resume)
+    assert caplog.messages == [
+        f"{resume}: cannot delete it now that the run is complete ({IMMUTABLE}); train.h5 is written and "
+        "complete: delete it by hand"
+    ]
+    assert resume.exists() and not ckpt.previous_path(resume).exists()
+
+
+# ---------------------------------------------------------------- case 8: the task cache
+@pytest.mark.parametrize("how", ["a file", "immutable"])
+def test_a_task_cache_that_cannot_take_files_is_one_line(how, tmp_path, capsys, monkeypatch):
+    from mtrl.envs.vector import task_cache_dir
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MTRL_CACHE_DIR", str(cache))
+    if how == "a file":
+        cache.write_text("not a folder")
+        with contextlib.nullcontext():
+            assert main(tiny_args(tmp_path / "run")) == 2
+        problem = "a file is in the way"
+    else:
+        task_cache_dir().mkdir(parents=True)
+        with immutable(task_cache_dir()):
+            assert main(tiny_args(tmp_path / "run")) == 2
+        problem = "Operation not permitted"
+    assert one_error_line(capsys) == (
+        f"mtrl: error: MTRL_CACHE_DIR={cache}: cannot write the task cache folder {task_cache_dir()} "
+        f"({problem}); point MTRL_CACHE_DIR at a writable folder"
+    )
+
+
+# ---------------------------------------------------------------- case 10: signals at every phase
+def _sig_caught(pid: int, signum: int) -> bool:
+    """Whether process `pid` has a handler for `signum` (its SigCgt mask)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_a_stop_in_the_first_moments_of_mtrl_train_is_one_line(name, tmp_path):
+    """Sent 0.3 s after start (and once the CLI's first handler is in: on a loaded machine the
+    interpreter alone may take longer), during the imports: one line, exit 75, nothing written."""
+    signum = getattr(signal, name)
+    mtrl = Path(sys.executable).parent / "mtrl"
+    run = tmp_path / "run"
+    start = time.monotonic()
+    proc = subprocess.Popen([str(mtrl), *tiny_args(run)], stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    while not _sig_caught(proc.pid, signum) and time.monotonic() - start < 10:
+        time.sleep(0.01)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert (
+        err.strip()
+        == f"mtrl: {name} received: stopped before training started, nothing to save; run again to start"
+    )
+    assert proc.returncode == 75
+    assert not (run / "train.h5").exists() and not ckpt.resume_path(run).exists()
+
+
+def test_sighup_mid_run_and_sigterm_during_the_resume_load_lose_nothing(tmp_path, monkeypatch, caplog):
+    """SIGHUP (a closed terminal) at step 500 writes the resume checkpoint and stops (exit code 75);
+    a SIGTERM while that checkpoint is loaded stops before training, the checkpoint untouched; the
+    third run continues from step 500 to the end, through a SIGTERM while it writes train.h5, and
+    keeps its train.h5 though resume.pt is immutable by then."""
+    from mtrl.files.result_files import train_h5_problem
+    from mtrl.run import resume
+    from mtrl.run.stop_signals import early_stops
+    from mtrl.run.train import Trainer, TrainingInterrupted, train
+
+    small = {"actor_width": 16, "critic_width": 16, "batch_per_task": 16, "buffer_per_task": 1000}
+    config = TrainConfig.from_dict({**TINY, **small, "total_steps": 1000, "probe_checkpoints": 1})
+    run = tmp_path / "run"
+    real_end = Trainer.at_episode_end
+
+    def hang_up(self):
+        real_end(self)
+        if self.step == 500:
+            os.kill(os.getpid(), signal.SIGHUP)
+
+    monkeypatch.setattr(Trainer, "at_episode_end", hang_up)
+    with early_stops(), pytest.raises(TrainingInterrupted) as info:
+        train(config, run, quiet=True)
+    assert (info.value.signal_name, info.value.exit_code, info.value.step) == ("SIGHUP", 75, 500)
+    monkeypatch.undo()
+    saved = ckpt.resume_path(run).read_bytes()
+    assert ckpt.load(ckpt.resume_path(run))["step"] == 500
+
+    real_load = ckpt.load
+
+    def load_then_term(path, device="cpu"):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_load(path, device)
+
+    monkeypatch.setattr(resume.ckpt, "load", load_then_term)
+    with early_stops(), pytest.raises(TrainingInterrupted) as info:
+        train(config, run, quiet=True)
+    assert str(info.value) == (
+        "SIGTERM received: stopped before training resumed at step 500, its resume checkpoint kept; "
+        "run again to continue"
+    )
+    monkeypatch.undo()
+    assert ckpt.resume_path(run).read_bytes() == saved
+    real_finish = Trainer.finish
+
+    def finish(self):  # resume.pt cannot be deleted when the run is done: train.h5 is kept, whole
+        os.kill(os.getpid(), signal.SIGTERM)  # and a SIGTERM during the final write lets it finish
+        with immutable(self.resume_file):
+            return real_finish(self)
+
+    monkeypatch.setattr(Trainer, "finish", finish)
+    with early_stops(), caplog.at_level(logging.WARNING, logger="mtrl"):
+        result = train(config, run, quiet=True)
+    assert train_h5_problem(result, config.to_dict()) is None
+    assert f"{ckpt.resume_path(run)}: cannot delete it now that the run is complete" in caplog.text
+
+
+# ---------------------------------------------------------------- misleading messages
+def test_eval_device_cuda_without_a_gpu_names_eval_device_before_envs_start(
+    tmp_path, capsys, nothing_built, monkeypatch
+):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(tiny_args(tmp_path / "run", eval_device="cuda")) == 2
+    assert one_error_line(capsys).startswith(
+        "mtrl: error: eval_device: cuda requested but torch sees no GPU on this machine"
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "hint"),
+    [
+        ({"adam_eps": 1e-300}, "settings outside their usual range: adam_eps=1e-300 (usual 1e-10..0.01)"),
+        (
+            {"initial_alpha": 1e30},
+            "settings outside their usual range: initial_alpha=1e+30 (usual 0.001..10)",
+        ),
+        (
+            {"lr": 1.0, "tau": 1.0},
+            "settings outside their usual range: lr=1 (usual 1e-05..0.003), tau=1 (usual 0.0001..0.1)",
+        ),
+        ({}, "try a lower lr than 0.0003"),
+    ],
+)
+def test_the_divergence_hint_names_the_settings_out_of_range(settings, hint):
+    from mtrl.config.usual import divergence_hint
+
+    assert divergence_hint(TrainConfig.from_dict({**TINY, **settings})) == hint
+
+
+def test_a_recorded_divergence_fails_the_same_run_at_once_and_only_that_run(tmp_path):
+    from mtrl.run.diverged_record import earlier_divergence, record_divergence
+
+    identity = {"lr": 10.0, "seed": 0}
+    assert earlier_divergence(tmp_path, identity, "code1") is None
+    record_divergence(tmp_path, identity, "code1", "runs/x: training diverged at step 500: ...")
+    assert (
+        earlier_divergence(tmp_path, dict(identity), "code1") == "runs/x: training diverged at step 500: ..."
+    )
+    assert earlier_divergence(tmp_path, {**identity, "lr": 1e-4}, "code1") is None  # other settings: train
+    assert earlier_divergence(tmp_path, identity, "code2") is None  # other code: train
+
+
+def _run_train_script(tmp_path: Path, monkeypatch, train) -> tuple[int, str]:
+    """The workflow's train rule script as Snakemake runs it (one attempt), `train` standing in for
+    the trainer: (exit code, the job's log)."""
+    import runpy
+    import types
+
+    import mtrl.run.train as train_module
+
+    monkeypatch.setattr(train_module, "train", train)
+    scripts = ROOT / "workflow" / "scripts"
+    monkeypatch.syspath_prepend(str(scripts))
+    log = tmp_path / "train.log"
+    log.unlink(missing_ok=True)
+    job = types.SimpleNamespace(
+        log=[str(log)],
+        params=types.SimpleNamespace(run=TINY, code="abc"),
+        config={},
+        input=[],
+        output=[str(tmp_path / "run" / "train.h5")],
+        resources=types.SimpleNamespace(runtime=None),
+    )
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with pytest.raises(SystemExit) as info:
+            runpy.run_path(str(scripts / "train.py"), init_globals={"snakemake": job})
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return info.value.code, log.read_text()
+
+
+def test_a_diverged_run_is_not_trained_again_by_the_next_attempt(tmp_path, monkeypatch):
+    """Snakemake retries a failed job whatever failed it; a divergence is deterministic, so the
+    train job records it and the retry fails at once with the same line, never training."""
+    from mtrl.run.divergence import TrainingDiverged
+
+    said = f"{tmp_path / 'run'}: training diverged at step 500: actor parameters not finite"
+
+    def diverging(*_a, **_k):
+        (tmp_path / "run").mkdir(exist_ok=True)
+        raise TrainingDiverged(said)
+
+    def never(*_a, **_k):
+        raise AssertionError("a diverged run was trained again")
+
+    code, log = _run_train_script(tmp_path, monkeypatch, diverging)
+    assert code == 1 and f"mtrl: error: {said}\n" in log and "Traceback" not in log
+    monkeypatch.undo()
+    code, log = _run_train_script(tmp_path, monkeypatch, never)
+    record = tmp_path / "run" / "diverged.json"
+    assert code == 1 and "Traceback" not in log
+    assert f"mtrl: error: {said}; not retried (delete {record} to train it again)\n" in log
+
+
+def test_a_damaged_task_cache_entry_is_sampled_again(tmp_path, monkeypatch, caplog):
+    import pickle
+
+    from mtrl.envs.vector import goal_variations, task_cache_dir
+
+    monkeypatch.setenv("MTRL_CACHE_DIR", str(tmp_path))
+    fresh = pickle.dumps(goal_variations("reach-v3", 7))
+    entry = task_cache_dir() / "reach-v3-seed7.pkl"
+    entry.write_bytes(fresh[: len(fresh) // 2])
+    with caplog.at_level(logging.WARNING, logger="mtrl"):
+        assert pickle.dumps(goal_variations("reach-v3", 7)) == fresh
+    assert caplog.messages == [f"{entry}: unreadable task cache entry (UnpicklingError): sampling it again"]
+    assert entry.read_bytes() == fresh
+
+
+def test_on_cuda_a_run_must_fit_the_gpus_free_memory(monkeypatch):
+    """The CUDA branch without a GPU: torch's answers stand in (free memory 1 GiB)."""
+    from mtrl.run.memory import check_fits
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (2**30, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H100 80GB HBM3")
+    config = TrainConfig.from_dict({**TINY, "buffer_per_task": 10_000_000})
+    with pytest.raises(ConfigError) as info:
+        check_fits(config, torch.device("cuda"))
+    assert str(info.value) == (
+        "buffer_per_task=1e7 needs ~3.4e9 bytes of replay buffer; the GPU (NVIDIA H100 80GB HBM3, "
+        "free) has 1 GiB"
+    )
+    check_fits(TrainConfig.from_dict(TINY), torch.device("cuda"))  # a tiny run fits
+
+
+def test_the_resource_tracker_survives_a_hang_up_of_the_process_group():
+    """multiprocessing's resource tracker ignores SIGINT and SIGTERM only: a SIGHUP to the process
+    group killed it, and it printed tracebacks and leak warnings after the trainer's line."""
+    script = (
+        "from pathlib import Path\n"
+        "from multiprocessing import resource_tracker\n"
+        "from mtrl.envs.shm import start_resource_tracker\n"
+        "start_resource_tracker()\n"
+        "status = Path(f'/proc/{resource_tracker._resource_tracker._pid}/status').read_text()\n"
+        "print(next(line for line in status.splitlines() if line.startswith('SigBlk:')).split()[1])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert int(out, 16) >> (signal.SIGHUP - 1) & 1

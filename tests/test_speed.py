@@ -201,17 +201,18 @@ def test_overlap_updates_on_the_buffer_one_step_old(tmp_path, tiny_config, monke
     config = dataclasses.replace(tiny_config, warmup_steps_per_task=3, overlap=overlap).resolved()
     trainer = Trainer(config, tmp_path / "run", quiet=True, provenance="", restart_stale=False)
     seen: list[int] = []
-    update = trainer.agent.update_from_buffer
+    agent = trainer.state.agent
+    update = agent.update_from_buffer
     monkeypatch.setattr(
-        trainer.agent, "update_from_buffer", lambda buf, *a: (seen.append(len(buf)), update(buf, *a))[1]
+        agent, "update_from_buffer", lambda buf, *a: (seen.append(len(buf)), update(buf, *a))[1]
     )
-    obs, _ = trainer.envs.reset()
+    obs, _ = trainer.state.envs.reset()
     for _ in range(6):
         obs, _, _ = trainer.collect_and_update(obs)
-    trainer.envs.close()
+    trainer.state.envs.close()
     # updates start at step 3 either way; with overlap each one misses the step's own transition
     assert seen == ([2, 3, 4, 5] if overlap else [3, 4, 5, 6])
-    assert trainer.metric_count == 4 and len(trainer.buffer) == 6
+    assert trainer.state.window.count == 4 and len(trainer.state.buffer) == 6
 
 
 def _update_ops():

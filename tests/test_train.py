@@ -22,13 +22,15 @@ from mtrl.run.train import Trainer, train
 from tests.conftest import TINY
 
 TIMING_KEYS = {"sps"}  # wall-clock measurements legitimately differ between runs
+TIMING_ATTRS = {"wall_time_s", "checksum"}
 
 
 def h5_contents(path: Path) -> dict[str, object]:
     """Every dataset and attribute of an HDF5 file except wall-clock timings."""
     out: dict[str, object] = {}
     with h5py.File(path, "r") as handle:
-        out.update({f"@{k}": v for k, v in handle.attrs.items() if k != "wall_time_s"})
+        # the checksum of the datasets covers `sps` too: it differs between any two runs as sps does
+        out.update({f"@{k}": v for k, v in handle.attrs.items() if k not in TIMING_ATTRS})
         handle.visititems(
             lambda name, obj: (
                 out.__setitem__(name, obj[()])
@@ -184,8 +186,9 @@ def test_warmup_counts_steps_per_task_not_transitions(tmp_path):
     )
     trainer = Trainer(config, tmp_path / "run", quiet=True, provenance="", restart_stale=False)
     calls = []
-    real_update = trainer.agent.update
-    trainer.agent.update = lambda batch: calls.append(trainer.step) or real_update(batch)
+    agent = trainer.state.agent
+    real_update = agent.update
+    agent.update = lambda batch: calls.append(trainer.state.step) or real_update(batch)
     trainer.run()
     assert len(calls) == 101
     assert calls[0] == 400
@@ -252,7 +255,7 @@ def test_signal_stops_at_the_episode_boundary_with_its_exit_code(
     real = Trainer.at_episode_end
 
     def signalled(self):
-        if self.step == 500:
+        if self.state.step == 500:
             os.kill(os.getpid(), sig)
         real(self)
 
@@ -347,15 +350,14 @@ def test_the_workflow_rule_script_turns_an_interruption_or_a_worker_failure_into
 def _resume_checkpoint(run: Path, config: TrainConfig) -> tuple[Path, Trainer]:
     """The resume checkpoint of a fresh trainer (step 0) in `run`, and the trainer (envs closed)."""
     trainer = Trainer(config, run, quiet=True, provenance="", restart_stale=False)
-    trainer.envs.close()
-    trainer.run_start = time.time()
+    trainer.state.envs.close()
     trainer.save_resume()
     return ckpt.resume_path(run), trainer
 
 
 def _draws(trainer) -> list[torch.Tensor]:
     """One draw from each RNG a resumed run continues: torch's CPU RNG, the sampler, the agent's."""
-    sample, noise = trainer.sample_gen, trainer.agent.generator  # on the run's device
+    sample, noise = trainer.state.rngs.sampler, trainer.state.agent.generator  # on the run's device
     return [
         torch.rand(4),
         torch.randint(0, 10**6, (4,), generator=sample, device=sample.device).cpu(),
@@ -368,21 +370,19 @@ def test_rng_states_survive_any_map_location(tmp_path, tiny_config):
     and torch.set_rng_state refused them ("RNG state must be a torch.ByteTensor"). The meta device
     does to the tensors on a CPU what cuda does on a GPU: the map location applies to the networks,
     and every RNG state still comes back a CPU ByteTensor and continues the same numbers."""
-    from mtrl.run import rng_state
-
     path, trainer = _resume_checkpoint(tmp_path / "run", tiny_config)
     want = _draws(trainer)
     state = ckpt.load(path, "meta")
     assert all(t.device.type == "meta" for t in state["agent"]["model"].values())  # mapped
     assert state["agent"]["model"]._metadata is not None  # a state_dict keeps its type and metadata
-    rngs = [state["torch_rng"], state["sample_generator"], state["agent"]["generator"]]
+    rngs = [state["rngs"]["torch_rng"], state["rngs"]["sample_generator"], state["agent"]["generator"]]
     assert all(t.device.type == "cpu" and t.dtype == torch.uint8 for t in rngs)
-    assert state["rng_device"] == "cpu" and "cuda_rng" not in state  # a CPU run has no CUDA state
+    assert state["rngs"]["rng_device"] == "cpu" and "cuda_rng" not in state["rngs"]  # CPU: no CUDA state
     with pytest.raises(TypeError, match="RNG state must be a torch.ByteTensor"):
-        torch.set_rng_state(state["torch_rng"].to("meta"))  # what mapping it did before
+        torch.set_rng_state(state["rngs"]["torch_rng"].to("meta"))  # what mapping it did before
 
-    rng_state.restore(state, torch.device("cpu"), trainer.generators())
-    trainer.agent.generator.set_state(state["agent"]["generator"])
+    trainer.state.rngs.load_state_dict(state["rngs"])
+    trainer.state.agent.generator.set_state(state["agent"]["generator"])
     got = _draws(trainer)
     for a, b in zip(want, got, strict=True):
         assert torch.equal(a, b)
@@ -393,10 +393,10 @@ def test_a_checkpoint_of_another_device_type_says_so(tmp_path, tiny_config):
 
     path, trainer = _resume_checkpoint(tmp_path / "run", tiny_config)
     state = ckpt.load(path)
-    state["rng_device"] = "cuda"
+    state["rngs"]["rng_device"] = "cuda"
     ckpt.save_atomic(state, path)
     with pytest.raises(rng_state.RngStateError, match="drawn on cuda, this run is on cpu: resume it on cuda"):
-        rng_state.restore(state, torch.device("cpu"), trainer.generators())
+        trainer.state.rngs.load_state_dict(state["rngs"])
     with pytest.raises(ckpt.CheckpointError, match=r"resume it on cuda, or delete it to start over$"):
         train(tiny_config, tmp_path / "run", quiet=True)
 
@@ -405,17 +405,15 @@ def test_a_checkpoint_of_another_device_type_says_so(tmp_path, tiny_config):
 def test_a_cuda_run_resumes_its_rng_states_on_gpu(tmp_path, tiny_config):
     """On a GPU: the checkpoint holds the GPU's CUDA RNG state, loads with map_location=cuda and
     every generator (CPU, CUDA default, sampler, agent) continues the same numbers."""
-    from mtrl.run import rng_state
-
     config = dataclasses.replace(tiny_config, device="cuda")
     path, trainer = _resume_checkpoint(tmp_path / "run", config)
     device = trainer.device
     want = [*_draws(trainer), torch.rand(4, device=device).cpu()]
     state = ckpt.load(path, device)
-    assert state["rng_device"] == "cuda" and state["cuda_rng"].device.type == "cpu"
+    assert state["rngs"]["rng_device"] == "cuda" and state["rngs"]["cuda_rng"].device.type == "cpu"
     assert next(iter(state["agent"]["model"].values())).device.type == "cuda"
-    rng_state.restore(state, device, trainer.generators())
-    trainer.agent.generator.set_state(state["agent"]["generator"])
+    trainer.state.rngs.load_state_dict(state["rngs"])
+    trainer.state.agent.generator.set_state(state["agent"]["generator"])
     got = [*_draws(trainer), torch.rand(4, device=device).cpu()]
     for a, b in zip(want, got, strict=True):
         assert torch.equal(a, b)
@@ -445,8 +443,8 @@ def test_every_way_out_of_training_closes_the_env_workers(tmp_path, tiny_config,
 
     def trainer_in(run: str) -> Trainer:
         trainer = Trainer(tiny_config, tmp_path / run, quiet=True, provenance="", restart_stale=False)
-        close = trainer.envs.close
-        monkeypatch.setattr(trainer.envs, "close", lambda **kw: (closed.append(run), close(**kw))[1])
+        close = trainer.state.envs.close
+        monkeypatch.setattr(trainer.state.envs, "close", lambda **kw: (closed.append(run), close(**kw))[1])
         return trainer
 
     trainer_in("finished").run()

@@ -11,15 +11,13 @@ optimisers, and `StaticUpdate(agent, buffer, per_task).run(generator)` per updat
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mtrl.agents.buffers import Batch, MultiTaskReplayBuffer
-
-if TYPE_CHECKING:
-    from mtrl.agents.sac import MultiTaskSAC
 
 GRAPH_WARMUP_UPDATES = 3  # uncaptured updates on a side stream before capture (then undone)
 
@@ -35,10 +33,26 @@ def adam_options(update_mode: str, device: torch.device) -> dict[str, Any]:
     return {"fused": True, "capturable": update_mode != "eager" and device.type == "cuda"}
 
 
+class Learner(Protocol):
+    """What a captured update needs of the agent (`mtrl.agents.sac.MultiTaskSAC` is one): its device
+    and action size, its noise draw, the update body, its parameters and optimisers."""
+
+    device: torch.device
+    action_dim: int
+
+    def draw_noise(self, batch_size: int, out: Tensor | None = None) -> Tensor: ...
+
+    def learn(self, batch: Batch, next_noise: Tensor, noise: Tensor) -> Tensor: ...
+
+    def parameters(self) -> Iterator[nn.Parameter]: ...
+
+    def optimizers(self) -> tuple[torch.optim.Optimizer, ...]: ...
+
+
 class CapturedUpdate:
     """Static policy noise and the captured graph of `learn`; subclasses say where the batch comes from."""
 
-    def __init__(self, agent: MultiTaskSAC, batch_size: int) -> None:
+    def __init__(self, agent: Learner, batch_size: int) -> None:
         self.agent, self.device = agent, agent.device
         # the policy noise of the TD target and of the actor loss
         self.next_noise = torch.empty(batch_size, agent.action_dim, device=self.device)
@@ -85,7 +99,7 @@ class CapturedUpdate:
 class StaticUpdate(CapturedUpdate):
     """The training update: sample indices drawn into a static buffer, the batch gathered inside."""
 
-    def __init__(self, agent: MultiTaskSAC, buffer: MultiTaskReplayBuffer, per_task: int) -> None:
+    def __init__(self, agent: Learner, buffer: MultiTaskReplayBuffer, per_task: int) -> None:
         super().__init__(agent, buffer.num_tasks * per_task)
         self.buffer = buffer
         self.idx = torch.zeros(buffer.num_tasks, per_task, dtype=torch.long, device=self.device)
@@ -108,7 +122,7 @@ class FixedBatchUpdate(CapturedUpdate):
     """The update on one batch whose tensors the caller keeps (fixed addresses): no sampling, no
     gather. What the authors' JAX anchor times (`benchmarks/gpu.py`: the like-for-like ratio)."""
 
-    def __init__(self, agent: MultiTaskSAC, batch: Batch) -> None:
+    def __init__(self, agent: Learner, batch: Batch) -> None:
         super().__init__(agent, len(batch.task))
         self.batch = batch
 
@@ -119,7 +133,7 @@ class FixedBatchUpdate(CapturedUpdate):
         return self.batch
 
 
-def _snapshot(agent: MultiTaskSAC) -> tuple[list[Tensor], list[dict]]:
+def _snapshot(agent: Learner) -> tuple[list[Tensor], list[dict]]:
     """Copies of the agent's parameters (targets and temperatures included) and optimiser states."""
     params = [t.detach().clone() for t in agent.parameters()]
     states = [
@@ -130,7 +144,7 @@ def _snapshot(agent: MultiTaskSAC) -> tuple[list[Tensor], list[dict]]:
 
 
 @torch.no_grad()
-def _restore(agent: MultiTaskSAC, saved: tuple[list[Tensor], list[dict]]) -> None:
+def _restore(agent: Learner, saved: tuple[list[Tensor], list[dict]]) -> None:
     """Put a `_snapshot` back in place (the graph reads these addresses); optimiser state the warm-up
     created is zeroed, as a fresh Adam's is."""
     params, states = saved

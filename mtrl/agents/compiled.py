@@ -12,13 +12,10 @@ the same random numbers as eager, not the same rounding: fused kernels round dif
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
-
-if TYPE_CHECKING:
-    from mtrl.agents.sac import MultiTaskSAC
 
 
 class UpdateFunctions(NamedTuple):
@@ -35,9 +32,9 @@ def clip_gradients(params: list[Tensor], max_norm: float) -> None:
     nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
 
 
-def update_functions(agent: MultiTaskSAC, update_mode: str) -> UpdateFunctions:
-    """The agent's own loss methods and `clip_gradients`; compiled ones in `compiled` mode."""
-    plain = UpdateFunctions(agent.critic_loss, agent.actor_loss, agent.alpha_loss, clip_gradients)
+def update_functions(plain: UpdateFunctions, critic: nn.Module, update_mode: str) -> UpdateFunctions:
+    """`plain` (the agent's own loss methods and `clip_gradients`) as they are, or compiled in
+    `compiled` mode; `critic` is the module the actor's loss must not build gradients for."""
     if update_mode != "compiled":
         return plain
 
@@ -46,7 +43,7 @@ def update_functions(agent: MultiTaskSAC, update_mode: str) -> UpdateFunctions:
 
     return UpdateFunctions(
         compile_(plain.critic_loss),
-        _with_frozen(agent.critic, compile_(plain.actor_loss)),
+        _with_frozen(critic, compile_(plain.actor_loss)),
         compile_(plain.alpha_loss),
         compile_(plain.clip),
     )

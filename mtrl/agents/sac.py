@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from mtrl.agents.buffers import Batch, MultiTaskReplayBuffer
 from mtrl.agents.capture import FixedBatchUpdate, StaticUpdate, adam_options, update_phase
-from mtrl.agents.compiled import update_functions
+from mtrl.agents.compiled import UpdateFunctions, clip_gradients, update_functions
 from mtrl.config.settings import TrainConfig, require_resolved
 from mtrl.config.speed import resolve_speed
 from mtrl.nets import build_network
@@ -89,7 +89,8 @@ class MultiTaskSAC(nn.Module):
         self.generator.manual_seed(config.seed)
         # the capture-ready update (graph and compiled modes): of a buffer, or of a fixed batch
         self._static: StaticUpdate | FixedBatchUpdate | None = None
-        self._functions = update_functions(self, self.update_mode)  # losses and clipping, maybe compiled
+        plain = UpdateFunctions(self.critic_loss, self.actor_loss, self.alpha_loss, clip_gradients)
+        self._functions = update_functions(plain, self.critic, self.update_mode)  # maybe compiled
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast for forward passes when `matmul_precision` is bf16, else nothing."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from mtrl.config.settings import ConfigError
+from mtrl.config.errors import ConfigError
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from mtrl.config.errors import ConfigError
+from mtrl.config.limits import check_counts
 from mtrl.config.values import coerce
 from mtrl.envs.benchmarks import EPISODE_LENGTH, REWARD_VERSIONS, TASK_SETS, num_tasks_of
 
@@ -50,10 +52,6 @@ def default_max_q_value(arch: str) -> float:
 def default_log_std_min(arch: str, task_set: str) -> float:
     """The policy's log-std floor in the authors' runs: -10 for MOORE on MT10, -20 otherwise."""
     return MOORE_MT10_LOG_STD_MIN if (arch, task_set) == ("moore", "mt10") else LOG_STD_MIN
-
-
-class ConfigError(ValueError):
-    """A bad configuration value; the message names the key and says what is allowed."""
 
 
 BY_TASK_SET = "; none: the paper's value for the task set"
@@ -265,7 +263,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key (of the values as given, before resolving)."""
-        for check in (_check_finite, _check_choices, _check_ranges, _check_schedule):
+        for check in (_check_finite, _check_choices, _check_ranges, _check_schedule, check_counts):
             check(self)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import multiprocessing as mp
 import os
+import signal
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -78,14 +79,18 @@ TRACKER_WARNINGS = "ignore::UserWarning:multiprocessing.resource_tracker"
 
 
 def start_resource_tracker() -> None:
-    """Start multiprocessing's resource tracker now (if it is not running) with its leak warning off."""
+    """Start multiprocessing's resource tracker now (if it is not running) with its leak warning off,
+    and SIGHUP blocked in it: it ignores SIGINT and SIGTERM itself, but a hang-up sent to the process
+    group (a closed terminal) would kill it, and the trainer's shared memory would be reported leaked."""
     from multiprocessing import resource_tracker
 
     before = os.environ.get("PYTHONWARNINGS")
     os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [before, TRACKER_WARNINGS]))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})  # inherited by the tracker
     try:
         resource_tracker.ensure_running()
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if before is None:
             del os.environ["PYTHONWARNINGS"]
         else:

@@ -31,7 +31,7 @@ METAWORLD_INFO_KEYS = (
 STEP, RESET, CALL, CLOSE = 1, 2, 3, 4
 ACTION_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # passed through exactly; code = index
 PARENT_CHECK_S = 1.0  # an idle worker checks this often whether its parent is still alive
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP)
 
 
 @dataclass(frozen=True)

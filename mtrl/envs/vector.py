@@ -7,6 +7,8 @@ episode intact and lets a checkpoint taken between episodes restore the envs' RN
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import pickle
 import warnings
@@ -20,6 +22,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from mtrl.config.settings import ConfigError
 from mtrl.envs.benchmarks import ACTION_DIM, EPISODE_LENGTH, OBS_DIM, REWARD_VERSIONS
 from mtrl.envs.evaluation import Evaluation
 
@@ -42,6 +45,26 @@ def task_cache_dir() -> Path:
     return Path(root) / f"metaworld-{_METAWORLD_VERSION}"
 
 
+def check_task_cache() -> None:
+    """ConfigError now, in one line naming $MTRL_CACHE_DIR and the folder, if the task cache cannot
+    take files (the variable names a file, a read-only or immutable folder), not a traceback from an
+    env worker."""
+    folder = task_cache_dir()
+    probe = folder / f".mtrl-write-test-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        given = os.environ.get("MTRL_CACHE_DIR")
+        where = f"MTRL_CACHE_DIR={given}" if given else "the task cache (set MTRL_CACHE_DIR to move it)"
+        problem = "a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError) else None
+        raise ConfigError(
+            f"{where}: cannot write the task cache folder {folder} "
+            f"({problem or exc.strerror or exc}); point MTRL_CACHE_DIR at a writable folder"
+        ) from None
+
+
 def goal_variations(name: str, seed: int) -> list[Any]:
     """Meta-World's 50 goal/object variations of a task for a seed (`metaworld.MT1(name, seed)`).
 
@@ -51,13 +74,23 @@ def goal_variations(name: str, seed: int) -> list[Any]:
     import metaworld
 
     path = task_cache_dir() / f"{name}-seed{seed}.pkl"
-    if path.exists():
+    try:
         return pickle.loads(path.read_bytes())
+    except FileNotFoundError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - a damaged or unreadable cache entry is sampled again
+        logging.getLogger("mtrl.envs").warning(
+            "%s: unreadable task cache entry (%s): sampling it again", path, type(exc).__name__
+        )
     tasks = list(metaworld.MT1(name, seed=seed).train_tasks)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(pickle.dumps(tasks))
-    os.replace(tmp, path)
+    try:  # a cache: a disk that fills up later costs the next run its speed-up, not this run
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(pickle.dumps(tasks))
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return tasks
 
 
@@ -115,6 +148,7 @@ def make_vector_env(
     """
     if reward_version not in REWARD_VERSIONS:
         raise ValueError(f"reward_version: {reward_version!r} is not one of {list(REWARD_VERSIONS)}")
+    check_task_cache()
     seeds = env_seeds(seed, stream, tasks)
     makers = [
         partial(_make_one, name, i, len(tasks), seeds[i], reward_version, fast)

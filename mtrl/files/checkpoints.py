@@ -19,6 +19,7 @@ import contextlib
 import errno
 import hashlib
 import io
+import logging
 import os
 import pickle
 import re
@@ -32,6 +33,7 @@ import numpy as np
 if TYPE_CHECKING:  # torch is imported where used, so the CLI can name a damaged file without loading it
     import torch
 
+log = logging.getLogger("mtrl.files.checkpoints")
 PROBE_PATTERN = re.compile(r"step_(\d{12})\.pt$")
 MAGIC = b"MTRLCKPT1\n"
 HEADER_LEN = len(MAGIC) + 32 + 8
@@ -39,6 +41,11 @@ HEADER_LEN = len(MAGIC) + 32 + 8
 
 class CheckpointError(Exception):
     """A checkpoint file that is missing, truncated, damaged or cannot be written; the message names it."""
+
+
+class UnreadableFile(CheckpointError):
+    """A checkpoint or result the file system refuses to read (permission denied, EIO, stale NFS, a
+    directory in its place): not damaged, so never deleted or replaced by an older one."""
 
 
 class _HashingWriter:
@@ -116,6 +123,52 @@ def write_failure(path: Path, exc: OSError, needed: int | None = None) -> Checkp
     return CheckpointError(f"{path}: cannot write ({what}){kept}")
 
 
+def problem_of(exc: OSError) -> str:
+    """What a failed file operation means, in words (a directory in place of a file said so)."""
+    if isinstance(exc, IsADirectoryError) or exc.errno == errno.EISDIR:
+        return "a directory is in its place"
+    code = exc.errno or _errno_in_text(str(exc))
+    return WRITE_PROBLEMS.get(code) or " ".join(str(exc.strerror or exc).split())
+
+
+def unreadable(path: Path, exc: OSError) -> UnreadableFile:
+    """The one-line error of a file the file system refuses to read: kept, never taken for damaged."""
+    return UnreadableFile(
+        f"{path}: cannot read ({problem_of(exc)}); nothing was deleted: fix it and run again"
+    )
+
+
+def require_readable(path: Path) -> None:
+    """UnreadableFile if the file system refuses to read `path` (permissions, EIO, a stale NFS
+    handle, a directory in its place): before a file that fails to load is taken for damaged."""
+    try:
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise unreadable(path, exc) from None
+
+
+def remove_file(path: Path, why: str) -> None:
+    """Delete `path` if it is there (`why`: what for, said if it fails); CheckpointError naming the
+    file and the file system's refusal (an immutable file, a directory in its place, a read-only disk)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot delete it {why} ({problem_of(exc)})") from None
+
+
+def rename_file(source: Path, target: Path, why: str) -> None:
+    """`os.replace(source, target)`; CheckpointError naming both files and the refusal if it fails."""
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        raise CheckpointError(
+            f"{source}: cannot rename it to {target.name} {why} ({problem_of(exc)})"
+        ) from None
+
+
 def _errno_in_text(text: str) -> int:
     found = re.search(r"errno = (\d+)|\[Errno (\d+)\]", text)
     return int(found.group(1) or found.group(2)) if found else 0
@@ -146,7 +199,7 @@ def save_atomic(obj: Any, path: Path, keep_previous: bool = False) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if keep_previous:
-            previous_path(path).unlink(missing_ok=True)
+            remove_file(previous_path(path), "to make room for the next resume checkpoint")
         with open(tmp, "wb") as handle:
             handle.write(MAGIC + bytes(40))
             writer = _HashingWriter(handle)
@@ -198,7 +251,7 @@ def load(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing") from None
     except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise unreadable(path, exc) from None
     if not data:
         raise CheckpointError(f"{path}: empty file")
     payload: bytes | memoryview = data
@@ -290,6 +343,16 @@ def probe_path(run_dir: Path, step: int) -> Path:
     return run_dir / "checkpoints" / "probe" / f"step_{step:012d}.pt"
 
 
+def remove_finished(resume_file: Path) -> None:
+    """Delete a finished run's resume checkpoints. One that cannot be deleted is warned of in a line,
+    not raised: the run's train.h5 is written and complete, and a failed job would lose it."""
+    for path in (resume_file, previous_path(resume_file)):
+        try:
+            remove_file(path, "now that the run is complete")
+        except CheckpointError as exc:
+            log.warning("%s; train.h5 is written and complete: delete it by hand", exc)
+
+
 def clear_run(run_dir: Path) -> None:
     """Remove every checkpoint of a run (before a fresh start)."""
     for path in [
@@ -297,7 +360,7 @@ def clear_run(run_dir: Path) -> None:
         previous_path(resume_path(run_dir)),
         *(p for _, p in probe_checkpoints(run_dir)),
     ]:
-        path.unlink(missing_ok=True)
+        remove_file(path, "to start the run afresh")
 
 
 def probe_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:

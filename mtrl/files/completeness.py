@@ -1,7 +1,9 @@
-"""Whether a result file is whole: readable, holding every dataset the aggregation reads, in shapes
-that agree with each other, and plausible (`mtrl.files.integrity`: values in range, checksum as
-written). A file that is not (its datasets lost, zero bytes, truncated, a value damaged) is stale:
-the workflow makes it again, `mtrl status` calls it stale, and aggregation refuses it, naming it.
+"""Whether a result file is whole, and whether a train.h5 is a given run's finished result (same
+identity and provenance: `train_h5_problem`). Whole means readable, holding every dataset the
+aggregation reads, in shapes that agree with each other, and plausible (`mtrl.files.integrity`:
+values in range, checksum as written). A file that is not (its datasets lost, zero bytes,
+truncated, a value damaged) is stale: the workflow makes it again, `mtrl status` calls it stale, and
+aggregation refuses it, naming it.
 
 train.h5 (`mtrl.files.result_files`): N tasks (attribute `tasks`), K >= 1 evaluations, M training-log rows.
 plasticity.h5 (`mtrl.probe.probing`): S >= 1 probed checkpoints, T taus, L hidden layers per network.
@@ -18,6 +20,7 @@ import h5py
 import numpy as np
 
 from mtrl.files.integrity import PLASTICITY_NETWORKS, value_problem
+from mtrl.files.provenance import identity  # execution settings and other architectures' sizes aside
 from mtrl.files.result_files import TRAIN_SCALARS
 
 TRAIN_ATTRS = ("config", "tasks", "actor_params", "critic_params")
@@ -111,3 +114,28 @@ def _list_length(value: Any) -> int:
     if isinstance(value, bytes | str):
         value = json.loads(value)
     return int(np.asarray(value).size)
+
+
+def train_h5_problem(path: Path, config: dict[str, Any], provenance: str = "") -> str | None:
+    """Why `path` is not the finished result of the run `config` (a resolved config dict), or None.
+
+    A file that is not whole (`result_file_problem`: unreadable, a dataset lost, shapes that disagree)
+    or was written by another config (or, when both record one, another provenance) is not that
+    run's result.
+    """
+    problem = result_file_problem(path)
+    if problem:
+        return problem
+    try:
+        with h5py.File(path, "r", locking=False) as handle:
+            written = json.loads(handle.attrs["config"])
+            old_provenance = handle.attrs.get("provenance", "")
+    except (OSError, ValueError, TypeError) as exc:
+        return f"unreadable ({' '.join(str(exc).split()) or type(exc).__name__})"
+    written, config = identity(written), identity(config)
+    if written != config:
+        changed = sorted(k for k in set(written) | set(config) if written.get(k) != config.get(k))
+        return f"written by a different config ({', '.join(changed)} differ)"
+    if provenance and old_provenance and old_provenance != provenance:
+        return "written by another code version (provenance differs)"
+    return None

@@ -44,9 +44,9 @@ class TrainLog:
     def state_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
 
-    @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> TrainLog:
-        return cls(**state)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replace every record by a saved one (TypeError if `state` is not a TrainLog's)."""
+        self.__dict__.update(TrainLog(**state).__dict__)
 
 
 def write_atomic_h5(path: Path, fill) -> None:
@@ -103,34 +103,6 @@ class TrainResult:
     eval_success: np.ndarray  # (K, N)
     eval_return: np.ndarray  # (K, N)
     train: dict[str, np.ndarray]
-
-
-def train_h5_problem(path: Path, config: dict[str, Any], provenance: str = "") -> str | None:
-    """Why `path` is not the finished result of the run `config` (a resolved config dict), or None.
-
-    A file that is not whole (`mtrl.files.completeness`: unreadable, a dataset lost, shapes that disagree)
-    or was written by another config (or, when both record one, another provenance) is not that
-    run's result.
-    """
-    from mtrl.files.completeness import result_file_problem
-    from mtrl.files.provenance import identity  # execution settings and other architectures' sizes aside
-
-    problem = result_file_problem(path)
-    if problem:
-        return problem
-    try:
-        with h5py.File(path, "r", locking=False) as handle:
-            written = json.loads(handle.attrs["config"])
-            old_provenance = handle.attrs.get("provenance", "")
-    except (OSError, ValueError, TypeError) as exc:
-        return f"unreadable ({' '.join(str(exc).split()) or type(exc).__name__})"
-    written, config = identity(written), identity(config)
-    if written != config:
-        changed = sorted(k for k in set(written) | set(config) if written.get(k) != config.get(k))
-        return f"written by a different config ({', '.join(changed)} differ)"
-    if provenance and old_provenance and old_provenance != provenance:
-        return "written by another code version (provenance differs)"
-    return None
 
 
 def read_train_h5(path: str | Path) -> TrainResult:

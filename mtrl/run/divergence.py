@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mtrl.config.usual import divergence_hint
+
 if TYPE_CHECKING:
+    from mtrl.agents.sac import MultiTaskSAC
     from mtrl.config.settings import TrainConfig
-    from mtrl.run.train import Trainer
+    from mtrl.run.window import MetricWindow
 
 log = logging.getLogger("mtrl.run.divergence")
 
@@ -49,53 +53,70 @@ def q_limit(config: TrainConfig) -> float:
 
 
 class DivergenceWatch:
-    """The checks of one run (see the module docstring); `trainer` is the run's Trainer."""
+    """The checks of one run (see the module docstring), and whether the mean Q was warned of (part
+    of the run state: a resumed run does not warn again)."""
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, run_dir: Path) -> None:
+        self.config, self.run_dir = config, run_dir
         self.q_limit = q_limit(config)
         self.warned = False
 
-    def check_actions(self, trainer: Trainer, action: np.ndarray) -> None:
-        """Every vector step: the policy's actions (host values) are finite."""
+    def check_actions(self, action: np.ndarray, agent: MultiTaskSAC, window: MetricWindow, step: int) -> None:
+        """Every vector step: the policy's actions (host values) are finite; `step` in transitions."""
         if not np.isfinite(action).all():
-            raise diverged(trainer, ["the policy's actions", *non_finite(trainer)])
+            raise self.diverged(step, ["the policy's actions", *non_finite(agent, window)])
 
-    def check_state(self, trainer: Trainer) -> None:
+    def check_state(self, agent: MultiTaskSAC, window: MetricWindow, step: int) -> None:
         """At an episode's end, before anything is evaluated or written: parameters and the metrics
-        since the last log row are finite; a mean Q over the bound is warned of once."""
-        problems = non_finite(trainer)
+        of the open log window are finite; a mean Q over the bound is warned of once."""
+        problems = non_finite(agent, window)
         if problems:
-            raise diverged(trainer, problems)
-        if trainer.metric_count and not self.warned:
-            from mtrl.agents.sac import METRICS
-
-            q_mean = trainer.metric_sum[METRICS.index("q_mean")].item() / trainer.metric_count
+            raise self.diverged(step, problems)
+        if window.count and not self.warned:
+            q_mean = window.mean("q_mean")
             if q_mean > self.q_limit:
                 self.warned = True
                 log.warning(
                     "%s: mean Q %.3g at step %d exceeds %.0f = %g x r_max / (1 - gamma), r_max = %g per "
-                    "step for Meta-World's %s rewards: the critic is diverging (lr %g?)",
-                    trainer.run_dir,
+                    "step for Meta-World's %s rewards: the critic is diverging (%s)",
+                    self.run_dir,
                     q_mean,
-                    trainer.step * trainer.n,
+                    step,
                     self.q_limit,
                     Q_MARGIN,
-                    R_MAX[trainer.config.reward_version],
-                    trainer.config.reward_version,
-                    trainer.config.lr,
+                    R_MAX[self.config.reward_version],
+                    self.config.reward_version,
+                    divergence_hint(self.config),
                 )
 
+    def diverged(self, step: int, quantities: list[str]) -> TrainingDiverged:
+        """The one-line error of a run diverged at total step `step`: where, what, and what was kept."""
+        from mtrl.files.checkpoints import resume_path
 
-def non_finite(trainer: Trainer) -> list[str]:
-    """The quantities of a run that hold NaN or infinity: metrics summed since the last log row
+        kept = "none written yet"
+        if resume_path(self.run_dir).exists():
+            kept = "the last resume checkpoint is kept"
+        return TrainingDiverged(
+            f"{self.run_dir}: training diverged at step {step:,}: {', '.join(quantities)} not finite; "
+            f"stopped before writing them ({kept}; {divergence_hint(self.config)})"
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"warned": self.warned}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.warned = bool(state["warned"])
+
+
+def non_finite(agent: MultiTaskSAC, window: MetricWindow) -> list[str]:
+    """The quantities of a run that hold NaN or infinity: the metrics summed in the open log window
     (losses, mean Q, entropy), the actor's and the critic's parameters, log-alpha."""
     import torch
 
     from mtrl.agents.sac import METRICS
 
-    agent = trainer.agent
-    sums = trainer.metric_sum.isfinite().tolist()
-    since = f" (since step {trainer.segment_step * trainer.n:,})"
+    sums = window.sums.isfinite().tolist()
+    since = f" (since step {window.opened_at:,})"
     names = [name + since for name, ok in zip(METRICS, sums, strict=True) if not ok]
     for name, module in (("actor", agent.actor), ("critic", agent.critic)):
         if not torch.stack([p.isfinite().all() for p in module.parameters()]).all().item():
@@ -103,13 +124,3 @@ def non_finite(trainer: Trainer) -> list[str]:
     if not agent.log_alpha.isfinite().all().item():
         names.append("log_alpha")
     return names
-
-
-def diverged(trainer: Trainer, quantities: list[str]) -> TrainingDiverged:
-    """The one-line error of a diverged run: where, what, and what was kept."""
-    kept = "the last resume checkpoint is kept" if trainer.resume_file.exists() else "none written yet"
-    return TrainingDiverged(
-        f"{trainer.run_dir}: training diverged at step {trainer.step * trainer.n:,}: "
-        f"{', '.join(quantities)} not finite; stopped before writing them ({kept}; try a lower lr "
-        f"than {trainer.config.lr:g})"
-    )

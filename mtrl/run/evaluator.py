@@ -164,7 +164,7 @@ def _serve(setup: EvalSetup, conn: Any) -> None:
     """The background process: evaluate each (step, snapshot) received, reply in order, until None
     or until the trainer is gone (killed: this process then stops within 100 env steps, quietly).
     Stop signals are ignored: the trainer ends this process."""
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     torch.set_num_threads(setup.threads)
     setup = dataclasses.replace(setup, policy_factory=_orphan_aware(setup.policy_factory, os.getppid()))
@@ -316,17 +316,20 @@ def eval_workers(training_envs: gym.vector.VectorEnv, cores: int | None = None) 
 
 
 def evaluator_for_run(
-    config: TrainConfig, tasks: Sequence[str], device: torch.device, training_envs: gym.vector.VectorEnv
+    config: TrainConfig,
+    tasks: Sequence[str],
+    device: torch.device,
+    eval_device: torch.device,
+    training_envs: gym.vector.VectorEnv,
 ) -> Evaluator:
-    """The run's evaluator, as `eval_mode` resolves on `device` (mtrl.config.speed): blocking on the training
-    envs (borrowed between episodes: no second set of envs), or in the background with envs of its own;
-    the actor on `eval_device` (auto: the run's device). Call it right after building `training_envs`."""
+    """The run's evaluator, as `eval_mode` resolves on the run's `device` (mtrl.config.speed): blocking on
+    the training envs (borrowed between episodes: no second set of envs), or in the background with
+    envs of its own; the actor on `eval_device` (both picked once: `mtrl.run.setup.prepare_process`).
+    Call it right after building `training_envs`."""
     from mtrl.envs.benchmarks import ACTION_DIM, OBS_DIM
-    from mtrl.run.setup import pick_device
 
     config = require_resolved(config)
     background = resolve_eval_mode(config.eval_mode, device.type) == "background"
-    on = device.type if config.eval_device == "auto" else pick_device(config.eval_device).type
     workers = eval_workers(training_envs) if background else None
-    setup = eval_setup_for_run(config, tasks, OBS_DIM + len(tasks), ACTION_DIM, workers, on)
+    setup = eval_setup_for_run(config, tasks, OBS_DIM + len(tasks), ACTION_DIM, workers, eval_device.type)
     return Evaluator(setup, background, borrowed=None if background else training_envs)

@@ -6,6 +6,7 @@ from pathlib import Path
 from mtrl.config.settings import ConfigError
 from mtrl.config.files import load_yaml_mapping
 from mtrl.figures import FIGURES
+from mtrl.study.fits import check_runs_fit
 from mtrl.study.grid import build_grid, figure_extensions
 from mtrl.files.provenance import CODE_GROUPS, code_hash, figure_code_hash, identity, table_code_hash
 from mtrl.study.plan import plan_lines, targets_scope
@@ -19,6 +20,7 @@ try:
         load_yaml_mapping(_file)
     GRID = build_grid(config)
     check_mem_mb({cfg.task_set for cfg in GRID.runs.values()}, config["train_resources"]["mem_mb"])
+    check_runs_fit(GRID.runs, config["train_resources"])  # before any plan: sizes no job can hold
     EXTENSIONS = figure_extensions(config)  # figure -> the extensions switched on that change its table
     _TABLE = load_table(Path(workflow.basedir) / config["train_resources"]["runtime_table"])
     PLANS = {rid: plan(cfg, _TABLE, config["train_resources"]) for rid, cfg in GRID.runs.items()}
