@@ -23,6 +23,8 @@ from tests.conftest import TINY
 
 TIMING_KEYS = {"sps"}  # wall-clock measurements legitimately differ between runs
 TIMING_ATTRS = {"wall_time_s", "checksum"}
+# What runs of other execution settings (eval_mode, vector_strategy, workers) record differently
+EXECUTION_ATTRS = ("@config", "@provenance_resources")
 
 
 def h5_contents(path: Path) -> dict[str, object]:
@@ -114,7 +116,7 @@ def test_killed_run_resumes_to_identical_results(tmp_path, eval_mode):
     assert "resumed" in resumed.stderr
     assert uninterrupted.wait(timeout=240) == 0
     want, got = h5_contents(reference / "train.h5"), h5_contents(killed / "train.h5")
-    assert_same_contents(want, got, ignore=("@config",))  # the config differs only in eval_mode
+    assert_same_contents(want, got, ignore=EXECUTION_ATTRS)  # the config differs only in eval_mode
     assert got["eval/step"].tolist() == list(range(0, 3001, 500))
     for (step_a, path_a), (step_b, path_b) in zip(
         ckpt.probe_checkpoints(reference), ckpt.probe_checkpoints(killed), strict=True
@@ -157,7 +159,7 @@ def test_blocking_and_background_evaluation_write_identical_results(tmp_path):
             ("one_episode", {"eval_mode": "blocking", "eval_episodes": 1}),
         ]
     }
-    assert_same_contents(runs["blocking"], runs["background"], ignore=("@config",))
+    assert_same_contents(runs["blocking"], runs["background"], ignore=EXECUTION_ATTRS)
     assert runs["blocking"]["eval/step"].tolist() == [0, 500, 1000, 1500, 2000]
     one, two = runs["one_episode"], runs["blocking"]
     assert not np.array_equal(one["eval/return"], two["eval/return"])
@@ -240,7 +242,7 @@ def test_sigterm_to_the_process_group_checkpoints_and_resumes_identically(tmp_pa
     assert "resumed" in resumed.stderr
     assert uninterrupted.wait(timeout=240) == 0
     want, got = h5_contents(reference / "train.h5"), h5_contents(stopped / "train.h5")
-    assert_same_contents(want, got, ignore=("@config",))  # the config differs in execution settings only
+    assert_same_contents(want, got, ignore=EXECUTION_ATTRS)  # the config differs in execution settings only
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGUSR1, 75)])
