@@ -26,7 +26,6 @@ import argparse
 import copy
 import os
 import pickle
-import platform
 import time
 from functools import partial
 from pathlib import Path
@@ -35,6 +34,7 @@ import gymnasium as gym
 import numpy as np
 
 from mtrl.envs.benchmarks import ACTION_DIM, OBS_DIM, task_names
+from mtrl.envs.cores import cpu_model
 from mtrl.envs.shm import SharedMemoryVectorEnv, default_workers, usable_cores
 from mtrl.envs.shm_worker import METAWORLD_INFO_KEYS
 from mtrl.envs.vector import _make_one, env_seeds, make_vector_env
@@ -63,17 +63,6 @@ class NullEnv(gym.Env):
 
 def _null(num_tasks: int) -> NullEnv:
     return NullEnv(num_tasks)
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine() -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from parity_record import SIDES, RunSpec  # noqa: E402
 from parity_runs import Launcher, run_all  # noqa: E402
+
+from mtrl.envs.cores import cpu_model  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -125,13 +126,6 @@ def git_commit(path: Path) -> str:
         text=True,
     )
     return result.stdout.strip() if result.returncode == 0 else "unknown"
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def write_provenance(root: Path, checkout: str | None, authors_commit: str | None) -> None:

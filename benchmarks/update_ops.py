@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import platform
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from throughput import agent_with_random_buffer  # benchmarks/ is the script's f
 from torch.autograd.profiler_util import FunctionEvent
 
 from mtrl.config.settings import TrainConfig
+from mtrl.envs.cores import cpu_model
 
 RESULTS = Path(__file__).parent / "results" / "update_ops.csv"
 FIELDS = ["label", "mode", "arch", "width", "phase", "ops", "machine", "measured_on"]
@@ -161,14 +161,6 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         print(f"{args.label:8s} {mode:8s} host syncs       {syncs:4d}", flush=True)
     write_rows(rows, args.out)
     return rows
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else its architecture."""
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else f"{platform.machine()} CPU"
 
 
 def _runs(names: list[str]) -> list[tuple[str, int]]:

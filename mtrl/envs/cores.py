@@ -11,9 +11,11 @@ torch nor Meta-World.
 from __future__ import annotations
 
 import os
+import platform
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 
 def slurm_cpus(environ: Mapping[str, str]) -> int | None:
@@ -71,3 +73,15 @@ def split_cores(
         workers = 0
     threads = torch_threads or max(1, cores - workers)
     return CoreSplit(cores, workers, threads, max(1, cores - workers - 2))
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what `platform` knows: for the machine line
+    of every benchmark result."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
