@@ -1505,7 +1505,7 @@ def test_sighup_mid_run_and_sigterm_during_the_resume_load_lose_nothing(tmp_path
     a SIGTERM while that checkpoint is loaded stops before training, the checkpoint untouched; the
     third run continues from step 500 to the end, through a SIGTERM while it writes train.h5, and
     keeps its train.h5 though resume.pt is immutable by then."""
-    from mtrl.files.result_files import train_h5_problem
+    from mtrl.files.completeness import train_h5_problem
     from mtrl.run import resume
     from mtrl.run.stop_signals import early_stops
     from mtrl.run.train import Trainer, TrainingInterrupted, train
@@ -1517,7 +1517,7 @@ def test_sighup_mid_run_and_sigterm_during_the_resume_load_lose_nothing(tmp_path
 
     def hang_up(self):
         real_end(self)
-        if self.step == 500:
+        if self.state.step == 500:
             os.kill(os.getpid(), signal.SIGHUP)
 
     monkeypatch.setattr(Trainer, "at_episode_end", hang_up)
