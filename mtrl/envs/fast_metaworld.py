@@ -31,18 +31,10 @@ import numpy.typing as npt
 from metaworld.sawyer_xyz_env import SawyerXYZEnv
 
 from mtrl.envs import fast_utils
+from mtrl.envs.shm_worker import METAWORLD_INFO_KEYS
 
 _clip = np._core.umath.clip  # the ufunc np.clip ends in, called directly (same result, less dispatch)
 _MOCAP_QUAT = np.array([1, 0, 1, 0])
-_INFO_KEYS = (
-    "success",
-    "near_object",
-    "grasp_success",
-    "grasp_reward",
-    "in_place_reward",
-    "obj_to_target",
-    "unscaled_reward",
-)
 
 
 class _Ids:
@@ -202,7 +194,7 @@ def step(self: Any, action: npt.NDArray[np.float32]) -> tuple[Any, Any, bool, bo
     for site in self._target_site_config:
         self._set_pos_site(*site)
     if self._did_see_sim_exception:
-        info = dict.fromkeys(_INFO_KEYS, 0.0) | {"success": False, "grasp_success": False}
+        info = dict.fromkeys(METAWORLD_INFO_KEYS, 0.0) | {"success": False, "grasp_success": False}
         return self._last_stable_obs, 0.0, False, False, info
     mujoco.mj_forward(self.model, self.data)
     space = self.sawyer_observation_space
